@@ -1,0 +1,336 @@
+"""Dataset spec: one YAML file that names a warehouse, its tables, their relationships and targets.
+
+The file is validated against ``schemas/dataset.schema.json``; every error names the field and the
+line it sits on. Relationship conditions are SQL (``flights.tailnum = planes.tailnum``) parsed with
+sqlglot, and every table/column they mention is checked against the declared tables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import sqlglot
+import yaml
+from sqlglot import exp
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = REPO_ROOT / "schemas" / "dataset.schema.json"
+DEFAULT_SPEC = REPO_ROOT / "schemas" / "datasets" / "nycflights13.yaml"
+CARDINALITIES = ("one_to_one", "many_to_one", "one_to_many")
+
+
+class SpecError(ValueError):
+    """A dataset spec is wrong; the message names the file, line and field and says what to do."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    primary_key: tuple[str, ...]
+    source: str
+    time_column: str | None = None
+    exclude_columns: tuple[str, ...] = ()
+    keep_columns: tuple[str, ...] = ()
+    row_limit: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A join between two declared tables. ``left`` is the first table named in the condition.
+
+    ``child`` is the many side (for one_to_one: the left table), ``parent`` the one side.
+    ``pairs`` holds (child_column, parent_column) equalities, in condition order.
+    """
+
+    name: str
+    condition: str
+    cardinality: str
+    left: str
+    right: str
+    pairs: tuple[tuple[str, str], ...]
+    coverage_warn_below: float = 0.95
+    coverage_error_below: float = 0.5
+    max_key_null_ratio: float = 0.05
+    note: str = ""
+
+    @property
+    def child(self) -> str:
+        return self.right if self.cardinality == "one_to_many" else self.left
+
+    @property
+    def parent(self) -> str:
+        return self.left if self.cardinality == "one_to_many" else self.right
+
+    @property
+    def child_keys(self) -> list[str]:
+        return [c for c, _ in self.pairs]
+
+    @property
+    def parent_keys(self) -> list[str]:
+        return [p for _, p in self.pairs]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    name: str
+    table: str
+    column: str
+    kind: str = "auto"
+    positive_label: Any = None
+    expression: str | None = None
+    exclude_features: tuple[str, ...] = ()
+    cost_false_positive: float | None = None
+    cost_false_negative: float | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    path: Path
+    warehouse_url: str
+    warehouse_schema: str | None
+    tables: dict[str, TableSpec]
+    relationships: tuple[Relationship, ...] = ()
+    targets: tuple[TargetSpec, ...] = ()
+    description: str = ""
+    raw: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def relationships_of(self, table: str) -> list[Relationship]:
+        return [r for r in self.relationships if table in (r.left, r.right)]
+
+    def key_columns(self, table: str) -> set[str]:
+        """Primary-key columns plus every column a relationship joins on."""
+        keys = set(self.tables[table].primary_key)
+        for rel in self.relationships:
+            for c, p in rel.pairs:
+                if rel.child == table:
+                    keys.add(c)
+                if rel.parent == table:
+                    keys.add(p)
+        return keys
+
+    def targets_of(self, table: str) -> list[TargetSpec]:
+        return [t for t in self.targets if t.table == table]
+
+
+# ---------------------------------------------------------------- YAML with line numbers
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps `on`/`yes`/`no` as strings (YAML 1.2 booleans only)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map each JSON path in the document to its 1-based line."""
+    out = {} if out is None else out
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _line_index(value_node, path + (key,), out)
+            out[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, path + (i,), out)
+    return out
+
+
+def _where(lines: dict[tuple, int], path: tuple) -> str:
+    p = tuple(path)
+    while p not in lines and p:
+        p = p[:-1]
+    dotted = ".".join(str(x) for x in path) or "(top level)"
+    return f"line {lines.get(p, 1)}, field '{dotted}'"
+
+
+# ---------------------------------------------------------------- public API
+
+
+def load_spec(path: str | os.PathLike | None = None) -> DatasetSpec:
+    """Load and validate a dataset spec. ``path`` defaults to $FEATRIX_SPEC, then the demo spec."""
+    path = Path(path or os.environ.get("FEATRIX_SPEC") or DEFAULT_SPEC)
+    if not path.is_file():
+        raise SpecError(f"Dataset spec {path} does not exist. Set FEATRIX_SPEC to a YAML file under schemas/datasets/.")
+    text = path.read_text()
+    return parse_spec(text, path)
+
+
+def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
+    path = Path(path)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        raise SpecError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(doc, dict) or node is None:
+        raise SpecError(f"{path}: the spec must be a YAML mapping with at least 'name' and 'tables'.")
+    lines = _line_index(node)
+    schema = json.loads(SCHEMA_PATH.read_text())
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        msgs = [f"{path}: {_where(lines, tuple(e.absolute_path))}: {e.message}" for e in errors[:10]]
+        raise SpecError("Dataset spec is invalid:\n  " + "\n  ".join(msgs))
+
+    def fail(where: tuple, msg: str):
+        raise SpecError(f"{path}: {_where(lines, where)}: {msg}")
+
+    tables: dict[str, TableSpec] = {}
+    for name, t in doc["tables"].items():
+        pk = t["primary_key"]
+        pk = (pk,) if isinstance(pk, str) else tuple(pk)
+        tables[name] = TableSpec(
+            name=name,
+            primary_key=pk,
+            source=t.get("source", name),
+            time_column=t.get("time_column"),
+            exclude_columns=tuple(t.get("exclude_columns", ())),
+            keep_columns=tuple(t.get("keep_columns", ())),
+            row_limit=t.get("row_limit"),
+            description=t.get("description", ""),
+        )
+
+    rels = []
+    seen_names: set[str] = set()
+    for i, r in enumerate(doc.get("relationships", []) or []):
+        rel = _parse_relationship(r, tables, lambda msg, i=i: fail(("relationships", i, "join"), msg))
+        if rel.name in seen_names:
+            fail(("relationships", i, "name"), f"relationship name '{rel.name}' is used twice; give each a unique name.")
+        seen_names.add(rel.name)
+        rels.append(rel)
+
+    targets = []
+    for i, t in enumerate(doc.get("targets", []) or []):
+        if t["table"] not in tables:
+            fail(("targets", i, "table"), f"target '{t['name']}' names unknown table '{t['table']}'. Declared tables: {sorted(tables)}.")
+        if t.get("expression"):
+            try:
+                sqlglot.parse_one(t["expression"])
+            except sqlglot.errors.ParseError as e:
+                fail(("targets", i, "expression"), f"target expression is not valid SQL: {str(e).splitlines()[0]}")
+        targets.append(
+            TargetSpec(
+                name=t["name"], table=t["table"], column=t["column"], kind=t.get("kind", "auto"),
+                positive_label=t.get("positive_label"), expression=t.get("expression"),
+                exclude_features=tuple(t.get("exclude_features", ())),
+                cost_false_positive=t.get("cost_false_positive"), cost_false_negative=t.get("cost_false_negative"),
+            )
+        )
+    wh = doc.get("warehouse", {}) or {}
+    return DatasetSpec(
+        name=doc["name"], path=path, warehouse_url=wh.get("url", "duckdb:///data/nycflights13.duckdb"),
+        warehouse_schema=wh.get("schema"), tables=tables, relationships=tuple(rels), targets=tuple(targets),
+        description=doc.get("description", ""), raw=doc,
+    )
+
+
+def _parse_relationship(r: dict, tables: dict[str, TableSpec], fail) -> Relationship:
+    cond = r["join"]
+    try:
+        tree = sqlglot.parse_one(cond)
+    except sqlglot.errors.ParseError as e:
+        fail(f"join condition {cond!r} is not valid SQL: {str(e).splitlines()[0]}. "
+             "Write it as table.column = table.column [AND ...].")
+    eqs = _flatten_and(tree)
+    if not eqs or not all(isinstance(e, exp.EQ) for e in eqs):
+        fail(f"join condition {cond!r} must be one or more equalities joined by AND "
+             "(e.g. flights.origin = weather.origin AND flights.time_hour = weather.time_hour).")
+    sides: list[tuple[tuple[str, str], tuple[str, str]]] = []
+    order: list[str] = []
+    for eq in eqs:
+        cols = []
+        for side in (eq.this, eq.expression):
+            if not isinstance(side, exp.Column) or not side.table:
+                fail(f"in {cond!r}, {side.sql()!r} must be a qualified column (table.column).")
+            if side.table not in tables:
+                fail(f"join condition {cond!r} names unknown table '{side.table}'. Declared tables: {sorted(tables)}.")
+            cols.append((side.table, side.name))
+            if side.table not in order:
+                order.append(side.table)
+        if cols[0][0] == cols[1][0]:
+            fail(f"in {cond!r}, both sides of {eq.sql()!r} are in table '{cols[0][0]}'; a join relates two tables.")
+        sides.append((cols[0], cols[1]))
+    if len(order) != 2:
+        fail(f"join condition {cond!r} must relate exactly two tables, it names {order}.")
+    left, right = order
+    card = r["cardinality"]
+    name = r.get("name") or f"{left}__{right}"
+    by_side = []
+    for a, b in sides:
+        lcol, rcol = (a[1], b[1]) if a[0] == left else (b[1], a[1])
+        by_side.append((lcol, rcol))
+    # pairs are (child_column, parent_column)
+    pairs = tuple((l, rr) for l, rr in by_side) if card != "one_to_many" else tuple((rr, l) for l, rr in by_side)
+    return Relationship(
+        name=name, condition=cond, cardinality=card, left=left, right=right, pairs=pairs,
+        coverage_warn_below=r.get("coverage_warn_below", 0.95),
+        coverage_error_below=r.get("coverage_error_below", 0.5),
+        max_key_null_ratio=r.get("max_key_null_ratio", 0.05), note=r.get("note", ""),
+    )
+
+
+def _flatten_and(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.Paren):
+        return _flatten_and(node.this)
+    if isinstance(node, exp.And):
+        return _flatten_and(node.this) + _flatten_and(node.expression)
+    return [node]
+
+
+def check_columns(spec: DatasetSpec, columns: dict[str, list[str]], only: str | None = None) -> None:
+    """Check every column the spec names against the warehouse's real columns.
+
+    ``columns`` maps table name → its column names; ``only`` restricts the check to one table.
+    Raises SpecError naming the table, column and the spec line, with the closest existing names.
+    """
+    import difflib
+
+    lines = _line_index(yaml.compose(spec.path.read_text(), Loader=_Loader)) if spec.path.is_file() else {}
+    problems = []
+
+    def need(table: str, col: str, where: tuple, what: str):
+        if only is not None and table != only:
+            return
+        have = columns.get(table)
+        if have is None:
+            problems.append(f"{_where(lines, where)}: table '{table}' ({spec.tables[table].source}) was not found in the warehouse.")
+        elif col not in have:
+            close = difflib.get_close_matches(col, have, n=3)
+            hint = f" Did you mean {close}?" if close else f" Columns: {have}."
+            problems.append(f"{_where(lines, where)}: {what} names unknown column '{table}.{col}'.{hint}")
+
+    for name, t in spec.tables.items():
+        for c in t.primary_key:
+            need(name, c, ("tables", name, "primary_key"), "primary_key")
+        if t.time_column:
+            need(name, t.time_column, ("tables", name, "time_column"), "time_column")
+        for c in t.exclude_columns + t.keep_columns:
+            need(name, c, ("tables", name), "column list")
+    for i, r in enumerate(spec.relationships):
+        for c, p in r.pairs:
+            need(r.child, c, ("relationships", i, "join"), f"relationship '{r.name}'")
+            need(r.parent, p, ("relationships", i, "join"), f"relationship '{r.name}'")
+    for i, t in enumerate(spec.targets):
+        if not t.expression:
+            need(t.table, t.column, ("targets", i, "column"), f"target '{t.name}'")
+    seen = set()
+    problems = [p for p in problems if not (p in seen or seen.add(p))]
+    if problems:
+        raise SpecError(f"{spec.path}: the spec does not match the warehouse:\n  " + "\n  ".join(problems))

