@@ -15,7 +15,7 @@ log="reports/$spec_name/materialize.log"
 start=$(date +%s)
 status=0
 .venv/bin/dagster asset materialize -m assets.definitions -a defs --select '*' >"$log" 2>&1 || status=$?
-grep -E "ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE" "$log" | sed -E 's/^.* - dagster - [A-Z]+ - //' | cut -c1-220 || true
+grep -E "ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE" "$log" | sed -E 's/^.* - (ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE) - /\1: /' | cut -c1-220 || true
 echo
 echo "Materialized in $(( $(date +%s) - start )) s."
 echo "Data-quality report: $FEATRIX_HOME/reports/$spec_name/report.html (markdown: report.md)"

@@ -1,0 +1,114 @@
+"""Per-table assets: ``<table>/raw`` → ``<table>/profile`` → ``<table>/filtered``."""
+
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from featrix_pipeline.columns import decide_columns, filter_table, profile_table
+from featrix_pipeline.expectations import validate_table
+from featrix_pipeline.report import refresh_report
+from featrix_pipeline.resources import WarehouseResource
+from featrix_pipeline.spec import DatasetSpec, SpecError, check_columns
+from featrix_pipeline.warehouse import WarehouseError
+
+PK_EXPECTATIONS = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_unique",
+                   "expect_compound_columns_to_be_unique")
+
+
+def table_metadata(df: pd.DataFrame) -> dict:
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
+    return {"dagster/row_count": len(df), "dagster/column_schema": schema,
+            "preview": dg.MetadataValue.md(df.head(10).to_markdown(index=False))}
+
+
+def build_table_assets(spec: DatasetSpec, store_dir: Path, reports_dir: Path) -> list:
+    out = []
+    for name, t in spec.tables.items():
+        out += _table_assets(spec, name, t.source, store_dir, reports_dir)
+    return out
+
+
+def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, reports_dir: Path) -> list:
+    t = spec.tables[table]
+
+    @dg.asset(key=[table, "raw"], group_name=table, kinds={"duckdb", "pandas"},
+              description=f"Snapshot of `{source}` read from the warehouse, ordered by its primary key. {t.description}")
+    def raw(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
+        wh = warehouse.get()
+        try:
+            check_columns(spec, {table: wh.columns(source)}, only=table)
+            df = wh.read_table(source, order_by=list(t.primary_key), limit=t.row_limit)
+        except (SpecError, WarehouseError) as e:
+            raise dg.Failure(description=str(e)) from None
+        return dg.Output(df, metadata=table_metadata(df))
+
+    suite_checks = [
+        dg.AssetCheckSpec("primary_key", asset=[table, "profile"], blocking=True,
+                          description=f"Great Expectations: primary key ({', '.join(t.primary_key)}) is present and unique."),
+        dg.AssetCheckSpec("expectation_suite", asset=[table, "profile"],
+                          description="Great Expectations suite: foreign-key null ratios and value types from the profile."),
+    ]
+
+    @dg.asset(key=[table, "profile"], group_name=table, ins={"raw": dg.AssetIn([table, "raw"])},
+              check_specs=suite_checks, kinds={"pandas"},
+              description="Per column: detected semantic type (from values), null and unique ratios, examples, "
+                          "usefulness verdict (spec §16), plus the table's Great Expectations suite.")
+    def profile(context: dg.AssetExecutionContext, raw: pd.DataFrame):
+        prof = profile_table(spec, table, raw)
+        outcomes = [o.to_dict() for o in validate_table(spec, table, raw, prof)]
+        prof["expectations"] = outcomes
+        types = {c: p["semantic_type"] for c, p in prof["columns"].items()}
+        yield dg.Output(prof, metadata={"semantic_types": types, "dagster/row_count": len(raw)})
+        _, md_path, _ = refresh_report(spec, store_dir, reports_dir, context.run_id)
+        context.log.info(f"Data-quality report: {md_path} (and report.html beside it)")
+        pk = [o for o in outcomes if o["expectation"] in PK_EXPECTATIONS and o["column"] in
+              (",".join(t.primary_key), *t.primary_key)]
+        rest = [o for o in outcomes if o not in pk]
+        for check, group, severity in (("primary_key", pk, dg.AssetCheckSeverity.ERROR),
+                                       ("expectation_suite", rest, dg.AssetCheckSeverity.WARN)):
+            failed = [o for o in group if not o["success"]]
+            yield dg.AssetCheckResult(
+                check_name=check, passed=not failed, severity=severity,
+                description="; ".join(f"{o['why']}: {o['unexpected_count']:,} rows fail" for o in failed) or
+                            f"{len(group)} expectations passed",
+                metadata={"failed": dg.MetadataValue.json(failed), "expectations_run": len(group),
+                          "examples": dg.MetadataValue.md(_examples_md(failed))})
+
+    @dg.asset(key=[table, "filtered"], group_name=table, kinds={"pandas"},
+              ins={"raw": dg.AssetIn([table, "raw"]), "profile": dg.AssetIn([table, "profile"])},
+              description="The table minus useless columns (all-null, constant, random identifiers; spec §1.4/§16). "
+                          "Keys stay for joining. Rows are never dropped.")
+    def filtered(context: dg.AssetExecutionContext, raw: pd.DataFrame, profile: dict) -> dg.Output[pd.DataFrame]:
+        decisions = decide_columns(spec, table, profile)
+        df = filter_table(raw, decisions)
+        excluded = {c: d["reason"] for c, d in decisions.items() if not d["keep"]}
+        for c, why in excluded.items():
+            context.log.warning(f"[{table}] {why}")
+        assert len(df) == len(raw)
+        return dg.Output(df, metadata={
+            **table_metadata(df),
+            "excluded_columns": dg.MetadataValue.json(excluded),
+            "key_columns": sorted(c for c, d in decisions.items() if d["role"] == "key"),
+            "decisions": dg.MetadataValue.md(_decisions_md(decisions)),
+        })
+
+    return [raw, profile, filtered]
+
+
+def _examples_md(failed: list[dict]) -> str:
+    if not failed:
+        return "No failing expectations."
+    parts = []
+    for o in failed:
+        rows = pd.DataFrame(o["examples"]).head(5)
+        parts.append(f"**{o['why']}** ({o['unexpected_count']:,} rows)\n\n" +
+                     (rows.to_markdown(index=False) if len(rows) else "(no example rows)"))
+    return "\n\n".join(parts)
+
+
+def _decisions_md(decisions: dict[str, dict]) -> str:
+    rows = [{"column": c, "keep": "yes" if d["keep"] else "no", "role": d["role"],
+             "score": "" if d["score"] is None else round(d["score"], 2), "reason": d["reason"]}
+            for c, d in decisions.items()]
+    return pd.DataFrame(rows).to_markdown(index=False)

@@ -1,0 +1,59 @@
+"""Table profiling and the useless-column filter (spec §1.4, §16) applied with the spec's knowledge.
+
+The modelling library decides what each column *is* and whether it carries information; this
+module adds what only the dataset spec knows: which columns are keys (kept for joining, never
+features), which are targets, and what the user forced in or out.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from featrix_model.types import find_useless_columns, profile_frame
+from featrix_pipeline.spec import DatasetSpec
+
+INTERNAL_PREFIX = "__featrix"
+
+
+def profile_table(spec: DatasetSpec, table: str, df: pd.DataFrame) -> dict:
+    """Per column: semantic type (+reason), null/unique ratios, examples, stats, and its role."""
+    keys = spec.key_columns(table)
+    targets = {t.column for t in spec.targets_of(table) if not t.expression}
+    profiles = profile_frame(df)
+    verdicts = find_useless_columns(df, profiles)
+    cols = {}
+    for name, prof in profiles.items():
+        d = prof.to_dict()
+        d["role"] = "key" if name in keys else "target" if name in targets else "feature"
+        d["usefulness"] = verdicts[name].to_dict()
+        cols[name] = d
+    return {"table": table, "rows": int(len(df)), "primary_key": list(spec.tables[table].primary_key), "columns": cols}
+
+
+def decide_columns(spec: DatasetSpec, table: str, profile: dict) -> dict[str, dict]:
+    """One decision per column from the profile's usefulness verdicts and the spec's roles:
+    ``{"keep": bool, "role": ..., "kind": ..., "reason": ..., "score": ..., "signals": ...}``."""
+    t = spec.tables[table]
+    decisions: dict[str, dict] = {}
+    for name, col in profile["columns"].items():
+        role = col.get("role", "feature")
+        v = col["usefulness"]
+        d = {"role": role, "keep": not v["exclude"], "kind": v["kind"], "score": v["score"],
+             "signals": v["signals"], "reason": v["reason"]}
+        if name.startswith(INTERNAL_PREFIX):
+            d.update(keep=False, kind="internal", reason=f"Column '{name}' is internal Featrix metadata: stripped.")
+        elif name in t.exclude_columns:
+            d.update(keep=False, kind="spec_exclude", reason=f"Column '{name}' is listed in exclude_columns of table '{table}'.")
+        elif name in t.keep_columns and not d["keep"]:
+            d.update(keep=True, reason=f"{d['reason']} Kept anyway: listed in keep_columns of table '{table}'.")
+        elif role in ("key", "target") and not d["keep"]:
+            what = "used for joining (a key), not as a feature" if role == "key" else "a declared target"
+            d.update(keep=True, reason=f"{d['reason']} Kept: it is {what}.")
+        decisions[name] = d
+    return decisions
+
+
+def filter_table(df: pd.DataFrame, decisions: dict[str, dict]) -> pd.DataFrame:
+    """The table minus excluded columns; rows are never dropped."""
+    keep = [c for c in df.columns if decisions[c]["keep"]]
+    return df[keep]

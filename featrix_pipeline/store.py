@@ -1,0 +1,79 @@
+"""Artifact store: where asset values live between steps — Parquet for tables, JSON for reports.
+
+Dagster's default IO manager pickles; this one never does, so every intermediate is readable by
+any tool (DuckDB, pandas, jq) and safe to load.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from featrix_pipeline.warehouse import featrix_home
+
+
+def default_store_dir(spec_name: str) -> Path:
+    return featrix_home() / "artifacts" / spec_name
+
+
+def reports_dir(spec_name: str) -> Path:
+    return featrix_home() / "reports" / spec_name
+
+
+def to_jsonable(value):
+    """Numpy/pandas scalars, timestamps and paths → plain JSON types."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+class ParquetJsonIOManager(dg.ConfigurableIOManager):
+    """DataFrames ↔ ``<base_dir>/<asset/key>.parquet``; dicts and lists ↔ ``.json``."""
+
+    base_dir: str
+
+    def _path(self, context, suffix: str) -> Path:
+        return Path(self.base_dir).joinpath(*context.asset_key.path).with_suffix(suffix)
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is None:
+            return
+        if isinstance(obj, pd.DataFrame):
+            path = self._path(context, ".parquet")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            obj.to_parquet(path, index=False)
+        elif isinstance(obj, (dict, list)):
+            path = self._path(context, ".json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(to_jsonable(obj), indent=1, default=str))
+        else:
+            raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}; "
+                            "return a DataFrame or a JSON-able dict.")
+        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
+
+    def load_input(self, context: dg.InputContext):
+        for suffix in (".parquet", ".json"):
+            path = self._path(context.upstream_output, suffix) if context.upstream_output else None
+            if path is not None and path.exists():
+                return pd.read_parquet(path) if suffix == ".parquet" else json.loads(path.read_text())
+        raise FileNotFoundError(f"{context.asset_key.to_user_string()} has not been materialized yet "
+                                f"(nothing under {self.base_dir}). Materialize it first.")

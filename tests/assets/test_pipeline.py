@@ -1,0 +1,105 @@
+"""Real Dagster runs of the data-quality graph on slices of the demo warehouse."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from assets.definitions import build_assets, build_definitions, build_resources
+from featrix_pipeline import demo
+from featrix_pipeline.spec import load_spec
+from tests.conftest import DEMO_SPEC, write_spec
+
+
+def run(spec_path):
+    spec = load_spec(spec_path)
+    result = dg.materialize(build_assets(spec), resources=build_resources(spec), raise_on_error=False)
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    return spec, result, checks
+
+
+def test_definitions_load_from_default_spec(monkeypatch):
+    monkeypatch.delenv("FEATRIX_SPEC", raising=False)
+    import assets.definitions as d
+
+    defs = build_definitions(load_spec())
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert {"flights/raw", "flights/profile", "flights/filtered", "flights_weather/join_report"} <= keys
+    assert graph.get(dg.AssetKey(["flights_weather", "join_report"])).parent_keys == {
+        dg.AssetKey(["flights", "raw"]), dg.AssetKey(["weather", "raw"])}
+    assert isinstance(d.defs, dg.Definitions)
+
+
+def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_path):
+    spec, result, checks = run(small_warehouse)
+    assert result.success
+    failed = {k: e.description for k, e in checks.items() if not e.passed}
+    assert failed == {}
+    assert ("flights_planes/join_report", "coverage") in checks and ("planes/profile", "primary_key") in checks
+    # useless columns: `year` is 2013 in every flight → excluded with its reason; rows unchanged
+    filtered = pd.read_parquet(tmp_path / "artifacts" / spec.name / "flights" / "filtered.parquet")
+    raw = pd.read_parquet(tmp_path / "artifacts" / spec.name / "flights" / "raw.parquet")
+    assert "year" not in filtered.columns and len(filtered) == len(raw)
+    assert {"flight_id", "tailnum", "time_hour", "origin"} <= set(filtered.columns)
+    mat = [m for m in result.get_asset_materialization_events() if m.asset_key == dg.AssetKey(["flights", "filtered"])][0]
+    excluded = mat.materialization.metadata["excluded_columns"].value
+    assert "2013" in excluded["year"]
+    report = (tmp_path / "reports" / spec.name / "report.md").read_text()
+    for rel in spec.relationships:
+        assert rel.name in report
+    assert (tmp_path / "reports" / spec.name / "report.html").read_text().startswith("<!doctype html>")
+
+
+@pytest.fixture()
+def faulty_warehouse(tmp_path, nyc_frames, monkeypatch):
+    """The demo slice with planted faults, and a spec with one mis-declared relationship."""
+    monkeypatch.setenv("FEATRIX_HOME", str(tmp_path))
+    f = {k: v.copy() for k, v in nyc_frames.items()}
+    flights = f["flights"]
+    rows = flights.sample(frac=0.12, random_state=0).index
+    flights.loc[rows, "carrier"] = "ZZ"  # orphan keys: no airline ZZ
+    w = f["weather"]
+    w["time_hour"] = w["time_hour"].dt.strftime("%Y-%m-%d %H:%M:%S")  # timestamps stored as text
+    planes = f["planes"]
+    f["planes"] = pd.concat([planes, planes[planes["tailnum"].isin(["N14228", "N24211"])]], ignore_index=True)
+    db = tmp_path / "faulty.duckdb"
+    demo.seed(db, frames=f)
+    text = DEMO_SPEC.read_text().replace("\ntargets:", (
+        "\n  - name: flights_weather_origin\n    join: flights.origin = weather.origin\n"
+        "    cardinality: many_to_one\n\ntargets:"))
+    return write_spec(tmp_path, db, text)
+
+
+def test_planted_faults_are_each_caught_by_a_named_check(faulty_warehouse):
+    spec, result, checks = run(faulty_warehouse)
+    failed = {k for k, e in checks.items() if not e.passed}
+
+    def examples(key):
+        return checks[key].metadata["examples"].value
+
+    # orphan keys
+    assert ("flights_airlines/join_report", "coverage") in failed
+    assert "ZZ" in examples(("flights_airlines/join_report", "coverage"))
+    # type-mismatched keys: TIMESTAMP vs text
+    kt = checks[("flights_weather/join_report", "key_types")]
+    assert not kt.passed and kt.severity == dg.AssetCheckSeverity.ERROR and "time_hour" in kt.description
+    # declared many_to_one that is really many_to_many
+    card = checks[("flights_weather_origin/join_report", "cardinality")]
+    assert not card.passed and card.severity == dg.AssetCheckSeverity.ERROR
+    assert "many_to_many" in card.description or "many-to-many" in card.description
+    # duplicate parent keys: caught by the join check and by the planes GX suite
+    dup = checks[("flights_planes/join_report", "duplicate_parent_keys")]
+    assert not dup.passed and "N14228" in examples(("flights_planes/join_report", "duplicate_parent_keys"))
+    pk = checks[("planes/profile", "primary_key")]
+    assert not pk.passed and "N14228" in pk.metadata["examples"].value
+    # checks that should still pass do
+    assert ("flights_origin/join_report", "coverage") not in failed
+    # a blocking failure stops what is downstream: planes/filtered is not materialized
+    done = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert "planes/filtered" not in done and "flights/filtered" in done
+    # and the report still covers every relationship, failures included
+    report = (load_spec(faulty_warehouse).path.parent / "reports" / spec.name / "report.md").read_text()
+    assert "flights_weather_origin" in report and "❌" in report
