@@ -58,8 +58,7 @@ def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, r
         prof = profile_table(spec, table, raw)
         outcomes = [o.to_dict() for o in validate_table(spec, table, raw, prof)]
         prof["expectations"] = outcomes
-        types = {c: p["semantic_type"] for c, p in prof["columns"].items()}
-        yield dg.Output(prof, metadata={"semantic_types": types, "dagster/row_count": len(raw)})
+        yield dg.Output(prof, metadata={"dagster/row_count": len(raw), "profile": dg.MetadataValue.md(_profile_md(prof))})
         _, md_path, _ = refresh_report(spec, store_dir, reports_dir, context.run_id)
         context.log.info(f"Data-quality report: {md_path} (and report.html beside it)")
         pk = [o for o in outcomes if o["expectation"] in PK_EXPECTATIONS and o["column"] in
@@ -105,6 +104,14 @@ def _examples_md(failed: list[dict]) -> str:
         parts.append(f"**{o['why']}** ({o['unexpected_count']:,} rows)\n\n" +
                      (rows.to_markdown(index=False) if len(rows) else "(no example rows)"))
     return "\n\n".join(parts)
+
+
+def _profile_md(prof: dict) -> str:
+    rows = [{"column": c, "type": p["semantic_type"], "why": p["type_reason"], "role": p["role"],
+             "null": f"{p['null_ratio']:.1%}", "unique": f"{p['unique_ratio']:.1%}",
+             "examples": ", ".join(str(x)[:30] for x in p["examples"][:3])}
+            for c, p in prof["columns"].items()]
+    return pd.DataFrame(rows).to_markdown(index=False)
 
 
 def _decisions_md(decisions: dict[str, dict]) -> str:

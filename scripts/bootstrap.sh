@@ -2,7 +2,7 @@
 # Create (or reuse) .venv in the repo root and install the pinned dependency set.
 # torch==2.13.0 resolves to the CPU wheel that pip finds on this machine's local disk.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 if [ ! -x .venv/bin/python ]; then

@@ -20,6 +20,6 @@ echo
 echo "Materialized in $(( $(date +%s) - start )) s."
 echo "Data-quality report: $FEATRIX_HOME/reports/$spec_name/report.html (markdown: report.md)"
 echo "Asset values (Parquet/JSON): $FEATRIX_HOME/artifacts/$spec_name/"
-echo "Open the UI:  DAGSTER_HOME=$DAGSTER_HOME .venv/bin/dagster dev -w workspace.yaml   (then http://localhost:3000)"
+echo "Open the UI:  bash scripts/ui.sh   (dagster dev -w workspace.yaml, then http://localhost:3000)"
 echo "Full log: $log"
 exit $status
