@@ -1,0 +1,67 @@
+"""The codec contract shared by every column type."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import pandas as pd
+import torch
+
+
+class Codec(ABC):
+    """Fitted value → tensor transform for one column.
+
+    scikit-learn conventions: ``__init__`` only stores parameters; ``fit`` learns state (attributes
+    ending in ``_``) and returns ``self``. Subclasses implement:
+
+    * ``fit(values)`` — learn statistics / vocabularies from the training column.
+    * ``transform(values) -> dict[str, Tensor]`` — batch-first tensors with ``len(values)`` rows.
+      Always includes ``"missing"``: a bool tensor (n,) marking null / unparseable values (the
+      encoder swaps in its learned replacement embedding there, spec §1.4). Must be vectorised.
+    * ``get_state() / set_state(state)`` — fitted state as JSON-able dict (no pickle).
+    * ``encoder_kwargs()`` — keyword arguments for the matching encoder's constructor (besides d_model).
+    * ``report()`` — plain-words summary for ``EmbeddingSpace.column_report()``.
+
+    Scalar-like codecs may also return ``"recon_target"`` (n,) float: the normalised value used
+    by the reconstruction loss (spec §9).
+    """
+
+    semantic_type: ClassVar[str] = ""
+
+    def __init__(self, name: str = "", **params: Any):
+        self.name = name
+        self.params = params
+
+    @abstractmethod
+    def fit(self, values: pd.Series) -> "Codec":
+        """See the class docstring."""
+
+    @abstractmethod
+    def transform(self, values: pd.Series) -> dict[str, torch.Tensor]:
+        """See the class docstring."""
+
+    @abstractmethod
+    def get_state(self) -> dict:
+        """See the class docstring."""
+
+    @abstractmethod
+    def set_state(self, state: dict) -> "Codec":
+        """See the class docstring."""
+
+    def encoder_kwargs(self) -> dict:
+        return {}
+
+    def report(self) -> dict:
+        return {}
+
+    # ------------------------------------------------------------------ serialisation
+
+    def to_config(self) -> dict:
+        return {"semantic_type": self.semantic_type, "class": type(self).__name__, "name": self.name,
+                "params": self.params, "state": self.get_state()}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Codec":
+        codec = cls(config.get("name", ""), **config.get("params", {}))
+        return codec.set_state(config["state"])
