@@ -1,0 +1,14 @@
+"""featrix_model: self-supervised embedding spaces for tabular data (pure PyTorch, no Dagster)."""
+
+from __future__ import annotations
+
+__all__ = ["EmbeddingSpace"]
+
+
+def __getattr__(name: str):
+    # Lazy so `import featrix_model.types` stays light (no torch model construction at import).
+    if name == "EmbeddingSpace":
+        from featrix_model.space import EmbeddingSpace
+
+        return EmbeddingSpace
+    raise AttributeError(name)

@@ -1,0 +1,130 @@
+"""Which columns an embedding space uses and how each is encoded (spec §1.4, §5, §16).
+
+``plan_columns`` detects each column's type from its values, drops useless columns with a reason,
+fits one codec per kept column, and remembers which encoder class each type gets. The
+``{semantic type: (codec class, encoder class)}`` mapping is passed in (dependency injection, no
+global registry); ``default_column_types()`` is the built-in one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from featrix_model.types import find_useless_columns, profile_frame
+
+log = logging.getLogger("featrix_model")
+INTERNAL_PREFIX = "__featrix"
+
+
+def default_column_types() -> dict[str, tuple[type, type]]:
+    from featrix_model.codecs.scalar import ScalarCodec
+    from featrix_model.codecs.set import SetCodec
+    from featrix_model.codecs.string import StringCodec
+    from featrix_model.codecs.timestamp import TimestampCodec
+    from featrix_model.codecs.vector import VectorCodec
+    from featrix_model.codecs.web import DomainCodec, EmailCodec, URLCodec
+    from featrix_model.encoders.scalar import AdaptiveScalarEncoder
+    from featrix_model.encoders.set import SetEncoder
+    from featrix_model.encoders.string import StringEncoder
+    from featrix_model.encoders.timestamp import TimestampEncoder
+    from featrix_model.encoders.vector import VectorEncoder
+    from featrix_model.encoders.web import DomainEncoder, EmailEncoder, URLEncoder
+
+    return {
+        "scalar": (ScalarCodec, AdaptiveScalarEncoder),
+        "set": (SetCodec, SetEncoder),
+        "boolean": (SetCodec, SetEncoder),
+        "string": (StringCodec, StringEncoder),
+        "identifier": (StringCodec, StringEncoder),
+        "json": (StringCodec, StringEncoder),
+        "timestamp": (TimestampCodec, TimestampEncoder),
+        "email": (EmailCodec, EmailEncoder),
+        "domain": (DomainCodec, DomainEncoder),
+        "url": (URLCodec, URLEncoder),
+        "vector": (VectorCodec, VectorEncoder),
+    }
+
+
+@dataclass
+class ColumnPlan:
+    columns: list[str]
+    all_columns: list[str]
+    info: dict[str, dict]
+    codecs: dict[str, object]
+    encoder_classes: dict[str, type]
+    decisions: list[str] = field(default_factory=list)
+
+    def transform(self, df: pd.DataFrame) -> dict:
+        return {c: self.codecs[c].transform(df[c]) for c in self.columns}
+
+    def build_encoders(self, d_model: int) -> list:
+        return [self.encoder_classes[c](d_model=d_model, **self.codecs[c].encoder_kwargs()) for c in self.columns]
+
+    def scalar_indices(self) -> list[int]:
+        return [i for i, c in enumerate(self.columns) if self.info[c]["semantic_type"] == "scalar"]
+
+    def codecs_config(self) -> dict:
+        return {c: self.codecs[c].to_config() for c in self.columns}
+
+    def to_config(self) -> dict:
+        return {"columns": self.columns, "all_columns": self.all_columns, "info": self.info,
+                "encoders": {c: self.encoder_classes[c].__name__ for c in self.columns}, "decisions": self.decisions}
+
+    @classmethod
+    def from_config(cls, config: dict, codecs_config: dict, column_types: dict | None = None) -> "ColumnPlan":
+        types = column_types or default_column_types()
+        by_name = {}
+        for codec_cls, enc_cls in types.values():
+            by_name[codec_cls.__name__] = codec_cls
+            by_name[enc_cls.__name__] = enc_cls
+        codecs, encoders = {}, {}
+        for c in config["columns"]:
+            cc = codecs_config[c]
+            if cc["class"] not in by_name or config["encoders"][c] not in by_name:
+                raise ValueError(f"column {c!r} was saved with {cc['class']}/{config['encoders'][c]}, which this "
+                                 "installation does not provide: pass column_types= with those classes.")
+            codecs[c] = by_name[cc["class"]].from_config(cc)
+            encoders[c] = by_name[config["encoders"][c]]
+        return cls(config["columns"], config["all_columns"], config["info"], codecs, encoders, config.get("decisions", []))
+
+
+def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | None = None) -> ColumnPlan:
+    """Profile, filter (spec §16) and fit codecs; every exclusion carries a plain-words reason."""
+    types = column_types or default_column_types()
+    unknown = [c for c in (*exclude, *keep) if c not in df.columns]
+    if unknown:
+        raise KeyError(f"exclude/keep name columns that are not in the data: {unknown}. Columns: {list(df.columns)}")
+    visible = [c for c in df.columns if not str(c).startswith(INTERNAL_PREFIX)]
+    profiles = profile_frame(df[visible])
+    verdicts = find_useless_columns(df[visible], profiles)
+    info, decisions, used, codecs, encoders = {}, [], [], {}, {}
+    for c in visible:
+        p, v = profiles[c], verdicts[c]
+        stype = p.semantic_type.value
+        excluded, reason = v.exclude, v.reason
+        if c in exclude:
+            excluded, reason = True, f"Column '{c}' excluded by the caller."
+        elif c in keep and excluded:
+            excluded, reason = False, f"{v.reason} Kept anyway: the caller asked to keep it."
+        if not excluded and stype not in types:
+            excluded, reason = True, f"Column '{c}' has type {stype}, which no encoder handles; excluded."
+        info[c] = {"semantic_type": stype, "type_reason": p.type_reason, "excluded": excluded, "reason": reason}
+        if excluded:
+            decisions.append(f"[WARN] {reason}")
+            continue
+        codec_cls, enc_cls = types[stype]
+        codec = codec_cls(c)
+        if stype == "boolean" and hasattr(codec, "semantic_type"):
+            codec.semantic_type = "boolean"
+        codecs[c] = codec.fit(df[c])
+        encoders[c] = enc_cls
+        used.append(c)
+        decisions.append(f"column '{c}': {stype} ({p.type_reason}) → {codec_cls.__name__} + {enc_cls.__name__}")
+    for c in df.columns:
+        if str(c).startswith(INTERNAL_PREFIX):
+            info[c] = {"semantic_type": "internal", "type_reason": "Featrix metadata", "excluded": True,
+                       "reason": f"Column '{c}' is internal Featrix metadata: stripped (spec §16)."}
+    return ColumnPlan(used, visible, info, codecs, encoders, decisions)

@@ -1,0 +1,55 @@
+"""Artifacts: ``config.json`` + ``model.safetensors`` (+ codec, timeline and MI JSON). Never pickle.
+
+Loading rebuilds the model from the config, then loads the weights (Hugging Face's config/model
+split); extra tensors (training embeddings) live in the same safetensors file under ``__``-prefixed
+names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+FORMAT = "featrix-embedding-space"
+VERSION = 1
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=1, default=_default))
+
+
+def read_json(path: Path):
+    if not path.exists():
+        raise FileNotFoundError(f"{path.name} is missing from {path.parent}: not a saved embedding space?")
+    return json.loads(path.read_text())
+
+
+def _default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if np.isnan(o) else float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def save_tensors(path: Path, state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> None:
+    tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
+    tensors.update({f"__{k}": v.detach().contiguous().clone() for k, v in extra.items()})
+    save_file(tensors, str(path), metadata={"format": FORMAT, "version": str(VERSION)})
+
+
+def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path.name} is missing from {path.parent}: not a saved embedding space?")
+    tensors = load_file(str(path))
+    state = {k: v for k, v in tensors.items() if not k.startswith("__")}
+    extra = {k[2:]: v for k, v in tensors.items() if k.startswith("__")}
+    return state, extra

@@ -1,0 +1,116 @@
+"""The joint encoder (spec §6–§7): column tokens + relationship tokens + [CLS] → transformer →
+row embedding on the unit sphere.
+
+Sequence: ``[CLS] [Col_1..Col_n] [Rel_1..Rel_m]``. Columns pass through per-column in-converters
+(MLPs that standardise each column's embedding statistics), get learned column-position
+embeddings, and masked columns are replaced by a learned per-column MARGINAL token (spec §8).
+
+Relationship tokens (spec §6 "Dynamic Relationship Extractor"): for a column pair (A, B) the 8
+operations A×B, A+B, |A−B|, cos(A,B), A−B, B−A, A/B and B/A, with division by
+``sign(x)(|x| + 0.1)``. ``rel_mode="full"`` emits the spec's 8 tokens per pair; ``"fused"``
+concatenates the 8 operations and projects them to one token per pair — the CPU-sized default,
+because sequence length dominates transformer cost here (DESIGN.md CPU budget). Which pairs get
+tokens is chosen by the caller (causal lift/LCB pruning is issue E); pairs whose either column is
+masked in a view get a learned "masked relationship" token instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+N_OPS = 8
+DIV_EPS = 0.1
+
+
+def _safe_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    sign = torch.where(b >= 0, torch.ones_like(b), -torch.ones_like(b))
+    return a / (sign * (b.abs() + DIV_EPS))
+
+
+class RelationshipExtractor(nn.Module):
+    """Explicit pairwise-operation tokens for a fixed list of column pairs."""
+
+    def __init__(self, d_model: int, pairs: list[tuple[int, int]], mode: str = "fused"):
+        super().__init__()
+        if mode not in ("fused", "full"):
+            raise ValueError(f"rel_mode must be 'fused' or 'full', got {mode!r}")
+        self.mode = mode
+        self.register_buffer("left", torch.tensor([p[0] for p in pairs], dtype=torch.long), persistent=False)
+        self.register_buffer("right", torch.tensor([p[1] for p in pairs], dtype=torch.long), persistent=False)
+        self.n_pairs = len(pairs)
+        self.cos_vec = nn.Parameter(torch.randn(d_model) / d_model**0.5)
+        self.norm = nn.LayerNorm(d_model)
+        if mode == "fused":
+            self.fuse = nn.Linear(N_OPS * d_model, d_model)
+        self.op_embedding = nn.Parameter(torch.randn(N_OPS, d_model) * 0.02)
+        n_tokens = self.n_tokens
+        self.position = nn.Parameter(torch.randn(max(n_tokens, 1), d_model) * 0.02)
+        self.masked_token = nn.Parameter(torch.randn(d_model) * 0.02)
+
+    @property
+    def n_tokens(self) -> int:
+        return self.n_pairs * (N_OPS if self.mode == "full" else 1)
+
+    def forward(self, cols: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """cols: (B, C, d) converted column tokens; visible: (B, C) bool → (B, n_tokens, d)."""
+        if self.n_pairs == 0:
+            return cols.new_zeros(cols.shape[0], 0, cols.shape[2])
+        a, b = cols[:, self.left], cols[:, self.right]  # (B, P, d)
+        cos = F.cosine_similarity(a, b, dim=-1, eps=1e-6).unsqueeze(-1) * self.cos_vec
+        ops = torch.stack([a * b, a + b, (a - b).abs(), cos, a - b, b - a, _safe_div(a, b), _safe_div(b, a)], dim=2)
+        ops = self.norm(ops) + self.op_embedding  # (B, P, 8, d)
+        if self.mode == "fused":
+            tokens = self.fuse(ops.flatten(2))  # (B, P, d)
+            both = (visible[:, self.left] & visible[:, self.right]).unsqueeze(-1)
+        else:
+            tokens = ops.flatten(1, 2)  # (B, P*8, d)
+            both = (visible[:, self.left] & visible[:, self.right]).repeat_interleave(N_OPS, dim=1).unsqueeze(-1)
+        tokens = torch.where(both, tokens, self.masked_token.expand_as(tokens))
+        return tokens + self.position[: tokens.shape[1]]
+
+
+class JointEncoder(nn.Module):
+    """Column embeddings (B, C, d) + visibility mask → (row embedding (B, d) L2-normalised, short (B, 3))."""
+
+    def __init__(self, n_cols: int, d_model: int = 64, n_layers: int = 2, n_heads: int = 4, ff_mult: int = 4,
+                 dropout: float = 0.1, pairs: list[tuple[int, int]] | None = None, rel_mode: str = "fused"):
+        super().__init__()
+        self.n_cols, self.d_model = n_cols, d_model
+        self.in_converters = nn.ModuleList(
+            nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_model, d_model))
+            for _ in range(n_cols))
+        self.in_norm = nn.LayerNorm(d_model)
+        self.column_position = nn.Parameter(torch.randn(n_cols, d_model) * 0.02)
+        self.marginal_token = nn.Parameter(torch.randn(n_cols, d_model) * 0.02)
+        self.cls = nn.Parameter(torch.randn(d_model) / d_model**0.5)
+        self.relationships = RelationshipExtractor(d_model, pairs or [], rel_mode)
+        layer = nn.TransformerEncoderLayer(d_model, n_heads, ff_mult * d_model, dropout=dropout,
+                                           batch_first=True, norm_first=True, activation="gelu")
+        self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.final_norm = nn.LayerNorm(d_model)
+        self.out = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, d_model))
+        self.out_bn = nn.BatchNorm1d(d_model)
+
+    @property
+    def seq_len(self) -> int:
+        return 1 + self.n_cols + self.relationships.n_tokens
+
+    def forward(self, cols: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        converted = torch.stack([conv(cols[:, i]) for i, conv in enumerate(self.in_converters)], dim=1)
+        converted = self.in_norm(converted + cols)
+        tokens = torch.where(visible.unsqueeze(-1), converted, self.marginal_token.expand_as(converted))
+        tokens = tokens + self.column_position
+        rel = self.relationships(converted, visible)
+        cls = self.cls.expand(cols.shape[0], 1, -1)
+        h = self.transformer(torch.cat([cls, tokens, rel], dim=1))
+        z = self.out_bn(self.out(self.final_norm(h[:, 0])))
+        emb = F.normalize(z, dim=-1, eps=1e-8)
+        short = F.normalize(emb[:, :3], dim=-1, eps=1e-8)
+        return emb, short
+
+    def set_dropout(self, p: float) -> None:
+        """Scheduled dropout (spec §10) for the in-converters; attention dropout stays as built."""
+        for conv in self.in_converters:
+            conv[2].p = p

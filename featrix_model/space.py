@@ -1,0 +1,255 @@
+"""``EmbeddingSpace``: the foundational model of one table (spec §2.1, Part II §5–§15).
+
+    es = EmbeddingSpace.fit(df)            # zero configuration; every choice logged with its reason
+    es.encode(df); es.encode_short(df); es.mutual_information(); es.similar(row, k=10)
+    es.column_report(); es.timeline; es.save(path); EmbeddingSpace.load(path)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from featrix_model import io
+from featrix_model.columns import ColumnPlan, plan_columns
+from featrix_model.joint import JointEncoder
+from featrix_model.network import EmbeddingNetwork
+from featrix_model.pairs import select_pairs
+from featrix_model.training.config import TrainingConfig, auto_config
+from featrix_model.training.losses import marginal_losses
+from featrix_model.training.trainer import Trainer, gather
+
+log = logging.getLogger("featrix_model")
+ENCODE_BATCH = 1024
+
+
+class EmbeddingSpace:
+    """A trained embedding space. Build with ``EmbeddingSpace.fit`` or ``EmbeddingSpace.load``."""
+
+    def __init__(self, plan: ColumnPlan, net: EmbeddingNetwork, config: TrainingConfig, pairs: list, *,
+                 timeline: dict | None = None, mi: pd.DataFrame | None = None, pair_ranking: list | None = None,
+                 train_embeddings: np.ndarray | None = None, training_rows: pd.DataFrame | None = None,
+                 decisions: list[str] | None = None):
+        self.plan, self.net, self.config, self.pairs = plan, net, config, pairs
+        self.timeline_ = timeline or {"metadata": {}, "timeline": [], "corrective_actions": []}
+        self.mi_ = mi
+        self.pair_ranking_ = pair_ranking or []
+        self.train_embeddings_ = train_embeddings
+        self.training_rows_ = training_rows
+        self.decisions = decisions or []
+
+    # ------------------------------------------------------------------ fit
+
+    @classmethod
+    def fit(cls, df: pd.DataFrame, time_budget_s: float | None = None, seed: int = 0, progress: bool = True, *,
+            exclude: tuple[str, ...] = (), keep: tuple[str, ...] = (), column_types: dict | None = None,
+            keep_training_rows: bool = True, movie: bool = False, **overrides) -> "EmbeddingSpace":
+        """Train on ``df`` with zero configuration. Keyword overrides (``epochs=``, ``d_model=``,
+        ``batch_size=``, ``lr=``, ...) replace any automatic choice and are logged as such."""
+        started = time.monotonic()
+        if not isinstance(df, pd.DataFrame) or df.empty:
+            raise ValueError("EmbeddingSpace.fit needs a non-empty pandas DataFrame.")
+        threads = int(overrides.pop("threads", 0) or torch.get_num_threads())
+        torch.set_num_threads(threads)
+        df = df.reset_index(drop=True)
+        plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types)
+        decisions = list(plan.decisions)
+        if len(plan.columns) < 2:
+            raise ValueError(f"Only {len(plan.columns)} usable column(s) left after filtering "
+                             f"({'; '.join(plan.decisions) or 'none excluded'}): an embedding space needs at least 2.")
+        data = plan.transform(df)
+        cfg = auto_config(len(df), len(plan.columns), time_budget_s=time_budget_s, seed=seed, threads=threads, **overrides)
+        decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
+        pairs, ranking = select_pairs(df, plan.columns, cfg.max_pairs, seed)
+        if pairs:
+            decisions.append("relationship pairs: " + ", ".join(f"{plan.columns[i]}×{plan.columns[j]}" for i, j in pairs))
+        for d in decisions:
+            log.info(d)
+        net = build_network(plan, cfg, pairs)
+        movie_rows = torch.arange(min(len(df), 500)) if movie else None
+        trainer = Trainer(net, cfg, data, len(df), log=log.info)
+        timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
+        timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
+        es = cls(plan, net, cfg, pairs, timeline=timeline, pair_ranking=ranking, decisions=decisions,
+                 training_rows=df[plan.all_columns] if keep_training_rows else None)
+        es.column_losses_ = trainer.column_losses.tolist()
+        es.train_embeddings_ = es._encode_tensors(data, len(df))[0]
+        es.mi_ = es._mutual_information(data, len(df))
+        return es
+
+    # ------------------------------------------------------------------ encode
+
+    @torch.no_grad()
+    def _encode_tensors(self, data, n: int) -> tuple[np.ndarray, np.ndarray]:
+        self.net.eval()
+        fulls, shorts = [], []
+        for start in range(0, n, ENCODE_BATCH):
+            emb, short = self.net(gather(data, torch.arange(start, min(n, start + ENCODE_BATCH))))
+            fulls.append(emb)
+            shorts.append(short)
+        return torch.cat(fulls).numpy(), torch.cat(shorts).numpy()
+
+    def _prepare(self, df: pd.DataFrame | pd.Series | dict) -> pd.DataFrame:
+        if isinstance(df, dict):
+            df = pd.DataFrame([df])
+        elif isinstance(df, pd.Series):
+            df = df.to_frame().T
+        missing = [c for c in self.plan.columns if c not in df.columns]
+        if missing:
+            log.warning("columns %s are not in the input: encoded as missing values", missing)
+            df = df.assign(**{c: None for c in missing})
+        return df.reset_index(drop=True)
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """(n, d_model) float32 row embeddings, L2-normalised."""
+        df = self._prepare(df)
+        return self._encode_tensors(self.plan.transform(df), len(df))[0]
+
+    def encode_short(self, df: pd.DataFrame) -> np.ndarray:
+        """(n, 3) short embeddings on the unit sphere (spec §15)."""
+        df = self._prepare(df)
+        return self._encode_tensors(self.plan.transform(df), len(df))[1]
+
+    def similar(self, row_or_df, k: int = 10) -> pd.DataFrame:
+        """Nearest training rows (cosine similarity of embeddings), best first, for each query row."""
+        if self.train_embeddings_ is None:
+            raise RuntimeError("this space was saved without training embeddings; similar() needs them.")
+        q = self.encode(self._prepare(row_or_df))
+        scores = q @ self.train_embeddings_.T
+        out = []
+        for qi, row in enumerate(scores):
+            top = np.argsort(-row, kind="stable")[:k]
+            part = pd.DataFrame({"query": qi, "row": top, "score": row[top]})
+            if self.training_rows_ is not None:
+                part = pd.concat([part, self.training_rows_.iloc[top].reset_index(drop=True)], axis=1)
+            out.append(part)
+        return pd.concat(out, ignore_index=True)
+
+    # ------------------------------------------------------------------ introspection
+
+    @torch.no_grad()
+    def _mutual_information(self, data, n: int) -> pd.DataFrame:
+        """MI[i, j] in bits: what column i alone tells about column j (spec §4.5, §9: log(B) − loss)."""
+        self.net.eval()
+        g = torch.Generator().manual_seed(self.config.seed + 11)
+        rows = torch.randperm(n, generator=g)[: min(n, 512)]
+        batch = gather(data, rows)
+        cols_full, cols_short = self.net.encode_columns(batch)
+        present = self.net.present(batch)
+        B, C = present.shape
+        mi = np.zeros((C, C))
+        for i in range(C):
+            visible = torch.zeros(B, C, dtype=torch.bool)
+            visible[:, i] = True
+            emb, _ = self.net.joint(cols_full, visible)
+            pf, ps = self.net.predict_columns(emb)
+            loss = marginal_losses(pf, ps, cols_full, cols_short, present, self.config.temperature)
+            mi[i] = (math.log(B) - loss.numpy()) / math.log(2)
+        cols = self.plan.columns
+        return pd.DataFrame(np.nan_to_num(mi, nan=0.0).clip(min=0.0), index=cols, columns=cols)
+
+    def mutual_information(self) -> pd.DataFrame:
+        """MI[i, j] = bits of information column i provides about column j (asymmetric)."""
+        return self.mi_.copy()
+
+    def column_report(self) -> pd.DataFrame:
+        rows = []
+        mi = self.mi_
+        for name, info in self.plan.info.items():
+            row = {"column": name, "type": info["semantic_type"], "type_reason": info["type_reason"],
+                   "excluded": info["excluded"], "reason": info["reason"]}
+            if name in self.plan.columns:
+                i = self.plan.columns.index(name)
+                row["codec"] = self.plan.codecs[name].report()
+                row["encoder"] = self.net.encoders[i].report()
+                losses = getattr(self, "column_losses_", None)
+                row["marginal_loss"] = None if losses is None else losses[i]
+                if mi is not None:
+                    others = mi.drop(index=name)[name]
+                    row["mi_from_others_bits"] = float(others.max()) if len(others) else 0.0
+                    row["best_predictor"] = str(others.idxmax()) if len(others) else None
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    @property
+    def timeline(self) -> list[dict]:
+        return self.timeline_["timeline"]
+
+    @property
+    def d_model(self) -> int:
+        return self.net.joint.d_model
+
+    # ------------------------------------------------------------------ save / load
+
+    def save(self, path: str | Path, figures: bool = True) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        io.write_json(path / "config.json", {
+            "format": io.FORMAT, "version": io.VERSION, "plan": self.plan.to_config(),
+            "training_config": self.config.to_dict(), "pairs": [list(p) for p in self.pairs],
+            "pair_ranking": self.pair_ranking_, "decisions": self.decisions,
+            "column_losses": getattr(self, "column_losses_", None)})
+        io.write_json(path / "codecs.json", self.plan.codecs_config())
+        io.write_json(path / "timeline.json", {k: v for k, v in self.timeline_.items() if k != "movie"})
+        io.write_json(path / "mutual_information.json", {"columns": list(self.mi_.columns), "bits": self.mi_.values})
+        extra = {"train_embeddings": torch.from_numpy(self.train_embeddings_)} if self.train_embeddings_ is not None else {}
+        io.save_tensors(path / "model.safetensors", self.net.state_dict(), extra)
+        if self.training_rows_ is not None:
+            self.training_rows_.to_parquet(path / "training_rows.parquet", index=False)
+        if figures:
+            self.write_figures(path)
+        return path
+
+    def write_figures(self, folder: str | Path) -> dict[str, Path]:
+        from featrix_model import viz
+
+        folder = Path(folder)
+        out = {"timeline": viz.plot_timeline(self.timeline_, folder / "training_timeline.png"),
+               "mutual_information": viz.plot_mutual_information(self.mi_, folder / "mutual_information.png")}
+        if self.train_embeddings_ is not None:
+            short = self.train_embeddings_[:2000, :3]
+            out["sphere"] = viz.sphere_html(short / np.linalg.norm(short, axis=1, keepdims=True).clip(1e-8),
+                                            folder / "sphere.html", title="Row embeddings (short, 3D)")
+        if self.timeline_.get("movie"):
+            frames = [np.asarray(f) for f in self.timeline_["movie"]]
+            out["movie"] = viz.movie_html(frames, folder / "training_movie.html",
+                                          epochs=[e["epoch"] for e in self.timeline][: len(frames)])
+        return out
+
+    @classmethod
+    def load(cls, path: str | Path, column_types: dict | None = None) -> "EmbeddingSpace":
+        path = Path(path)
+        config = io.read_json(path / "config.json")
+        if config.get("format") != io.FORMAT:
+            raise ValueError(f"{path} is not a saved embedding space (format {config.get('format')!r}).")
+        plan = ColumnPlan.from_config(config["plan"], io.read_json(path / "codecs.json"), column_types)
+        cfg = TrainingConfig.from_dict(config["training_config"])
+        pairs = [tuple(p) for p in config["pairs"]]
+        net = build_network(plan, cfg, pairs)
+        state, extra = io.load_tensors(path / "model.safetensors")
+        net.load_state_dict(state)
+        net.eval()
+        mi_doc = io.read_json(path / "mutual_information.json")
+        mi = pd.DataFrame(np.array(mi_doc["bits"], dtype=float), index=mi_doc["columns"], columns=mi_doc["columns"])
+        rows = path / "training_rows.parquet"
+        es = cls(plan, net, cfg, pairs, timeline=io.read_json(path / "timeline.json"), mi=mi,
+                 pair_ranking=config.get("pair_ranking"), decisions=config.get("decisions"),
+                 train_embeddings=extra["train_embeddings"].numpy() if "train_embeddings" in extra else None,
+                 training_rows=pd.read_parquet(rows) if rows.exists() else None)
+        es.column_losses_ = config.get("column_losses")
+        return es
+
+
+def build_network(plan: ColumnPlan, cfg: TrainingConfig, pairs: list) -> EmbeddingNetwork:
+    """Deterministic construction from the plan and config (same seed → same initial weights)."""
+    torch.manual_seed(cfg.seed)
+    encoders = plan.build_encoders(cfg.d_model)
+    joint = JointEncoder(len(plan.columns), cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.ff_mult,
+                         cfg.attention_dropout, pairs, cfg.rel_mode)
+    return EmbeddingNetwork(plan.columns, encoders, joint, plan.scalar_indices())

@@ -1,0 +1,1 @@
+"""Self-supervised training of an embedding space (spec §8–§13)."""

@@ -1,0 +1,235 @@
+"""The training loop (spec §8–§13): masks, curriculum losses, schedules, monitoring, timeline."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from featrix_model.network import Batch, EmbeddingNetwork
+from featrix_model.training import losses as L
+from featrix_model.training.config import TrainingConfig, curriculum_weights, dropout_at
+from featrix_model.training.monitor import InterventionLadder, collapse_metrics, detect_failures
+
+FIXED_WEIGHTS = {"spread": 1.0, "joint": 1.0, "marginal": 1.0 / 8}  # monitored loss: constant weights
+
+
+def gather(data: Batch, idx: torch.Tensor) -> Batch:
+    return {c: {k: v[idx] for k, v in t.items()} for c, t in data.items()}
+
+
+def lr_factor(step: int, total: int) -> float:
+    """Spec §10 OneCycle: warm up from 1/25 of max over 15 %, hold the peak 5 %, cosine to 1/10,000."""
+    p = step / max(1, total)
+    if p < 0.15:
+        return 1 / 25 + (1 - 1 / 25) * p / 0.15
+    if p < 0.20:
+        return 1.0
+    q = (p - 0.20) / 0.80
+    return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * min(1.0, q)))
+
+
+class Trainer:
+    """Trains an ``EmbeddingNetwork`` on pre-encoded column tensors; returns the timeline dict."""
+
+    def __init__(self, net: EmbeddingNetwork, cfg: TrainingConfig, data: Batch, n_rows: int,
+                 log: Callable[[str], None] = print):
+        self.net, self.cfg, self.data, self.n_rows, self.log = net, cfg, data, n_rows, log
+        self.scalar_names = [net.columns[i] for i in net.scalar_index.tolist()]
+        self.column_losses = np.full(len(net.columns), np.nan)
+
+    # ------------------------------------------------------------------ losses
+
+    def _losses(self, batch: Batch, gen: torch.Generator, temperature: float) -> dict[str, torch.Tensor]:
+        net = self.net
+        cols_full, cols_short = net.encode_columns(batch)
+        present = net.present(batch)
+        vis1 = L.complementary_masks(present, gen)
+        vis2 = ~vis1
+        B, C = present.shape
+        everything = torch.ones_like(vis1)
+        emb, _ = net.joint(cols_full.repeat(3, 1, 1), torch.cat([everything, vis1, vis2]))
+        e0, e1, e2 = emb.chunk(3)
+        out = {"joint": L.joint_loss([e1, e2], e0, temperature), "spread": L.spread_loss(e0, temperature)}
+        per_view = []
+        for e, vis in ((e1, vis1), (e2, vis2)):
+            pf, ps = net.predict_columns(e)
+            per_view.append(L.marginal_losses(pf, ps, cols_full, cols_short, ~vis & present, temperature))
+        per_col = torch.stack(per_view).nanmean(dim=0)
+        out["per_column"] = per_col.detach()
+        out["marginal"] = torch.nan_to_num(per_col, nan=0.0).sum()
+        if self.scalar_names:
+            target = torch.stack([batch[c]["recon_target"] for c in self.scalar_names], dim=1)
+            ok = torch.stack([~batch[c]["missing"] for c in self.scalar_names], dim=1)
+            out["reconstruction"] = L.reconstruction_loss(net.reconstruct(e0), target, ok)
+        else:
+            out["reconstruction"] = e0.new_zeros(())
+        out["embeddings"] = e0.detach()
+        return out
+
+    def _fixed(self, parts: dict) -> float:
+        p = {k: float(parts[k].detach()) for k in ("spread", "joint", "marginal", "reconstruction")}
+        return (FIXED_WEIGHTS["spread"] * p["spread"] + FIXED_WEIGHTS["joint"] * p["joint"]
+                + FIXED_WEIGHTS["marginal"] * p["marginal"] + self.cfg.reconstruction_weight * p["reconstruction"])
+
+    # ------------------------------------------------------------------ loop
+
+    def fit(self, progress: bool = False, movie_rows: torch.Tensor | None = None) -> dict:
+        cfg, net = self.cfg, self.net
+        torch.manual_seed(cfg.seed)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        split_gen = torch.Generator().manual_seed(cfg.seed + 42)  # spec §13: seed 42 for the initial split
+        perm = torch.randperm(self.n_rows, generator=split_gen)
+        n_val = max(1, int(round(self.n_rows * cfg.val_fraction))) if self.n_rows >= 20 else 0
+        val_idx, train_idx = perm[:n_val], perm[n_val:]
+        if cfg.max_train_rows and len(train_idx) > cfg.max_train_rows:
+            train_idx = train_idx[: cfg.max_train_rows]
+        bs = min(cfg.batch_size, len(train_idx))
+        steps_per_epoch = max(1, len(train_idx) // bs)
+        total = cfg.epochs * steps_per_epoch
+        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr * cfg.max_lr_multiplier, weight_decay=cfg.weight_decay)
+        ladder = InterventionLadder()
+        history, frames = [], []
+        best = (math.inf, None, 0)
+        step, start = 0, time.monotonic()
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.epochs, desc="embedding space", unit="epoch")
+        for epoch in range(1, cfg.epochs + 1):
+            p_epoch = (epoch - 1) / cfg.epochs
+            dropout = dropout_at(p_epoch, cfg.dropout_start, cfg.dropout_end)
+            net.set_dropout(dropout)
+            weights = curriculum_weights(p_epoch)
+            temperature = float(min(0.2, max(0.01, cfg.temperature * ladder.temperature_multiplier)))
+            net.train()
+            order = train_idx[torch.randperm(len(train_idx), generator=gen)]
+            sums = {"loss": 0.0, "fixed": 0.0, "spread": 0.0, "joint": 0.0, "marginal": 0.0, "reconstruction": 0.0}
+            grads = {"unclipped": 0.0, "clipped": 0.0}
+            col_sum, col_n = np.zeros(len(net.columns)), np.zeros(len(net.columns))
+            notes: list[str] = []
+            for b in range(steps_per_epoch):
+                idx = order[b * bs:(b + 1) * bs]
+                parts = self._losses(gather(self.data, idx), gen, temperature)
+                loss = (weights["spread"] * parts["spread"] + weights["joint"] * parts["joint"]
+                        + weights["marginal"] * parts["marginal"] + cfg.reconstruction_weight * parts["reconstruction"])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                threshold = max(float(loss.detach()) * cfg.clip_ratio, 1e-6)  # spec §10 adaptive clipping
+                unclipped = float(torch.nn.utils.clip_grad_norm_(net.parameters(), threshold))
+                if unclipped > 10 * float(loss.detach()) and "GRADIENT_WARNING" not in notes:
+                    notes.append("GRADIENT_WARNING")
+                lr = cfg.lr * cfg.max_lr_multiplier * lr_factor(step, total) * ladder.lr_multiplier
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.step()
+                step += 1
+                sums["loss"] += float(loss.detach())
+                sums["fixed"] += self._fixed(parts)
+                for k in ("spread", "joint", "marginal", "reconstruction"):
+                    sums[k] += float(parts[k].detach())
+                grads["unclipped"] += unclipped
+                grads["clipped"] += min(unclipped, threshold)
+                pc = parts["per_column"].numpy()
+                ok = ~np.isnan(pc)
+                col_sum[ok] += pc[ok]
+                col_n[ok] += 1
+            n = steps_per_epoch
+            self.column_losses = np.where(col_n > 0, col_sum / np.maximum(col_n, 1), np.nan)
+            val_loss, val_emb = self._validate(val_idx, temperature) if len(val_idx) else (None, None)
+            notes += [n for enc in net.encoders for n in enc.on_epoch_end(epoch, epoch / cfg.epochs)]
+            entry = {
+                "epoch": epoch, "learning_rate": lr, "train_loss": sums["fixed"] / n, "objective": sums["loss"] / n,
+                "validation_loss": val_loss, "dropout_rate": dropout, "spread_loss": sums["spread"] / n,
+                "spread_temperature": temperature, "joint_loss": sums["joint"] / n, "marginal_loss": sums["marginal"] / n,
+                "reconstruction_loss": sums["reconstruction"] / n, "loss_weights": weights,
+                "gradients": {"unclipped_norm": grads["unclipped"] / n, "clipped_norm": grads["clipped"] / n,
+                              "clip_ratio": grads["clipped"] / max(grads["unclipped"], 1e-12)},
+                "val_set_resampled": False, "elapsed_s": round(time.monotonic() - start, 2),
+            }
+            if val_emb is not None:
+                entry["collapse"] = collapse_metrics(val_emb)
+            history.append(entry)
+            entry["failures_detected"] = detect_failures(history)
+            if entry.get("collapse", {}).get("collapsed"):
+                entry["failures_detected"].append("EMBEDDING_COLLAPSE")
+            entry["corrective_actions"] = ladder.step(epoch, entry["failures_detected"]) + notes
+            entry["early_stop_blocked"] = ladder.early_stop_blocked(epoch)
+            monitored = val_loss if val_loss is not None else entry["train_loss"]
+            if monitored < best[0] - cfg.min_delta:
+                best = (monitored, copy.deepcopy(net.state_dict()), epoch)
+            if movie_rows is not None:
+                frames.append(self._short(movie_rows))
+            if bar is not None:
+                bar.set_postfix(loss=f"{entry['train_loss']:.3f}", val=f"{val_loss:.3f}" if val_loss else "-")
+                bar.update(1)
+            if cfg.rotation_every and epoch % cfg.rotation_every == 0 and len(val_idx) and epoch < cfg.epochs:
+                train_idx, val_idx = self._rotate(train_idx, val_idx, epoch)
+                entry["val_set_resampled"] = True
+            if epoch - best[2] >= cfg.patience and not entry["early_stop_blocked"]:
+                entry["corrective_actions"].append("EARLY_STOP")
+                self.log(f"early stop at epoch {epoch}: no validation improvement > {cfg.min_delta} for {cfg.patience} epochs")
+                break
+            if cfg.time_budget_s and time.monotonic() - start > 2 * cfg.time_budget_s:
+                entry["corrective_actions"].append("TIME_GUARD_STOP")
+                self.log(f"stopped at epoch {epoch}: twice the {cfg.time_budget_s:.0f}s budget elapsed")
+                break
+        if bar is not None:
+            bar.close()
+        if best[1] is not None:
+            net.load_state_dict(best[1])
+        net.eval()
+        return {
+            "metadata": {"initial_lr": cfg.lr, "max_lr": cfg.lr * cfg.max_lr_multiplier, "total_epochs": cfg.epochs,
+                         "batch_size": bs, "scheduler_type": "OneCycle (15% warmup, 5% peak, cosine)",
+                         "dropout_scheduler_enabled": True, "initial_dropout": cfg.dropout_start,
+                         "final_dropout": cfg.dropout_end, "d_model": net.joint.d_model, "n_rows": self.n_rows,
+                         "n_train_rows": int(len(train_idx)), "n_validation_rows": int(len(val_idx)),
+                         "n_columns": len(net.columns), "steps": step, "best_epoch": best[2],
+                         "best_validation_loss": None if best[1] is None else best[0],
+                         "seconds": round(time.monotonic() - start, 2)},
+            "timeline": history,
+            "corrective_actions": ladder.actions,
+            "movie": [f.tolist() for f in frames],
+        }
+
+    @torch.no_grad()
+    def _validate(self, val_idx: torch.Tensor, temperature: float) -> tuple[float, torch.Tensor]:
+        self.net.eval()
+        gen = torch.Generator().manual_seed(self.cfg.seed + 7)  # the same masks every epoch
+        bs = min(self.cfg.batch_size, len(val_idx))
+        total, embs, n = 0.0, [], 0
+        for b in range(max(1, len(val_idx) // bs)):
+            idx = val_idx[b * bs:(b + 1) * bs]
+            if len(idx) < 2:
+                continue
+            parts = self._losses(gather(self.data, idx), gen, temperature)
+            total += self._fixed(parts)
+            embs.append(parts["embeddings"])
+            n += 1
+        self.net.train()
+        return (total / max(n, 1), torch.cat(embs) if embs else torch.zeros(0, self.net.joint.d_model))
+
+    @torch.no_grad()
+    def _short(self, rows: torch.Tensor) -> np.ndarray:
+        was = self.net.training
+        self.net.eval()
+        _, short = self.net(gather(self.data, rows))
+        self.net.train(was)
+        return short.numpy().round(4)
+
+    def _rotate(self, train_idx, val_idx, epoch):
+        """Spec §13 gradual rotation: swap 10 % of validation rows with training rows (seeded by epoch)."""
+        g = torch.Generator().manual_seed(self.cfg.seed + epoch)
+        k = max(1, int(len(val_idx) * self.cfg.rotation_fraction))
+        vi = torch.randperm(len(val_idx), generator=g)[:k]
+        ti = torch.randperm(len(train_idx), generator=g)[:k]
+        train_idx, val_idx = train_idx.clone(), val_idx.clone()
+        train_idx[ti], val_idx[vi] = val_idx[vi].clone(), train_idx[ti].clone()
+        self.log(f"epoch {epoch}: rotated {k} rows between training and validation")
+        return train_idx, val_idx
