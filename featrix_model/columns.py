@@ -8,6 +8,7 @@ global registry); ``default_column_types()`` is the built-in one.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass, field
 
@@ -116,9 +117,8 @@ def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | 
             decisions.append(f"[WARN] {reason}")
             continue
         codec_cls, enc_cls = types[stype]
-        codec = codec_cls(c)
-        if stype == "boolean" and hasattr(codec, "semantic_type"):
-            codec.semantic_type = "boolean"
+        takes_type = "semantic_type" in inspect.signature(codec_cls).parameters
+        codec = codec_cls(c, semantic_type=stype) if stype == "boolean" and takes_type else codec_cls(c)
         codecs[c] = codec.fit(df[c])
         encoders[c] = enc_cls
         used.append(c)
