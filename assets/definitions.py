@@ -6,24 +6,31 @@ runs on any warehouse and spec without code changes.
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
 from assets.joins import build_join_assets
+from assets.spaces import build_space_assets
 from assets.tables import build_table_assets
-from featrix_pipeline.resources import WarehouseResource
+from featrix_pipeline.resources import ModelSettings, WarehouseResource
 from featrix_pipeline.spec import DatasetSpec, load_spec
 from featrix_pipeline.store import ParquetJsonIOManager, default_store_dir, reports_dir
 
 
 def build_assets(spec: DatasetSpec) -> list:
     store, reports = default_store_dir(spec.name), reports_dir(spec.name)
-    return build_table_assets(spec, store, reports) + build_join_assets(spec, store, reports)
+    return (build_table_assets(spec, store, reports) + build_join_assets(spec, store, reports)
+            + build_space_assets(spec, store))
 
 
 def build_resources(spec: DatasetSpec) -> dict:
     return {
         "io_manager": ParquetJsonIOManager(base_dir=str(default_store_dir(spec.name))),
         "warehouse": WarehouseResource(url=spec.warehouse_url, db_schema=spec.warehouse_schema),
+        "model_settings": ModelSettings(
+            time_budget_s=float(os.environ["FEATRIX_TIME_BUDGET_S"]) if os.environ.get("FEATRIX_TIME_BUDGET_S") else None,
+            threads=int(os.environ.get("FEATRIX_TORCH_THREADS", "1"))),
     }
 
 

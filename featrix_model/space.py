@@ -27,6 +27,7 @@ from featrix_model.training.trainer import Trainer, gather
 
 log = logging.getLogger("featrix_model")
 ENCODE_BATCH = 1024
+ENCODE_CHUNK = 16384
 
 
 class EmbeddingSpace:
@@ -63,9 +64,15 @@ class EmbeddingSpace:
         if len(plan.columns) < 2:
             raise ValueError(f"Only {len(plan.columns)} usable column(s) left after filtering "
                              f"({'; '.join(plan.decisions) or 'none excluded'}): an embedding space needs at least 2.")
-        data = plan.transform(df)
         cfg = auto_config(len(df), len(plan.columns), time_budget_s=time_budget_s, seed=seed, threads=threads, **overrides)
         decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
+        train_df = df
+        if cfg.max_train_rows and cfg.max_train_rows < len(df) * (1 - cfg.val_fraction):
+            n_keep = min(len(df), int(math.ceil(cfg.max_train_rows / (1 - cfg.val_fraction))))
+            train_df = df.sample(n=n_keep, random_state=seed).reset_index(drop=True)
+            decisions.append(f"training rows: a seeded sample of {n_keep:,} of {len(df):,} rows is tensorised for "
+                             "training; codecs were fitted on all rows and every row can be encoded")
+        data = plan.transform(train_df)
         pairs, ranking = select_pairs(df, plan.columns, cfg.max_pairs, seed)
         if pairs:
             decisions.append("relationship pairs: " + ", ".join(f"{plan.columns[i]}×{plan.columns[j]}" for i, j in pairs))
@@ -73,14 +80,14 @@ class EmbeddingSpace:
             log.info(d)
         net = build_network(plan, cfg, pairs)
         movie_rows = torch.arange(min(len(df), 500)) if movie else None
-        trainer = Trainer(net, cfg, data, len(df), log=log.info)
+        trainer = Trainer(net, cfg, data, len(train_df), log=log.info)
         timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
         es = cls(plan, net, cfg, pairs, timeline=timeline, pair_ranking=ranking, decisions=decisions,
                  training_rows=df[plan.all_columns] if keep_training_rows else None)
         es.column_losses_ = trainer.column_losses.tolist()
-        es.train_embeddings_ = es._encode_tensors(data, len(df))[0]
-        es.mi_ = es._mutual_information(data, len(df))
+        es.train_embeddings_ = es.encode(df)
+        es.mi_ = es._mutual_information(data, len(train_df))
         return es
 
     # ------------------------------------------------------------------ encode
@@ -106,15 +113,20 @@ class EmbeddingSpace:
             df = df.assign(**{c: None for c in missing})
         return df.reset_index(drop=True)
 
+    def _encode_frame(self, df, which: int) -> np.ndarray:
+        """Transform and encode in chunks so memory stays bounded on large tables."""
+        df = self._prepare(df)
+        parts = [self._encode_tensors(self.plan.transform(df.iloc[s:s + ENCODE_CHUNK]), len(df.iloc[s:s + ENCODE_CHUNK]))[which]
+                 for s in range(0, len(df), ENCODE_CHUNK)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.d_model if which == 0 else 3), np.float32)
+
     def encode(self, df: pd.DataFrame) -> np.ndarray:
         """(n, d_model) float32 row embeddings, L2-normalised."""
-        df = self._prepare(df)
-        return self._encode_tensors(self.plan.transform(df), len(df))[0]
+        return self._encode_frame(df, 0)
 
     def encode_short(self, df: pd.DataFrame) -> np.ndarray:
         """(n, 3) short embeddings on the unit sphere (spec §15)."""
-        df = self._prepare(df)
-        return self._encode_tensors(self.plan.transform(df), len(df))[1]
+        return self._encode_frame(df, 1)
 
     def similar(self, row_or_df, k: int = 10) -> pd.DataFrame:
         """Nearest training rows (cosine similarity of embeddings), best first, for each query row."""

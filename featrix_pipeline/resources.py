@@ -15,3 +15,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def get(self) -> Warehouse:
         return Warehouse(self.url, self.db_schema)
+
+
+class ModelSettings(dg.ConfigurableResource):
+    """Training settings shared by every model asset. ``time_budget_s`` None = automatic (spec §4.4,
+    150 s on CPU); ``FEATRIX_TIME_BUDGET_S`` sets it for a whole run."""
+
+    time_budget_s: float | None = None
+    seed: int = 0
+    threads: int = 1

@@ -38,6 +38,7 @@ class TableSpec:
     keep_columns: tuple[str, ...] = ()
     row_limit: int | None = None
     description: str = ""
+    embedding_space: bool = True
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,7 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
             keep_columns=tuple(t.get("keep_columns", ())),
             row_limit=t.get("row_limit"),
             description=t.get("description", ""),
+            embedding_space=t.get("embedding_space", True),
         )
 
     rels = []

@@ -34,6 +34,7 @@ def write_spec(folder: Path, db_path: Path, text: str | None = None) -> Path:
 def small_warehouse(tmp_path, nyc_frames, monkeypatch) -> Path:
     """A fresh DuckDB demo warehouse (2-day slice) + spec; FEATRIX_HOME points at tmp_path."""
     monkeypatch.setenv("FEATRIX_HOME", str(tmp_path))
+    monkeypatch.setenv("FEATRIX_TIME_BUDGET_S", "4")  # short model training in tests
     db = tmp_path / "wh.duckdb"
     demo.seed(db, frames={k: v.copy() for k, v in nyc_frames.items()})
     return write_spec(tmp_path, db)

@@ -13,9 +13,12 @@ from featrix_pipeline.spec import load_spec
 from tests.conftest import DEMO_SPEC, write_spec
 
 
-def run(spec_path):
+def run(spec_path, models: bool = True):
     spec = load_spec(spec_path)
-    result = dg.materialize(build_assets(spec), resources=build_resources(spec), raise_on_error=False)
+    assets = build_assets(spec)
+    if not models:  # the data-quality half only
+        assets = [a for a in assets if not any(k.path[-1] in ("embedding_space", "row_embeddings") for k in a.keys)]
+    result = dg.materialize(assets, resources=build_resources(spec), raise_on_error=False)
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     return spec, result, checks
 
@@ -51,6 +54,18 @@ def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_pa
     for rel in spec.relationships:
         assert rel.name in report
     assert (tmp_path / "reports" / spec.name / "report.html").read_text().startswith("<!doctype html>")
+    # one embedding space per table (airlines is a lookup: embedding_space: false), embeddings for every row
+    done = {m.asset_key.to_user_string() for m in result.get_asset_materialization_events()}
+    assert {"flights/embedding_space", "planes/embedding_space", "weather/embedding_space"} <= done
+    assert "airlines/embedding_space" not in done
+    assert checks[("flights/embedding_space", "no_embedding_collapse")].passed
+    emb = pd.read_parquet(tmp_path / "artifacts" / spec.name / "flights" / "row_embeddings.parquet")
+    assert len(emb) == len(raw) and list(emb.columns[:2]) == ["flight_id", "emb_0"]
+    space = tmp_path / "artifacts" / spec.name / "flights" / "embedding_space"
+    assert (space / "model.safetensors").exists() and (space / "training_timeline.png").exists()
+    space_mat = [m for m in result.get_asset_materialization_events()
+                 if m.asset_key == dg.AssetKey(["flights", "embedding_space"])][0].materialization.metadata
+    assert "flight_id" in space_mat["excluded_columns"].value and "batch_size" in space_mat["config"].value
 
 
 @pytest.fixture()
@@ -74,7 +89,7 @@ def faulty_warehouse(tmp_path, nyc_frames, monkeypatch):
 
 
 def test_planted_faults_are_each_caught_by_a_named_check(faulty_warehouse):
-    spec, result, checks = run(faulty_warehouse)
+    spec, result, checks = run(faulty_warehouse, models=False)
     failed = {k for k, e in checks.items() if not e.passed}
 
     def examples(key):

@@ -52,8 +52,9 @@ def test_bad_cardinality_names_field_and_choices():
 
 
 def test_unknown_field_and_missing_primary_key():
-    msg = _error(GOOD.replace("  airlines:\n    primary_key: carrier", "  airlines:\n    primry_key: carrier"))
-    assert "tables.airlines" in msg and "primary_key" in msg
+    assert "    primary_key: tailnum" in GOOD
+    msg = _error(GOOD.replace("    primary_key: tailnum", "    primry_key: tailnum"))
+    assert "tables.planes" in msg and "primary_key" in msg
 
 
 def test_unknown_column_is_named_against_the_warehouse():
