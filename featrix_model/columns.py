@@ -21,12 +21,14 @@ INTERNAL_PREFIX = "__featrix"
 
 
 def default_column_types() -> dict[str, tuple[type, type]]:
+    from featrix_model.codecs.json_codec import JsonCodec
     from featrix_model.codecs.scalar import ScalarCodec
     from featrix_model.codecs.set import SetCodec
     from featrix_model.codecs.string import StringCodec
     from featrix_model.codecs.timestamp import TimestampCodec
     from featrix_model.codecs.vector import VectorCodec
     from featrix_model.codecs.web import DomainCodec, EmailCodec, URLCodec
+    from featrix_model.encoders.json_encoder import JsonEncoder
     from featrix_model.encoders.scalar import AdaptiveScalarEncoder
     from featrix_model.encoders.set import SetEncoder
     from featrix_model.encoders.string import StringEncoder
@@ -40,7 +42,7 @@ def default_column_types() -> dict[str, tuple[type, type]]:
         "boolean": (SetCodec, SetEncoder),
         "string": (StringCodec, StringEncoder),
         "identifier": (StringCodec, StringEncoder),
-        "json": (StringCodec, StringEncoder),
+        "json": (JsonCodec, JsonEncoder),
         "timestamp": (TimestampCodec, TimestampEncoder),
         "email": (EmailCodec, EmailEncoder),
         "domain": (DomainCodec, DomainEncoder),
