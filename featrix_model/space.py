@@ -50,9 +50,11 @@ class EmbeddingSpace:
     @classmethod
     def fit(cls, df: pd.DataFrame, time_budget_s: float | None = None, seed: int = 0, progress: bool = True, *,
             exclude: tuple[str, ...] = (), keep: tuple[str, ...] = (), column_types: dict | None = None,
-            keep_training_rows: bool = True, movie: bool = False, **overrides) -> "EmbeddingSpace":
+            keep_training_rows: bool = True, movie: bool = False, config: TrainingConfig | None = None,
+            output_dir: str | Path | None = None, **overrides) -> "EmbeddingSpace":
         """Train on ``df`` with zero configuration. Keyword overrides (``epochs=``, ``d_model=``,
-        ``batch_size=``, ``lr=``, ...) replace any automatic choice and are logged as such."""
+        ``batch_size=``, ``lr=``, ...) or a whole ``config`` replace any automatic choice and are
+        logged as such. With ``output_dir``, ``timeline.json`` there is rewritten every epoch."""
         started = time.monotonic()
         if not isinstance(df, pd.DataFrame) or df.empty:
             raise ValueError("EmbeddingSpace.fit needs a non-empty pandas DataFrame.")
@@ -64,6 +66,9 @@ class EmbeddingSpace:
         if len(plan.columns) < 2:
             raise ValueError(f"Only {len(plan.columns)} usable column(s) left after filtering "
                              f"({'; '.join(plan.decisions) or 'none excluded'}): an embedding space needs at least 2.")
+        if config is not None:
+            given = {k: v for k, v in config.to_dict().items() if k != "reasons"}
+            overrides = {**given, **overrides}
         cfg = auto_config(len(df), len(plan.columns), time_budget_s=time_budget_s, seed=seed, threads=threads, **overrides)
         decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
         train_df = df
@@ -80,7 +85,11 @@ class EmbeddingSpace:
             log.info(d)
         net = build_network(plan, cfg, pairs)
         movie_rows = torch.arange(min(len(df), 500)) if movie else None
-        trainer = Trainer(net, cfg, data, len(train_df), log=log.info)
+        timeline_path = None
+        if output_dir is not None:
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+            timeline_path = Path(output_dir) / "timeline.json"  # save() later writes the final one here
+        trainer = Trainer(net, cfg, data, len(train_df), log=log.info, timeline_path=timeline_path)
         timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
         es = cls(plan, net, cfg, pairs, timeline=timeline, pair_ranking=ranking, decisions=decisions,

@@ -30,7 +30,8 @@ def train_space(spec: DatasetSpec, table: str, filtered: pd.DataFrame, out_dir: 
                 time_budget_s: float | None = None, seed: int = 0, threads: int = 1) -> tuple[EmbeddingSpace, dict]:
     """Fit, save (config.json + model.safetensors + JSON + figures) and summarise a table's space."""
     features, left_out = feature_frame(spec, table, filtered)
-    es = EmbeddingSpace.fit(features, time_budget_s=time_budget_s, seed=seed, progress=False, threads=threads)
+    es = EmbeddingSpace.fit(features, time_budget_s=time_budget_s, seed=seed, progress=False, threads=threads,
+                            output_dir=out_dir)
     es.save(out_dir)
     last = es.timeline[-1] if es.timeline else {}
     mi = es.mutual_information()
@@ -57,8 +58,11 @@ def train_space(spec: DatasetSpec, table: str, filtered: pd.DataFrame, out_dir: 
 def row_embeddings(spec: DatasetSpec, table: str, filtered: pd.DataFrame, space_path: str | Path) -> pd.DataFrame:
     """Primary key + ``emb_0..emb_{d-1}`` + short ``sx, sy, sz`` for every row (no row dropped)."""
     es = EmbeddingSpace.load(space_path)
-    emb = es.encode(filtered)
-    short = es.encode_short(filtered)
+    if es.train_embeddings_ is not None and len(es.train_embeddings_) == len(filtered):
+        emb = es.train_embeddings_  # the space was fitted on exactly these rows, in this order
+    else:
+        emb = es.encode(filtered)
+    short = emb[:, :3] / np.linalg.norm(emb[:, :3], axis=1, keepdims=True).clip(1e-8)  # spec §15
     pk = [c for c in spec.tables[table].primary_key if c in filtered.columns]
     out = filtered[pk].reset_index(drop=True).copy()
     out = pd.concat([out, pd.DataFrame(emb, columns=[f"emb_{i}" for i in range(emb.shape[1])]),

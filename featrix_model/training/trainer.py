@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -37,8 +39,9 @@ class Trainer:
     """Trains an ``EmbeddingNetwork`` on pre-encoded column tensors; returns the timeline dict."""
 
     def __init__(self, net: EmbeddingNetwork, cfg: TrainingConfig, data: Batch, n_rows: int,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, timeline_path: Path | None = None):
         self.net, self.cfg, self.data, self.n_rows, self.log = net, cfg, data, n_rows, log
+        self.timeline_path = timeline_path
         self.scalar_names = [net.columns[i] for i in net.scalar_index.tolist()]
         self.column_losses = np.full(len(net.columns), np.nan)
 
@@ -165,6 +168,9 @@ class Trainer:
                 best = (monitored, copy.deepcopy(net.state_dict()), epoch)
             if movie_rows is not None:
                 frames.append(self._short(movie_rows))
+            if self.timeline_path is not None:  # spec §12: the timeline is on disk while training runs
+                self.timeline_path.write_text(json.dumps({"metadata": {"total_epochs": cfg.epochs}, "timeline": history,
+                                                          "corrective_actions": ladder.actions}, default=float))
             if bar is not None:
                 bar.set_postfix(loss=f"{entry['train_loss']:.3f}", val=f"{val_loss:.3f}" if val_loss else "-")
                 bar.update(1)
