@@ -93,7 +93,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    rows = [run(t, args.budget) for t in args.tasks.split(",")]
+    rows = []
+    for t in args.tasks.split(","):
+        rows.append(run(t, args.budget))
+        print(json.dumps(rows[-1]), flush=True)
     table = pd.DataFrame(rows)
     print(table.to_markdown(index=False))
     out = Path(__file__).resolve().parent / "results"
