@@ -11,6 +11,7 @@ import os
 import dagster as dg
 
 from assets.joins import build_join_assets
+from assets.predictors import build_predictor_assets
 from assets.spaces import build_space_assets
 from assets.tables import build_table_assets
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
@@ -21,7 +22,7 @@ from featrix_pipeline.store import ParquetJsonIOManager, default_store_dir, repo
 def build_assets(spec: DatasetSpec) -> list:
     store, reports = default_store_dir(spec.name), reports_dir(spec.name)
     return (build_table_assets(spec, store, reports) + build_join_assets(spec, store, reports)
-            + build_space_assets(spec, store))
+            + build_space_assets(spec, store) + build_predictor_assets(spec, store))
 
 
 def build_resources(spec: DatasetSpec) -> dict:
@@ -30,7 +31,8 @@ def build_resources(spec: DatasetSpec) -> dict:
         "warehouse": WarehouseResource(url=spec.warehouse_url, db_schema=spec.warehouse_schema),
         "model_settings": ModelSettings(
             time_budget_s=float(os.environ["FEATRIX_TIME_BUDGET_S"]) if os.environ.get("FEATRIX_TIME_BUDGET_S") else None,
-            threads=int(os.environ.get("FEATRIX_TORCH_THREADS", "1"))),
+            threads=int(os.environ.get("FEATRIX_TORCH_THREADS", "1")),
+            lightgbm_margin=float(os.environ.get("FEATRIX_LIGHTGBM_MARGIN", "0.02"))),
     }
 
 

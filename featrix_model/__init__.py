@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EmbeddingSpace"]
+__all__ = ["EmbeddingSpace", "Predictor"]
 
 
 def __getattr__(name: str):
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         from featrix_model.space import EmbeddingSpace
 
         return EmbeddingSpace
+    if name == "Predictor":
+        from featrix_model.predictor import Predictor
+
+        return Predictor
     raise AttributeError(name)

@@ -101,37 +101,49 @@ class EmbeddingSpace:
 
     # ------------------------------------------------------------------ encode
 
+    def visibility(self, n: int, hide: tuple[str, ...] | list[str] = ()) -> torch.Tensor:
+        """(n, C) bool: every column visible except ``hide`` — hidden columns get the MARGINAL token,
+        exactly as masked columns in training (spec §8), so hiding a column is in-distribution."""
+        visible = torch.ones(n, len(self.plan.columns), dtype=torch.bool)
+        for c in hide:
+            if c in self.plan.columns:
+                visible[:, self.plan.columns.index(c)] = False
+        return visible
+
     @torch.no_grad()
-    def _encode_tensors(self, data, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_tensors(self, data, n: int, hide=()) -> tuple[np.ndarray, np.ndarray]:
         self.net.eval()
         fulls, shorts = [], []
         for start in range(0, n, ENCODE_BATCH):
-            emb, short = self.net(gather(data, torch.arange(start, min(n, start + ENCODE_BATCH))))
+            stop = min(n, start + ENCODE_BATCH)
+            emb, short = self.net(gather(data, torch.arange(start, stop)), self.visibility(stop - start, hide))
             fulls.append(emb)
             shorts.append(short)
         return torch.cat(fulls).numpy(), torch.cat(shorts).numpy()
 
-    def _prepare(self, df: pd.DataFrame | pd.Series | dict) -> pd.DataFrame:
+    def _prepare(self, df: pd.DataFrame | pd.Series | dict, hide=()) -> pd.DataFrame:
         if isinstance(df, dict):
             df = pd.DataFrame([df])
         elif isinstance(df, pd.Series):
             df = df.to_frame().T
         missing = [c for c in self.plan.columns if c not in df.columns]
+        if [c for c in missing if c not in hide]:
+            log.warning("columns %s are not in the input: encoded as missing values", [c for c in missing if c not in hide])
         if missing:
-            log.warning("columns %s are not in the input: encoded as missing values", missing)
             df = df.assign(**{c: None for c in missing})
         return df.reset_index(drop=True)
 
-    def _encode_frame(self, df, which: int) -> np.ndarray:
+    def _encode_frame(self, df, which: int, hide=()) -> np.ndarray:
         """Transform and encode in chunks so memory stays bounded on large tables."""
-        df = self._prepare(df)
-        parts = [self._encode_tensors(self.plan.transform(df.iloc[s:s + ENCODE_CHUNK]), len(df.iloc[s:s + ENCODE_CHUNK]))[which]
+        df = self._prepare(df, hide)
+        parts = [self._encode_tensors(self.plan.transform(df.iloc[s:s + ENCODE_CHUNK]),
+                                      len(df.iloc[s:s + ENCODE_CHUNK]), hide)[which]
                  for s in range(0, len(df), ENCODE_CHUNK)]
         return np.concatenate(parts) if parts else np.zeros((0, self.d_model if which == 0 else 3), np.float32)
 
-    def encode(self, df: pd.DataFrame) -> np.ndarray:
-        """(n, d_model) float32 row embeddings, L2-normalised."""
-        return self._encode_frame(df, 0)
+    def encode(self, df: pd.DataFrame, hide: tuple[str, ...] = ()) -> np.ndarray:
+        """(n, d_model) float32 row embeddings, L2-normalised. ``hide`` masks columns (e.g. a target)."""
+        return self._encode_frame(df, 0, hide)
 
     def encode_short(self, df: pd.DataFrame) -> np.ndarray:
         """(n, 3) short embeddings on the unit sphere (spec §15)."""

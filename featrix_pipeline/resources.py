@@ -24,3 +24,5 @@ class ModelSettings(dg.ConfigurableResource):
     time_budget_s: float | None = None
     seed: int = 0
     threads: int = 1
+    predictor_max_rows: int = 50_000
+    lightgbm_margin: float = 0.02

@@ -35,6 +35,9 @@ def small_warehouse(tmp_path, nyc_frames, monkeypatch) -> Path:
     """A fresh DuckDB demo warehouse (2-day slice) + spec; FEATRIX_HOME points at tmp_path."""
     monkeypatch.setenv("FEATRIX_HOME", str(tmp_path))
     monkeypatch.setenv("FEATRIX_TIME_BUDGET_S", "4")  # short model training in tests
+    # a 4-second space on a 2-day slice is not expected to match LightGBM: require beating the
+    # majority/mean baseline only (the check still reports all three numbers)
+    monkeypatch.setenv("FEATRIX_LIGHTGBM_MARGIN", "1.0")
     db = tmp_path / "wh.duckdb"
     demo.seed(db, frames={k: v.copy() for k, v in nyc_frames.items()})
     return write_spec(tmp_path, db)

