@@ -138,3 +138,17 @@ def test_rows_without_target_are_reported_not_silently_dropped(space_and_data, c
     assert any("10 rows have no value for 'tier'" in m for m in p.config["decisions"])
     with pytest.raises(KeyError, match="not a column"):
         Predictor.fit(es, df, target="nope")
+
+
+def test_fine_tune_trains_the_space_and_saves_it(space_and_data, tmp_path):
+    es, df = space_and_data
+    small = df.iloc[:800]
+    p = Predictor.fit(es, small, target="tier", exclude_features=("churned", "spend"), seed=0, fine_tune=True, epochs=2)
+    before = es.net.state_dict()
+    after = p.space.net.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # encoder weights moved
+    assert p.space is not es  # the caller's space is untouched
+    p.save(tmp_path / "ft")
+    again = Predictor.load(tmp_path / "ft")
+    rows = small.drop(columns=["tier"]).iloc[:20]
+    assert p.predict(rows, explain=False) == again.predict(rows, explain=False)

