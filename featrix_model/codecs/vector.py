@@ -11,7 +11,6 @@ string; list cells are parsed per row (they are not hashable), with numpy.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import numpy as np
@@ -19,25 +18,16 @@ import pandas as pd
 import torch
 
 from featrix_model.codecs.base import Codec
+from featrix_model.types import as_vector
 
 
 def _parse(v: object) -> np.ndarray | None:
-    """One cell → 1-d float64 array of finite numbers, or None."""
-    if isinstance(v, str):
-        t = v.strip()
-        if not t.startswith("["):
-            return None
-        try:
-            v = json.loads(t)
-        except ValueError:
-            return None
-    if not isinstance(v, (list, tuple, np.ndarray)):
+    """One cell → 1-d float64 array of finite numbers, or None (parsing shared with type detection)."""
+    parsed = as_vector(v)
+    if parsed is None:
         return None
-    try:
-        a = np.asarray(v, dtype=np.float64)
-    except (TypeError, ValueError):
-        return None
-    return a if a.ndim == 1 and len(a) and np.isfinite(a).all() else None
+    a = np.asarray(parsed, dtype=np.float64)
+    return a if len(a) and np.isfinite(a).all() else None
 
 
 def parse_vectors(values: pd.Series) -> list[np.ndarray | None]:
