@@ -32,7 +32,7 @@ def build_resources(spec: DatasetSpec) -> dict:
         "model_settings": ModelSettings(
             time_budget_s=float(os.environ["FEATRIX_TIME_BUDGET_S"]) if os.environ.get("FEATRIX_TIME_BUDGET_S") else None,
             threads=int(os.environ.get("FEATRIX_TORCH_THREADS", "1")),
-            lightgbm_margin=float(os.environ.get("FEATRIX_LIGHTGBM_MARGIN", "0.02"))),
+            lightgbm_margin=float(os.environ["FEATRIX_LIGHTGBM_MARGIN"]) if os.environ.get("FEATRIX_LIGHTGBM_MARGIN") else None),
     }
 
 

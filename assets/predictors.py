@@ -42,7 +42,10 @@ def _predictor_assets(spec: DatasetSpec, target: TargetSpec, store_dir: Path) ->
             "threshold": dg.MetadataValue.text(f"{s['threshold']} — {s['threshold_reason']}" if s["threshold"] else "n/a"),
             "calibration": str(s["calibration"]),
             **{f"figure_{k}": dg.MetadataValue.path(v) for k, v in s["figures"].items()}})
-        ok, why = quality_check(s, model_settings.lightgbm_margin)
+        margin = next(m for m in (model_settings.lightgbm_margin, target.lightgbm_margin, 0.02) if m is not None)
+        ok, why = quality_check(s, margin)
+        if target.note:
+            why += f" — {target.note}"
         yield dg.AssetCheckResult(check_name="beats_baselines", passed=ok, severity=dg.AssetCheckSeverity.ERROR,
                                   description=why, metadata={"ours": dg.MetadataValue.json(s["metrics"]),
                                                              "lightgbm": dg.MetadataValue.json(s["lightgbm"]),

@@ -25,4 +25,4 @@ class ModelSettings(dg.ConfigurableResource):
     seed: int = 0
     threads: int = 1
     predictor_max_rows: int = 50_000
-    lightgbm_margin: float = 0.02
+    lightgbm_margin: float | None = None  # run-level override of every target's margin (default 0.02)

@@ -88,6 +88,8 @@ class TargetSpec:
     exclude_features: tuple[str, ...] = ()
     cost_false_positive: float | None = None
     cost_false_negative: float | None = None
+    lightgbm_margin: float | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,6 +235,7 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
                 positive_label=t.get("positive_label"), expression=t.get("expression"),
                 exclude_features=tuple(t.get("exclude_features", ())),
                 cost_false_positive=t.get("cost_false_positive"), cost_false_negative=t.get("cost_false_negative"),
+                lightgbm_margin=t.get("lightgbm_margin"), note=t.get("note", ""),
             )
         )
     wh = doc.get("warehouse", {}) or {}

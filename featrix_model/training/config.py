@@ -86,6 +86,11 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
 
     cfg.batch_size = min(2048, max(32, _pow2(n_rows / 100)))
     why["batch_size"] = f"min(2048, max(32, n_rows/100 = {n_rows / 100:.0f})) rounded to a power of 2 (spec §4.4)"
+    if not gpu and cfg.batch_size > 256:
+        why["batch_size"] += (f"; capped at 256 on CPU (spec value {cfg.batch_size}): the time budget buys a fixed "
+                              "number of row-passes, so a smaller batch gives ~8× more updates, and the per-column "
+                              "InfoNCE logits grow with batch² (2048² × columns does not fit a CPU step)")
+        cfg.batch_size = 256
     if n_rows < 1000:
         cfg.lr, cfg.weight_decay, size = 5e-5, 0.1, "< 1K rows"
     elif n_rows < 5000:
