@@ -181,9 +181,9 @@ class Trainer:
                 entry["corrective_actions"].append("EARLY_STOP")
                 self.log(f"early stop at epoch {epoch}: no validation improvement > {cfg.min_delta} for {cfg.patience} epochs")
                 break
-            if cfg.time_budget_s and time.monotonic() - start > 2 * cfg.time_budget_s:
+            if cfg.time_budget_s and time.monotonic() - start > 3 * cfg.time_budget_s:
                 entry["corrective_actions"].append("TIME_GUARD_STOP")
-                self.log(f"stopped at epoch {epoch}: twice the {cfg.time_budget_s:.0f}s budget elapsed")
+                self.log(f"stopped at epoch {epoch}: three times the {cfg.time_budget_s:.0f}s budget elapsed")
                 break
         if bar is not None:
             bar.close()
