@@ -36,6 +36,8 @@ statistics and transform output does not depend on it.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import re
 from collections import Counter
 from urllib.parse import parse_qsl, urlsplit
@@ -92,8 +94,9 @@ def _host_of(text: str) -> str:
 class _WebCodec(Codec):
     """Shared fit/transform: subclasses turn one distinct text into a dict of parts (or None)."""
 
+    @abstractmethod
     def _parse(self, text: str) -> dict | None:
-        raise NotImplementedError
+        """One distinct text → its parts, or None when it is not of this kind."""
 
     def _parsed(self, values: pd.Series) -> tuple[np.ndarray, list[dict | None]]:
         inv, texts = column_texts(values)

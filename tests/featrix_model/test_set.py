@@ -167,15 +167,8 @@ def test_vocabulary_cap_sends_rare_members_to_oov():
     assert c.transform(pd.Series(["c", "d", "a"]))["idx"].tolist() == [0, 0, 1]
 
 
-def test_sentence_model_called_once_per_distinct_string(monkeypatch):
-    calls: list[list[str]] = []
-    real = sentence.embed
-
-    def spy(texts):
-        calls.append(list(texts))
-        return real(texts)
-
-    monkeypatch.setattr(sentence, "embed", spy)
+def test_sentence_model_called_once_per_distinct_string(embed_calls):
+    calls = embed_calls
     values = pd.Series(np.random.default_rng(0).choice(["alpha", "beta", "gamma", "delta"], 5000))
     c = SetCodec("x").fit(values)
     c.transform(values)

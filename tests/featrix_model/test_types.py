@@ -278,15 +278,8 @@ def test_verdicts_are_json_and_deterministic(planted, verdicts):
 
 # ---------------------------------------------------------------- sentence embeddings (spec §5.2)
 
-def test_embed_caches_each_distinct_string(monkeypatch):
-    seen: list[list[str]] = []
-    real = sentence._encode
-
-    def spy(texts):
-        seen.append(list(texts))
-        return real(texts)
-
-    monkeypatch.setattr(sentence, "_encode", spy)
+def test_embed_caches_each_distinct_string(model_calls):
+    seen = model_calls
     sentence.clear_cache()
     a = sentence.embed(["JFK airport", "JFK airport", "LaGuardia"])
     assert seen == [["JFK airport", "LaGuardia"]]  # de-duplicated, one model call

@@ -100,15 +100,8 @@ def test_state_round_trip_gives_identical_bytes(cls, values):
         assert a[k].numpy().tobytes() == b[k].numpy().tobytes(), k
 
 
-def test_each_distinct_part_embedded_once(monkeypatch):
-    calls: list[list[str]] = []
-    real = sentence.embed
-
-    def spy(texts):
-        calls.append(list(texts))
-        return real(texts)
-
-    monkeypatch.setattr(sentence, "embed", spy)
+def test_each_distinct_part_embedded_once(embed_calls):
+    calls = embed_calls
     values = pd.Series(["a@gmail.com", "b@gmail.com", "a@gmail.com"] * 500)
     EmailCodec("e").fit(values).transform(values)
     for call in calls:
