@@ -71,8 +71,7 @@ def lightgbm_baseline(kind: str, X_tr: pd.DataFrame, y_tr, X_te: pd.DataFrame, s
         return m.predict(te), None
     m = lgb.LGBMClassifier(**params).fit(tr, y_tr)
     proba = m.predict_proba(te)
-    return m.predict(te), (proba[:, list(m.classes_).index(True)] if kind == "binary" and True in m.classes_ else
-                           proba[:, 1] if kind == "binary" else None)
+    return m.predict(te), (proba[:, list(m.classes_).index(True)] if kind == "binary" else None)
 
 
 def train_predictor(spec: DatasetSpec, target: TargetSpec, raw: pd.DataFrame, filtered: pd.DataFrame,
@@ -94,16 +93,17 @@ def train_predictor(spec: DatasetSpec, target: TargetSpec, raw: pd.DataFrame, fi
     y_te = test_df[target.column].to_numpy()
     if kind == "binary":
         pos = p.config["positive_label"]
-        y_true = (y_te == pos) | (pd.Series(y_te).astype(str) == str(pos)).to_numpy()
+        y_true = (pd.Series(y_te).astype(str) == str(pos)).to_numpy()
         ours = metrics(kind, y_true, (resp["prediction"].astype(str) == str(pos)).to_numpy(), resp["probability"].to_numpy())
     else:
         y_true = y_te
         ours = metrics(kind, y_true, resp["prediction"].to_numpy(), None)
     features = [c for c in es.plan.columns if c not in hide and c != target.column]
-    lgb_pred, lgb_score = lightgbm_baseline(kind, train_df[features], train_df[target.column].to_numpy() if kind != "binary"
-                                            else (train_df[target.column].astype(str) == str(p.config["positive_label"])).to_numpy(),
-                                            test_df[features], seed)
-    lgbm = metrics(kind, y_true if kind != "binary" else y_true, lgb_pred, lgb_score)
+    y_train = train_df[target.column].to_numpy()
+    if kind == "binary":
+        y_train = (train_df[target.column].astype(str) == str(p.config["positive_label"])).to_numpy()
+    lgb_pred, lgb_score = lightgbm_baseline(kind, train_df[features], y_train, test_df[features], seed)
+    lgbm = metrics(kind, y_true, lgb_pred, lgb_score)
     if kind == "regression":
         base = metrics(kind, y_true, np.full(len(y_true), float(np.mean(train_df[target.column]))), None)
     else:
