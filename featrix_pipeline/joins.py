@@ -36,7 +36,7 @@ ERROR, WARN = "ERROR", "WARN"
 MAX_EXAMPLES = 10
 MAX_SHIFT_COLUMNS = 30
 SQL_TYPE = {"integer": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "datetime": "TIMESTAMP", "bool": "BOOLEAN"}
-ICON = {True: "✅", WARN: "⚠️", ERROR: "❌"}
+ICON = {True: "✓", WARN: "⚠", ERROR: "✗"}
 
 
 @dataclass
@@ -102,7 +102,7 @@ class JoinReport:
             ["max children per parent key", f"{self.max_children_per_parent_key:,}"],
             ["rows after LEFT JOIN", f"{self.joined_rows:,}"]])
         md += ["", "**Checks**", ""]
-        md += [f"- {ICON[True] if c.passed else ICON.get(c.severity, '❌')} **{c.name}** ({c.severity}): {c.description}"
+        md += [f"- {ICON[True] if c.passed else ICON.get(c.severity, '✗')} **{c.name}** ({c.severity}): {c.description}"
                for c in self.checks]
         for kt in self.key_types:
             if not kt["compatible"] or "coverage_after_normalize" in kt:

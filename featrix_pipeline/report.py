@@ -12,11 +12,11 @@ from pathlib import Path
 from featrix_pipeline.columns import decide_columns
 from featrix_pipeline.spec import DatasetSpec
 
-ICON = {True: "✅", "WARN": "⚠️", "ERROR": "❌"}
+ICON = {True: "✓", "WARN": "⚠", "ERROR": "✗"}
 
 
 def _check_icon(check: dict) -> str:
-    return ICON[True] if check["passed"] else ICON.get(check["severity"], "❌")
+    return ICON[True] if check["passed"] else ICON.get(check["severity"], "✗")
 
 
 def summary_markdown(spec: DatasetSpec, joins: dict[str, dict], profiles: dict[str, dict],
@@ -52,11 +52,11 @@ def summary_markdown(spec: DatasetSpec, joins: dict[str, dict], profiles: dict[s
             d = dec[c]
             verdict = "kept" if d["keep"] and d["kind"] == "kept" else d["reason"].replace("|", "/").replace("\n", " ")
             lines.append(f"| {c} | {col['semantic_type']} | {d['role']} | {col['null_ratio']:.1%} | "
-                         f"{col['unique_ratio']:.1%} | {'✅' if d['keep'] else '🚫'} {verdict} |")
+                         f"{col['unique_ratio']:.1%} | {'✓' if d['keep'] else '✗'} {verdict} |")
         failed = [o for o in (suites or {}).get(table, []) if not o["success"]]
         if failed:
             lines += ["", f"Failed expectations in `{table}`:", ""]
-            lines += [f"- ❌ {o['why']} — {o['unexpected_count']:,} rows ({o['unexpected_percent']:.2f}%); "
+            lines += [f"- ✗ {o['why']} — {o['unexpected_count']:,} rows ({o['unexpected_percent']:.2f}%); "
                       f"e.g. {o['examples'][:2]}" for o in failed]
         lines.append("")
     if joins:

@@ -215,4 +215,4 @@ def test_to_dict_and_markdown(flights, weather):
     md = r.markdown()
     for c in r.checks:
         assert c.name in md
-    assert "❌" in md and "✅" in md and "flights.origin = weather.origin" in md
+    assert "✗" in md and "✓" in md and "flights.origin = weather.origin" in md
