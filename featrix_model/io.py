@@ -41,8 +41,8 @@ def _default(o):
 
 
 def save_tensors(path: Path, state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> None:
-    tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
-    tensors.update({f"__{k}": v.detach().contiguous().clone() for k, v in extra.items()})
+    tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+    tensors.update({f"__{k}": v.detach().cpu().contiguous().clone() for k, v in extra.items()})
     save_file(tensors, str(path), metadata={"format": FORMAT, "version": str(VERSION)})
 
 

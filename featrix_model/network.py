@@ -32,6 +32,10 @@ class EmbeddingNetwork(nn.Module):
         self.register_buffer("scalar_index", torch.tensor(scalar_columns, dtype=torch.long), persistent=False)
         self.decoder = nn.Linear(d, len(scalar_columns)) if scalar_columns else None
 
+    @property
+    def device(self) -> torch.device:
+        return self.predict_bias.device
+
     def encode_columns(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         fulls, shorts = zip(*(enc(batch[name]) for name, enc in zip(self.columns, self.encoders)))
         return torch.stack(fulls, dim=1), torch.stack(shorts, dim=1)
@@ -42,7 +46,7 @@ class EmbeddingNetwork(nn.Module):
     def forward(self, batch: Batch, visible: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         cols, _ = self.encode_columns(batch)
         if visible is None:
-            visible = torch.ones(cols.shape[:2], dtype=torch.bool)
+            visible = torch.ones(cols.shape[:2], dtype=torch.bool, device=cols.device)
         return self.joint(cols, visible)
 
     def predict_columns(self, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

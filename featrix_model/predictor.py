@@ -118,7 +118,9 @@ class Predictor:
         elif kind == "classification":
             kind = "binary" if y_raw.nunique() == 2 else "multiclass"
         hide = tuple(dict.fromkeys((target, *exclude_features)))
-        space = copy.deepcopy(space) if fine_tune else space
+        if fine_tune:  # the predictor trains on the CPU; a copy keeps the caller's space untouched
+            space = copy.deepcopy(space)
+            space.net.to("cpu")
         X = space.encode(df, hide=hide)
         cfg = {"target": target, "kind": kind, "hide": list(hide), "seed": seed, "fine_tune": fine_tune,
                "d_model": int(X.shape[1])}

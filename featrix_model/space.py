@@ -51,7 +51,7 @@ class EmbeddingSpace:
     def fit(cls, df: pd.DataFrame, time_budget_s: float | None = None, seed: int = 0, progress: bool = True, *,
             exclude: tuple[str, ...] = (), keep: tuple[str, ...] = (), column_types: dict | None = None,
             keep_training_rows: bool = True, movie: bool = False, config: TrainingConfig | None = None,
-            output_dir: str | Path | None = None, **overrides) -> "EmbeddingSpace":
+            output_dir: str | Path | None = None, device: str | None = None, **overrides) -> "EmbeddingSpace":
         """Train on ``df`` with zero configuration. Keyword overrides (``epochs=``, ``d_model=``,
         ``batch_size=``, ``lr=``, ...) or a whole ``config`` replace any automatic choice and are
         logged as such. With ``output_dir``, ``timeline.json`` there is rewritten every epoch."""
@@ -69,7 +69,9 @@ class EmbeddingSpace:
         if config is not None:
             given = {k: v for k, v in config.to_dict().items() if k != "reasons"}
             overrides = {**given, **overrides}
-        cfg = auto_config(len(df), len(plan.columns), time_budget_s=time_budget_s, seed=seed, threads=threads, **overrides)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        cfg = auto_config(len(df), len(plan.columns), device=device, time_budget_s=time_budget_s, seed=seed,
+                          threads=threads, **overrides)
         decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
         train_df = df
         if cfg.max_train_rows and cfg.max_train_rows < len(df) * (1 - cfg.val_fraction):
@@ -83,7 +85,7 @@ class EmbeddingSpace:
             decisions.append("relationship pairs: " + ", ".join(f"{plan.columns[i]}×{plan.columns[j]}" for i, j in pairs))
         for d in decisions:
             log.info(d)
-        net = build_network(plan, cfg, pairs)
+        net = build_network(plan, cfg, pairs).to(device)
         movie_rows = torch.arange(min(len(df), 500)) if movie else None
         timeline_path = None
         if output_dir is not None:
@@ -116,9 +118,10 @@ class EmbeddingSpace:
         fulls, shorts = [], []
         for start in range(0, n, ENCODE_BATCH):
             stop = min(n, start + ENCODE_BATCH)
-            emb, short = self.net(gather(data, torch.arange(start, stop)), self.visibility(stop - start, hide))
-            fulls.append(emb)
-            shorts.append(short)
+            dev = self.net.device
+            emb, short = self.net(gather(data, torch.arange(start, stop), dev), self.visibility(stop - start, hide).to(dev))
+            fulls.append(emb.cpu())
+            shorts.append(short.cpu())
         return torch.cat(fulls).numpy(), torch.cat(shorts).numpy()
 
     def _prepare(self, df: pd.DataFrame | pd.Series | dict, hide=()) -> pd.DataFrame:
@@ -172,18 +175,18 @@ class EmbeddingSpace:
         self.net.eval()
         g = torch.Generator().manual_seed(self.config.seed + 11)
         rows = torch.randperm(n, generator=g)[: min(n, 512)]
-        batch = gather(data, rows)
+        batch = gather(data, rows, self.net.device)
         cols_full, cols_short = self.net.encode_columns(batch)
         present = self.net.present(batch)
         B, C = present.shape
         mi = np.zeros((C, C))
         for i in range(C):
-            visible = torch.zeros(B, C, dtype=torch.bool)
+            visible = torch.zeros(B, C, dtype=torch.bool, device=self.net.device)
             visible[:, i] = True
             emb, _ = self.net.joint(cols_full, visible)
             pf, ps = self.net.predict_columns(emb)
             loss = marginal_losses(pf, ps, cols_full, cols_short, present, self.config.temperature)
-            mi[i] = (math.log(B) - loss.numpy()) / math.log(2)
+            mi[i] = (math.log(B) - loss.cpu().numpy()) / math.log(2)
         cols = self.plan.columns
         return pd.DataFrame(np.nan_to_num(mi, nan=0.0).clip(min=0.0), index=cols, columns=cols)
 

@@ -104,8 +104,10 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
 
     if gpu:
         cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.rel_mode = 256, 3, 8, "full"
-        cfg.max_pairs = n_cols * (n_cols - 1) // 2
-        why["d_model"] = "256 / 3 layers / 8 heads / all pairs with 8 relationship tokens each: spec §6 defaults on a GPU"
+        cfg.max_pairs = min(n_cols * (n_cols - 1) // 2, max(5, n_cols // 2))
+        why["d_model"] = ("256 / 3 layers / 8 heads, 8 relationship tokens per pair: spec §6 defaults on a GPU (all "
+                          "pairs at once would be N(N-1)/2 × 8 tokens; until causal pruning explores them, the "
+                          "spec's floor of max(5, n_cols/2) pairs is used)")
     else:
         cfg.d_model = 64 if n_cols <= 60 else 32
         cfg.n_layers, cfg.n_heads, cfg.rel_mode = 2, 4, "fused"

@@ -20,8 +20,9 @@ from featrix_model.training.monitor import InterventionLadder, collapse_metrics,
 FIXED_WEIGHTS = {"spread": 1.0, "joint": 1.0, "marginal": 1.0 / 8}  # monitored loss: constant weights
 
 
-def gather(data: Batch, idx: torch.Tensor) -> Batch:
-    return {c: {k: v[idx] for k, v in t.items()} for c, t in data.items()}
+def gather(data: Batch, idx: torch.Tensor, device: torch.device | str | None = None) -> Batch:
+    """Rows ``idx`` of every column's tensors (kept on the CPU), moved to ``device`` for the step."""
+    return {c: {k: v[idx].to(device) if device is not None else v[idx] for k, v in t.items()} for c, t in data.items()}
 
 
 def lr_factor(step: int, total: int) -> float:
@@ -51,7 +52,7 @@ class Trainer:
         net = self.net
         cols_full, cols_short = net.encode_columns(batch)
         present = net.present(batch)
-        vis1 = L.complementary_masks(present, gen)
+        vis1 = L.complementary_masks(present.cpu(), gen).to(present.device)
         vis2 = ~vis1
         B, C = present.shape
         everything = torch.ones_like(vis1)
@@ -118,7 +119,7 @@ class Trainer:
             notes: list[str] = []
             for b in range(steps_per_epoch):
                 idx = order[b * bs:(b + 1) * bs]
-                parts = self._losses(gather(self.data, idx), gen, temperature)
+                parts = self._losses(gather(self.data, idx, net.device), gen, temperature)
                 loss = (weights["spread"] * parts["spread"] + weights["joint"] * parts["joint"]
                         + weights["marginal"] * parts["marginal"] + cfg.reconstruction_weight * parts["reconstruction"])
                 opt.zero_grad(set_to_none=True)
@@ -138,7 +139,7 @@ class Trainer:
                     sums[k] += float(parts[k].detach())
                 grads["unclipped"] += unclipped
                 grads["clipped"] += min(unclipped, threshold)
-                pc = parts["per_column"].numpy()
+                pc = parts["per_column"].cpu().numpy()
                 ok = ~np.isnan(pc)
                 col_sum[ok] += pc[ok]
                 col_n[ok] += 1
@@ -156,7 +157,7 @@ class Trainer:
                 "val_set_resampled": False, "elapsed_s": round(time.monotonic() - start, 2),
             }
             if val_emb is not None:
-                entry["collapse"] = collapse_metrics(val_emb)
+                entry["collapse"] = collapse_metrics(val_emb.cpu())
             history.append(entry)
             entry["failures_detected"] = detect_failures(history)
             if entry.get("collapse", {}).get("collapsed"):
@@ -214,7 +215,7 @@ class Trainer:
             idx = val_idx[b * bs:(b + 1) * bs]
             if len(idx) < 2:
                 continue
-            parts = self._losses(gather(self.data, idx), gen, temperature)
+            parts = self._losses(gather(self.data, idx, self.net.device), gen, temperature)
             total += self._fixed(parts)
             embs.append(parts["embeddings"])
             n += 1
@@ -225,9 +226,9 @@ class Trainer:
     def _short(self, rows: torch.Tensor) -> np.ndarray:
         was = self.net.training
         self.net.eval()
-        _, short = self.net(gather(self.data, rows))
+        _, short = self.net(gather(self.data, rows, self.net.device))
         self.net.train(was)
-        return short.numpy().round(4)
+        return short.cpu().numpy().round(4)
 
     def _rotate(self, train_idx, val_idx, epoch):
         """Spec §13 gradual rotation: swap 10 % of validation rows with training rows (seeded by epoch)."""
