@@ -164,9 +164,7 @@ class Warehouse:
                 engine.dispose()
             return
         Path(self.location).parent.mkdir(parents=True, exist_ok=True)
-        import duckdb
-
-        con = duckdb.connect(self.location)
+        con = self._connect_for_write()
         try:
             con.register("__featrix_frame", df)
             create = exp.Create(this=target, kind="TABLE", replace=True,
@@ -176,3 +174,19 @@ class Warehouse:
         finally:
             con.close()
 
+    def _connect_for_write(self, attempts: int = 20, wait_s: float = 0.5):
+        """A read-write DuckDB connection. DuckDB allows one writer process, and readers of other
+        processes (e.g. a concurrent snapshot step) hold the file briefly: wait for them instead of failing."""
+        import time
+
+        import duckdb
+
+        for i in range(attempts):
+            try:
+                return duckdb.connect(self.location)
+            except duckdb.IOException as e:
+                if "lock" not in str(e).lower() or i == attempts - 1:
+                    raise WarehouseError(f"Cannot open {self.location} for writing: {str(e).splitlines()[0]}. "
+                                         "Another process holds it; close it or retry.") from None
+                time.sleep(wait_s)
+        raise WarehouseError(f"Cannot open {self.location} for writing.")

@@ -51,3 +51,19 @@ def test_expression_target_keeps_every_row(nyc_frames):
     mfr = target_values(nyc_frames["planes"], next(t for t in spec.targets if t.name == "plane_manufacturer"))
     assert set(mfr) <= {"BOEING", "AIRBUS", "EMBRAER", "BOMBARDIER", "MCDONNELL_DOUGLAS", "OTHER"}
     assert (mfr[nyc_frames["planes"]["manufacturer"] == "CANADAIR"] == "BOMBARDIER").all()
+
+
+def test_write_waits_for_a_reader_in_another_process(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "w.duckdb"
+    wh = Warehouse(f"duckdb:///{db}")
+    wh.write_table("t", pd.DataFrame({"a": [1]}))
+    holder = subprocess.Popen([sys.executable, "-c",
+                               f"import duckdb, time; c = duckdb.connect({str(db)!r}, read_only=True); time.sleep(2)"])
+    time.sleep(1.0)  # the other process now holds the file
+    wh.write_table("scores", pd.DataFrame({"a": [1, 2]}))  # waits instead of failing
+    holder.wait()
+    assert wh.read_table("scores", order_by=["a"])["a"].tolist() == [1, 2]
