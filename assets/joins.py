@@ -9,7 +9,7 @@ import pandas as pd
 from featrix_pipeline.joins import validate_join
 from featrix_pipeline.report import refresh_report
 from featrix_pipeline.spec import DatasetSpec, Relationship
-from featrix_pipeline.store import to_jsonable
+from featrix_model.jsonable import to_jsonable
 from featrix_pipeline.targets import target_values
 
 CHECKS = {

@@ -82,7 +82,7 @@ def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, r
         decisions = decide_columns(spec, table, profile)
         df = filter_table(raw, decisions)
         excluded = {c: d["reason"] for c, d in decisions.items() if not d["keep"]}
-        for c, why in excluded.items():
+        for why in excluded.values():
             context.log.warning(f"[{table}] {why}")
         assert len(df) == len(raw)
         return dg.Output(df, metadata={

@@ -10,34 +10,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from featrix_model.jsonable import to_jsonable
 
 FORMAT = "featrix-embedding-space"
 VERSION = 1
 
 
 def write_json(path: Path, obj) -> None:
-    path.write_text(json.dumps(obj, indent=1, default=_default))
+    path.write_text(json.dumps(to_jsonable(obj), indent=1))
 
 
 def read_json(path: Path):
     if not path.exists():
         raise FileNotFoundError(f"{path.name} is missing from {path.parent}: not a saved embedding space?")
     return json.loads(path.read_text())
-
-
-def _default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if np.isnan(o) else float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
 def save_tensors(path: Path, state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> None:

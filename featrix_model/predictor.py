@@ -26,6 +26,7 @@ from torch import nn
 
 from featrix_model import io
 from featrix_model.calibration import Calibrator, best_threshold, expected_calibration_error
+from featrix_model.jsonable import to_jsonable
 from featrix_model.guardrails import OODDetector, confidence_label, ood_warning, predictor_failures
 from featrix_model.predictor_losses import build_loss, choose_loss, class_weights, should_log_transform
 
@@ -131,7 +132,7 @@ class Predictor:
             n_out, classes = 2, None
         else:
             classes, pos = cls._classes(y_raw, kind, positive_label)
-            cfg.update(classes=[_plain(c) for c in classes], positive_label=_plain(pos) if pos is not None else None)
+            cfg.update(classes=[to_jsonable(c) for c in classes], positive_label=to_jsonable(pos) if pos is not None else None)
             y = pd.Categorical(y_raw, categories=classes).codes.astype(np.int64)
             tr, va, note = stratified_split(y, validation_fraction, seed)
             decisions.append(f"split: stratified, fixed (never rotated); {note}")
@@ -342,7 +343,7 @@ class Predictor:
                     r["prediction"] = classes[int(np.argmax(probs))]
                     r["confidence"] = confidence_label(float(probs.max()), float(sigma[i]))
             r["metadata"] = m
-            res.append(_plain_dict(r))
+            res.append(to_jsonable(r))
         return res
 
     def _importance(self, df: pd.DataFrame, base: np.ndarray, out: np.ndarray) -> list[dict]:
@@ -490,15 +491,3 @@ class _Train:
         return timeline
 
 
-def _plain(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
-
-
-def _plain_dict(d):
-    if isinstance(d, dict):
-        return {k: _plain_dict(v) for k, v in d.items()}
-    if isinstance(d, list):
-        return [_plain_dict(v) for v in d]
-    return _plain(d)

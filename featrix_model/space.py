@@ -139,9 +139,8 @@ class EmbeddingSpace:
     def _encode_frame(self, df, which: int, hide=()) -> np.ndarray:
         """Transform and encode in chunks so memory stays bounded on large tables."""
         df = self._prepare(df, hide)
-        parts = [self._encode_tensors(self.plan.transform(df.iloc[s:s + ENCODE_CHUNK]),
-                                      len(df.iloc[s:s + ENCODE_CHUNK]), hide)[which]
-                 for s in range(0, len(df), ENCODE_CHUNK)]
+        chunks = (df.iloc[s:s + ENCODE_CHUNK] for s in range(0, len(df), ENCODE_CHUNK))
+        parts = [self._encode_tensors(self.plan.transform(c), len(c), hide)[which] for c in chunks]
         return np.concatenate(parts) if parts else np.zeros((0, self.d_model if which == 0 else 3), np.float32)
 
     def encode(self, df: pd.DataFrame, hide: tuple[str, ...] = ()) -> np.ndarray:

@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from featrix_model.jsonable import to_jsonable
+
 SAMPLE_SIZE = 2000
 SEED = 0
 SMALL_INT_LEVELS = 5
@@ -103,28 +105,10 @@ class ColumnProfile:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["semantic_type"] = self.semantic_type.value
-        return _jsonable(d)
+        return to_jsonable(d)
 
 
 # ---------------------------------------------------------------- helpers
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, Enum):
-        return x.value
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return None if not math.isfinite(float(x)) else float(x)
-    if isinstance(x, (pd.Timestamp, np.datetime64)):
-        return pd.Timestamp(x).isoformat()
-    return x if x is None or isinstance(x, str) else str(x)
-
 
 def _is_listlike(v: Any) -> bool:
     return isinstance(v, (list, tuple, np.ndarray))
@@ -350,7 +334,7 @@ def profile_column(values: pd.Series, name: str) -> ColumnProfile:
         name=name, semantic_type=st, dtype=str(values.dtype), n_rows=n_rows,
         null_ratio=round(1 - len(nn) / n_rows, 6) if n_rows else 0.0, n_unique=n_unique,
         unique_ratio=round(n_unique / len(nn), 6) if len(nn) else 0.0, examples=examples,
-        type_reason=reason, stats=_jsonable(_stats(st, nn, ctx)))
+        type_reason=reason, stats=to_jsonable(_stats(st, nn, ctx)))
 
 
 def profile_frame(df: pd.DataFrame) -> dict[str, ColumnProfile]:

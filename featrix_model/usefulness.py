@@ -60,12 +60,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from featrix_model.jsonable import to_jsonable
 from featrix_model.types import (
     SEED,
     SNOWFLAKE_RE,
     ColumnProfile,
     SemanticType,
-    _jsonable,
     _non_null,
     _sample,
     id_pattern,
@@ -98,7 +98,7 @@ class UselessVerdict:
     metrics: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return _jsonable(asdict(self))
+        return to_jsonable(asdict(self))
 
 
 def name_hint(name: str) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from featrix_pipeline.spec import DatasetSpec
-from featrix_pipeline.store import to_jsonable
+from featrix_model.jsonable import to_jsonable
 
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 URL_RE = r"^(https?|ftp)://|^www\."

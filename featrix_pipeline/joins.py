@@ -21,15 +21,14 @@ arithmetic, so 336,776 flights × 26,115 weather rows take well under a second. 
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from featrix_model.jsonable import to_jsonable
 from featrix_pipeline.spec import Relationship
 
 ERROR, WARN = "ERROR", "WARN"
@@ -84,7 +83,7 @@ class JoinReport:
         return not self.blocking
 
     def to_dict(self) -> dict:
-        d = _jsonable(asdict(self))
+        d = to_jsonable(asdict(self))
         d["ok"] = self.ok
         return d
 
@@ -133,35 +132,8 @@ class JoinReport:
 # ------------------------------------------------------------------------------ helpers
 
 
-def _jsonable(x: Any) -> Any:
-    if x is None or x is pd.NaT or x is pd.NA:
-        return None
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set, np.ndarray)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, str):
-        return x
-    if isinstance(x, np.datetime64):
-        x = pd.Timestamp(x)
-    if isinstance(x, (dt.datetime, dt.date)):
-        return None if pd.isna(x) else x.isoformat()
-    try:
-        if pd.isna(x):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(x)
-
-
 def _rows(df: pd.DataFrame, n: int = MAX_EXAMPLES) -> list[dict]:
-    return _jsonable(df.head(n).to_dict("records"))
+    return to_jsonable(df.head(n).to_dict("records"))
 
 
 def _md_table(header: list[str], rows: list[list]) -> list[str]:

@@ -35,9 +35,10 @@ def summary_markdown(spec: DatasetSpec, joins: dict[str, dict], profiles: dict[s
             lines.append(f"| {name} | `{r['condition']}` | {r['coverage']:.1%} | "
                          f"{r['declared_cardinality']} → {r['observed_cardinality']} | {checks} |")
         lines.append("")
+    decisions = {table: decide_columns(spec, table, prof) for table, prof in profiles.items()}
     lines += ["## Tables", "", "| table | rows | columns | kept | excluded | suite |", "|---|---|---|---|---|---|"]
     for table, prof in profiles.items():
-        dec = decide_columns(spec, table, prof)
+        dec = decisions[table]
         excluded = [c for c, d in dec.items() if not d["keep"]]
         suite = (suites or {}).get(table)
         suite_txt = "—" if suite is None else f"{sum(o['success'] for o in suite)}/{len(suite)} passed"
@@ -47,7 +48,7 @@ def summary_markdown(spec: DatasetSpec, joins: dict[str, dict], profiles: dict[s
     for table, prof in profiles.items():
         lines += [f"### {table}: column decisions", "", "| column | type | role | null | unique | decision |",
                   "|---|---|---|---|---|---|"]
-        dec = decide_columns(spec, table, prof)
+        dec = decisions[table]
         for c, col in prof["columns"].items():
             d = dec[c]
             verdict = "kept" if d["keep"] and d["kind"] == "kept" else d["reason"].replace("|", "/").replace("\n", " ")

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from featrix_model.jsonable import to_jsonable
 from featrix_pipeline.warehouse import featrix_home
 
 
@@ -21,29 +22,6 @@ def default_store_dir(spec_name: str) -> Path:
 
 def reports_dir(spec_name: str) -> Path:
     return featrix_home() / "reports" / spec_name
-
-
-def to_jsonable(value):
-    """Numpy/pandas scalars, timestamps and paths → plain JSON types."""
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if np.isnan(value) else float(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, (pd.Timestamp,)):
-        return value.isoformat()
-    if value is pd.NaT or value is pd.NA:
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 class ParquetJsonIOManager(dg.ConfigurableIOManager):

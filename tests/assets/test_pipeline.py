@@ -69,7 +69,6 @@ def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_pa
     # predictors: held-out metrics against LightGBM on the same split, predictions written to the warehouse
     quality = checks[("plane_manufacturer/predictor", "beats_baselines")]
     assert "LightGBM" in quality.description and "accuracy" in quality.description
-    import duckdb
 
     con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
     scored = con.execute("SELECT * FROM plane_manufacturer_predictions").df()

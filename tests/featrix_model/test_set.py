@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 import torch
 
-from featrix_model import sentence
 from featrix_model.codecs.set import SetCodec
 from featrix_model.encoders.set import SetEncoder
 
