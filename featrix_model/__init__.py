@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EmbeddingSpace", "Predictor"]
+__all__ = ["EmbeddingSpace", "Predictor", "RelationalSpace"]
 
 
 def __getattr__(name: str):
@@ -15,4 +15,8 @@ def __getattr__(name: str):
         from featrix_model.predictor import Predictor
 
         return Predictor
+    if name == "RelationalSpace":
+        from featrix_model.relational import RelationalSpace
+
+        return RelationalSpace
     raise AttributeError(name)

@@ -98,7 +98,7 @@ class Predictor:
     @classmethod
     def fit(cls, space, df: pd.DataFrame, target: str, kind: str = "auto", positive_label=None,
             cost_false_positive: float | None = None, cost_false_negative: float | None = None,
-            fine_tune: bool = False, time_budget_s: float | None = None, *, seed: int = 0, loss: str = "auto",
+            fine_tune: bool | None = None, time_budget_s: float | None = None, *, seed: int = 0, loss: str = "auto",
             n_hidden_layers: int | None = None, exclude_features: tuple[str, ...] = (), epochs: int | None = None,
             validation_fraction: float = 0.2, progress: bool = False) -> "Predictor":
         started = time.monotonic()
@@ -119,6 +119,12 @@ class Predictor:
         elif kind == "classification":
             kind = "binary" if y_raw.nunique() == 2 else "multiclass"
         hide = tuple(dict.fromkeys((target, *exclude_features)))
+        if fine_tune is None:
+            fine_tune = bool(getattr(space, "links", None))
+            if fine_tune:
+                decisions.append("fine-tune: on (relational space): the learned aggregation of child rows is trained "
+                                 "for this target; child-row embeddings stay fixed, the parent-level network trains "
+                                 "at 1/10 of the head's learning rate")
         if fine_tune:  # the predictor trains on the CPU; a copy keeps the caller's space untouched
             space = copy.deepcopy(space)
             space.net.to("cpu")
@@ -379,14 +385,16 @@ class Predictor:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Predictor":
+    def load(cls, path: str | Path, tables: dict | None = None) -> "Predictor":
+        """``tables``: the child tables a predictor on a ``RelationalSpace`` reads its parents' children
+        from (``{table name: DataFrame}``); not needed for a table space."""
         from featrix_model.space import EmbeddingSpace
 
         path = Path(path)
         cfg = io.read_json(path / "config.json")
         if cfg.get("format") != FORMAT:
             raise ValueError(f"{path} is not a saved predictor (format {cfg.get('format')!r}).")
-        space = EmbeddingSpace.load(path / "embedding_space")
+        space = EmbeddingSpace.load(path / "embedding_space", tables=tables)
         mlp = PredictorMLP(cfg["d_model"], cfg["d_hidden"], cfg["n_hidden"], cfg["n_out"], cfg.get("dropout", 0.1))
         state, _ = io.load_tensors(path / "model.safetensors")
         mlp.load_state_dict(state)
@@ -402,7 +410,7 @@ class _Train:
     def __init__(self, space, mlp, criterion, kind, cfg, df):
         self.space, self.mlp, self.criterion, self.kind, self.cfg, self.df = space, mlp, criterion, kind, cfg, df
         self.notes: list[str] = []
-        self.data = space.plan.transform(df) if space is not None else None
+        self.data = space.transform(df) if space is not None else None
 
     def _forward(self, X: np.ndarray, idx: np.ndarray) -> torch.Tensor:
         if self.space is None:

@@ -58,10 +58,20 @@ class EmbeddingSpace:
         started = time.monotonic()
         if not isinstance(df, pd.DataFrame) or df.empty:
             raise ValueError("EmbeddingSpace.fit needs a non-empty pandas DataFrame.")
-        threads = int(overrides.pop("threads", 0) or torch.get_num_threads())
-        torch.set_num_threads(threads)
         df = df.reset_index(drop=True)
         plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types)
+        return cls._train(df, plan, time_budget_s=time_budget_s, seed=seed, progress=progress,
+                          training_rows=df[plan.all_columns] if keep_training_rows else None, movie=movie,
+                          config=config, output_dir=output_dir, device=device, started=started, **overrides)
+
+    @classmethod
+    def _train(cls, df: pd.DataFrame, plan: ColumnPlan, *, time_budget_s, seed, progress, training_rows, movie,
+               config, output_dir, device, started, pair_columns: list[str] | None = None,
+               **overrides) -> "EmbeddingSpace":
+        """Configure, train and wrap a network for a fitted ``plan`` (shared with ``RelationalSpace``).
+        ``pair_columns``: the columns relationship pairs may be drawn from (default: all)."""
+        threads = int(overrides.pop("threads", 0) or torch.get_num_threads())
+        torch.set_num_threads(threads)
         decisions = list(plan.decisions)
         if len(plan.columns) < 2:
             raise ValueError(f"Only {len(plan.columns)} usable column(s) left after filtering "
@@ -74,13 +84,15 @@ class EmbeddingSpace:
                           threads=threads, **overrides)
         decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
         train_df = df
-        if cfg.max_train_rows and cfg.max_train_rows < len(df) * (1 - cfg.val_fraction):
+        if cfg.max_train_rows and cfg.max_train_rows < len(df) * (1 - cfg.val_fraction) and not cfg.every_row_each_epoch:
             n_keep = min(len(df), int(math.ceil(cfg.max_train_rows / (1 - cfg.val_fraction))))
             train_df = df.sample(n=n_keep, random_state=seed).reset_index(drop=True)
             decisions.append(f"training rows: a seeded sample of {n_keep:,} of {len(df):,} rows is tensorised for "
                              "training; codecs were fitted on all rows and every row can be encoded")
         data = plan.transform(train_df)
-        pairs, ranking = select_pairs(df, plan.columns, cfg.max_pairs, seed)
+        pair_cols = [c for c in plan.columns if pair_columns is None or c in pair_columns]
+        pairs, ranking = select_pairs(df, pair_cols, cfg.max_pairs, seed)
+        pairs = [(plan.columns.index(pair_cols[i]), plan.columns.index(pair_cols[j])) for i, j in pairs]
         if pairs:
             decisions.append("relationship pairs: " + ", ".join(f"{plan.columns[i]}×{plan.columns[j]}" for i, j in pairs))
         for d in decisions:
@@ -95,9 +107,9 @@ class EmbeddingSpace:
         timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
         es = cls(plan, net, cfg, pairs, timeline=timeline, pair_ranking=ranking, decisions=decisions,
-                 training_rows=df[plan.all_columns] if keep_training_rows else None)
+                 training_rows=training_rows)
         es.column_losses_ = trainer.column_losses.tolist()
-        es.train_embeddings_ = es.encode(df)
+        es.train_embeddings_ = es._encode_prepared(df, 0)
         es.mi_ = es._mutual_information(data, len(train_df))
         return es
 
@@ -136,9 +148,15 @@ class EmbeddingSpace:
             df = df.assign(**{c: None for c in missing})
         return df.reset_index(drop=True)
 
+    def transform(self, df: pd.DataFrame) -> dict:
+        """Codec tensors of ``df``'s rows (what the network takes; used by fine-tuning predictors)."""
+        return self.plan.transform(self._prepare(df))
+
     def _encode_frame(self, df, which: int, hide=()) -> np.ndarray:
+        return self._encode_prepared(self._prepare(df, hide), which, hide)
+
+    def _encode_prepared(self, df: pd.DataFrame, which: int, hide=()) -> np.ndarray:
         """Transform and encode in chunks so memory stays bounded on large tables."""
-        df = self._prepare(df, hide)
         chunks = (df.iloc[s:s + ENCODE_CHUNK] for s in range(0, len(df), ENCODE_CHUNK))
         parts = [self._encode_tensors(self.plan.transform(c), len(c), hide)[which] for c in chunks]
         return np.concatenate(parts) if parts else np.zeros((0, self.d_model if which == 0 else 3), np.float32)
@@ -258,8 +276,14 @@ class EmbeddingSpace:
         return out
 
     @classmethod
-    def load(cls, path: str | Path, column_types: dict | None = None) -> "EmbeddingSpace":
+    def load(cls, path: str | Path, column_types: dict | None = None, tables: dict | None = None) -> "EmbeddingSpace":
+        """Load a saved space; a saved ``RelationalSpace`` comes back as one (``tables`` attaches its
+        child tables, see ``RelationalSpace.attach``)."""
         path = Path(path)
+        if cls is EmbeddingSpace and (path / "relational.json").exists():
+            from featrix_model.relational import RelationalSpace
+
+            return RelationalSpace.load(path, column_types=column_types, tables=tables)
         config = io.read_json(path / "config.json")
         if config.get("format") != io.FORMAT:
             raise ValueError(f"{path} is not a saved embedding space (format {config.get('format')!r}).")

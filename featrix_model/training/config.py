@@ -53,6 +53,7 @@ class TrainingConfig:
     reconstruction_weight: float = 0.1
     movie_sample: int = 0
     max_train_rows: int = 0
+    every_row_each_epoch: bool = False
     device: str = "cpu"
     reasons: dict = field(default_factory=dict)
 

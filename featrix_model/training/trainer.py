@@ -15,6 +15,7 @@ import torch
 from featrix_model.network import Batch, EmbeddingNetwork
 from featrix_model.training import losses as L
 from featrix_model.training.config import TrainingConfig, curriculum_weights, dropout_at
+from featrix_model.training.sampler import epoch_batches
 from featrix_model.training.monitor import InterventionLadder, collapse_metrics, detect_failures
 
 FIXED_WEIGHTS = {"spread": 1.0, "joint": 1.0, "marginal": 1.0 / 8}  # monitored loss: constant weights
@@ -90,10 +91,10 @@ class Trainer:
         perm = torch.randperm(self.n_rows, generator=split_gen)
         n_val = max(1, int(round(self.n_rows * cfg.val_fraction))) if self.n_rows >= 20 else 0
         val_idx, train_idx = perm[:n_val], perm[n_val:]
-        if cfg.max_train_rows and len(train_idx) > cfg.max_train_rows:
+        if cfg.max_train_rows and len(train_idx) > cfg.max_train_rows and not cfg.every_row_each_epoch:
             train_idx = train_idx[: cfg.max_train_rows]
         bs = min(cfg.batch_size, len(train_idx))
-        steps_per_epoch = max(1, len(train_idx) // bs)
+        steps_per_epoch = len(epoch_batches(train_idx, bs, cfg.every_row_each_epoch))
         total = cfg.epochs * steps_per_epoch
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr * cfg.max_lr_multiplier, weight_decay=cfg.weight_decay)
         ladder = InterventionLadder()
@@ -117,8 +118,7 @@ class Trainer:
             grads = {"unclipped": 0.0, "clipped": 0.0}
             col_sum, col_n = np.zeros(len(net.columns)), np.zeros(len(net.columns))
             notes: list[str] = []
-            for b in range(steps_per_epoch):
-                idx = order[b * bs:(b + 1) * bs]
+            for idx in epoch_batches(order, bs, cfg.every_row_each_epoch):
                 parts = self._losses(gather(self.data, idx, net.device), gen, temperature)
                 loss = (weights["spread"] * parts["spread"] + weights["joint"] * parts["joint"]
                         + weights["marginal"] * parts["marginal"] + cfg.reconstruction_weight * parts["reconstruction"])
