@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets.joins import build_join_assets
 from assets.predictors import build_predictor_assets
+from assets.relational import build_relational_assets
 from assets.spaces import build_space_assets
 from assets.tables import build_table_assets
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
@@ -22,7 +23,7 @@ from featrix_pipeline.store import ParquetJsonIOManager, default_store_dir, repo
 def build_assets(spec: DatasetSpec) -> list:
     store, reports = default_store_dir(spec.name), reports_dir(spec.name)
     return (build_table_assets(spec, store, reports) + build_join_assets(spec, store, reports)
-            + build_space_assets(spec, store) + build_predictor_assets(spec, store))
+            + build_space_assets(spec, store) + build_relational_assets(spec, store) + build_predictor_assets(spec, store))
 
 
 def build_resources(spec: DatasetSpec) -> dict:

@@ -10,6 +10,26 @@ from featrix_pipeline.spaces import row_embeddings, train_space
 from featrix_pipeline.spec import DatasetSpec
 
 
+COLLAPSE_CHECK = "Spec §11: embedding std > 0.01, range > 0.1, mean pairwise distance > 0.1."
+
+
+def collapse_check(summary: dict) -> dg.AssetCheckResult:
+    """The blocking ``no_embedding_collapse`` result from a space's final collapse metrics."""
+    c = summary["collapse"]
+    return dg.AssetCheckResult(
+        check_name="no_embedding_collapse", passed=not c.get("collapsed", True), severity=dg.AssetCheckSeverity.ERROR,
+        description=(f"embedding std {c.get('embedding_std', 0):.4f}, range {c.get('embedding_range', 0):.3f}, "
+                     f"mean pairwise distance {c.get('avg_pairwise_distance', 0):.3f}"),
+        metadata={k: float(v) for k, v in c.items() if k != "collapsed"})
+
+
+def config_table(summary: dict) -> dg.MetadataValue:
+    """Every training setting with its value and the reason it was chosen."""
+    return dg.MetadataValue.md(pd.DataFrame(
+        [{"setting": k, "value": summary["config"].get(k), "why": v} for k, v in summary["reasons"].items()]
+    ).to_markdown(index=False))
+
+
 def build_space_assets(spec: DatasetSpec, store_dir: Path) -> list:
     out = []
     for table, t in spec.tables.items():
@@ -24,7 +44,7 @@ def _space_assets(spec: DatasetSpec, table: str, store_dir: Path) -> list:
     @dg.asset(key=[table, "embedding_space"], group_name=table, kinds={"pytorch"},
               ins={"filtered": dg.AssetIn([table, "filtered"])},
               check_specs=[dg.AssetCheckSpec("no_embedding_collapse", asset=[table, "embedding_space"], blocking=True,
-                                             description="Spec §11: embedding std > 0.01, range > 0.1, mean pairwise distance > 0.1.")],
+                                             description=COLLAPSE_CHECK)],
               description=f"Self-supervised embedding space of `{table}` (spec Part II): every automatic choice with "
                           "its reason, final losses, top mutual-information pairs and training figures.")
     def embedding_space(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model_settings: ModelSettings):
@@ -36,20 +56,12 @@ def _space_assets(spec: DatasetSpec, table: str, store_dir: Path) -> list:
             "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
             "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
             "final_losses": dg.MetadataValue.json(summary["final"]),
-            "config": dg.MetadataValue.md(pd.DataFrame(
-                [{"setting": k, "value": summary["config"].get(k), "why": v} for k, v in summary["reasons"].items()]
-            ).to_markdown(index=False)),
+            "config": config_table(summary),
             "top_mi_pairs": dg.MetadataValue.md(pd.DataFrame(summary["top_mi_pairs"]).to_markdown(index=False)),
             "excluded_columns": dg.MetadataValue.json({**summary["left_out"], **summary["excluded"]}),
             **{f"figure_{k}": dg.MetadataValue.path(v) for k, v in summary["figures"].items()},
         })
-        c = summary["collapse"]
-        yield dg.AssetCheckResult(
-            check_name="no_embedding_collapse", passed=not c.get("collapsed", True),
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=(f"embedding std {c.get('embedding_std', 0):.4f}, range {c.get('embedding_range', 0):.3f}, "
-                         f"mean pairwise distance {c.get('avg_pairwise_distance', 0):.3f}"),
-            metadata={k: float(v) for k, v in c.items() if k != "collapsed"})
+        yield collapse_check(summary)
 
     @dg.asset(key=[table, "row_embeddings"], group_name=table, kinds={"parquet"},
               ins={"filtered": dg.AssetIn([table, "filtered"]), "space": dg.AssetIn([table, "embedding_space"])},

@@ -76,11 +76,13 @@ def lightgbm_baseline(kind: str, X_tr: pd.DataFrame, y_tr, X_te: pd.DataFrame, s
 
 def train_predictor(spec: DatasetSpec, target: TargetSpec, raw: pd.DataFrame, filtered: pd.DataFrame,
                     space_path: str | Path, out_dir: Path, *, max_rows: int | None = 50_000, seed: int = 0,
-                    time_budget_s: float | None = None) -> tuple[Predictor, dict]:
+                    time_budget_s: float | None = None, tables: dict[str, pd.DataFrame] | None = None
+                    ) -> tuple[Predictor, dict]:
+    """``tables``: the filtered tables a relational space reads child rows from (parent included)."""
     df, notes = training_frame(spec, target, raw, filtered, max_rows, seed)
     df = df[df[target.column].notna()].reset_index(drop=True)
     hide = hidden_features(spec, target)
-    es = EmbeddingSpace.load(space_path)
+    es = EmbeddingSpace.load(space_path, tables=tables)
     test = np.random.default_rng(seed).random(len(df)) < TEST_FRACTION
     train_df, test_df = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
     p = Predictor.fit(es, train_df, target=target.column, kind=target.kind if target.kind != "auto" else "auto",
@@ -98,11 +100,14 @@ def train_predictor(spec: DatasetSpec, target: TargetSpec, raw: pd.DataFrame, fi
     else:
         y_true = y_te
         ours = metrics(kind, y_true, resp["prediction"].to_numpy(), None)
-    features = [c for c in es.plan.columns if c not in hide and c != target.column]
     y_train = train_df[target.column].to_numpy()
     if kind == "binary":
         y_train = (train_df[target.column].astype(str) == str(p.config["positive_label"])).to_numpy()
-    lgb_pred, lgb_score = lightgbm_baseline(kind, train_df[features], y_train, test_df[features], seed)
+    lgb_train, lgb_test = train_df, test_df
+    if hasattr(es, "child_aggregates"):  # relational: LightGBM gets the same per-parent child counts and means
+        lgb_train, lgb_test = es.child_aggregates(train_df), es.child_aggregates(test_df)
+    features = [c for c in es.plan.columns if c not in hide and c != target.column and c in lgb_train.columns]
+    lgb_pred, lgb_score = lightgbm_baseline(kind, lgb_train[features], y_train, lgb_test[features], seed)
     lgbm = metrics(kind, y_true, lgb_pred, lgb_score)
     if kind == "regression":
         base = metrics(kind, y_true, np.full(len(y_true), float(np.mean(train_df[target.column]))), None)
@@ -170,9 +175,10 @@ def quality_check(summary: dict, margin: float = 0.02) -> tuple[bool, str]:
 
 
 def score_table(spec: DatasetSpec, target: TargetSpec, filtered: pd.DataFrame, predictor_path: str | Path,
-                run_id: str) -> pd.DataFrame:
-    """Every row of the table scored: primary key, prediction, probability/interval, confidence, OOD."""
-    p = Predictor.load(predictor_path)
+                run_id: str, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Every row of the table scored: primary key, prediction, probability/interval, confidence, OOD.
+    ``tables``: child tables of a predictor on a relational space."""
+    p = Predictor.load(predictor_path, tables=tables)
     resp = p.predict_frame(filtered.drop(columns=[target.column], errors="ignore"), explain=False)
     pk = list(spec.tables[target.table].primary_key)
     out = filtered[pk].reset_index(drop=True).copy()

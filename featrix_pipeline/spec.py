@@ -39,6 +39,8 @@ class TableSpec:
     row_limit: int | None = None
     description: str = ""
     embedding_space: bool = True
+    relational_space: bool | str = "auto"
+    cutoff_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
             row_limit=t.get("row_limit"),
             description=t.get("description", ""),
             embedding_space=t.get("embedding_space", True),
+            relational_space=t.get("relational_space", "auto"),
+            cutoff_column=t.get("cutoff_column"),
         )
 
     rels = []
@@ -326,6 +330,8 @@ def check_columns(spec: DatasetSpec, columns: dict[str, list[str]], only: str | 
             need(name, c, ("tables", name, "primary_key"), "primary_key")
         if t.time_column:
             need(name, t.time_column, ("tables", name, "time_column"), "time_column")
+        if t.cutoff_column:
+            need(name, t.cutoff_column, ("tables", name, "cutoff_column"), "cutoff_column")
         for c in t.exclude_columns + t.keep_columns:
             need(name, c, ("tables", name), "column list")
     for i, r in enumerate(spec.relationships):

@@ -17,7 +17,7 @@ def run(spec_path, models: bool = True):
     spec = load_spec(spec_path)
     assets = build_assets(spec)
     if not models:  # the data-quality half only
-        model_assets = ("embedding_space", "row_embeddings", "predictor", "predictions")
+        model_assets = ("embedding_space", "row_embeddings", "relational_space", "predictor", "predictions")
         assets = [a for a in assets if not any(k.path[-1] in model_assets for k in a.keys)]
     result = dg.materialize(assets, resources=build_resources(spec), raise_on_error=False)
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
@@ -35,6 +35,12 @@ def test_definitions_load_from_default_spec(monkeypatch):
     assert graph.get(dg.AssetKey(["flights_weather", "join_report"])).parent_keys == {
         dg.AssetKey(["flights", "raw"]), dg.AssetKey(["weather", "raw"])}
     assert isinstance(d.defs, dg.Definitions)
+    # lineage of the multi-table path: child table → child space (+ its join report) → relational space → predictor
+    relational = graph.get(dg.AssetKey(["planes", "relational_space"])).parent_keys
+    assert {dg.AssetKey(["flights", "embedding_space"]), dg.AssetKey(["flights", "filtered"]),
+            dg.AssetKey(["planes", "filtered"]), dg.AssetKey(["flights_planes", "join_report"])} <= relational
+    assert dg.AssetKey(["planes", "relational_space"]) in graph.get(dg.AssetKey(["plane_manufacturer", "predictor"])).parent_keys
+    assert dg.AssetKey(["flights", "relational_space"]) not in set(graph.get_all_asset_keys())  # no target sits on flights' parents
 
 
 def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_path):
@@ -66,6 +72,13 @@ def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_pa
     space_mat = [m for m in result.get_asset_materialization_events()
                  if m.asset_key == dg.AssetKey(["flights", "embedding_space"])][0].materialization.metadata
     assert "flight_id" in space_mat["excluded_columns"].value and "batch_size" in space_mat["config"].value
+    # the planes' relational space: every plane once, its flights pooled in, orphans and childless planes counted
+    assert checks[("planes/relational_space", "no_embedding_collapse")].passed
+    rel_meta = [m for m in result.get_asset_materialization_events()
+                if m.asset_key == dg.AssetKey(["planes", "relational_space"])][0].materialization.metadata
+    assert "flights.children" in rel_meta["columns"].value and "flights.count" in rel_meta["columns"].value
+    children = rel_meta["children"].value
+    assert "flights.tailnum = planes.tailnum" in children and "unmatched_key" in children
     # predictors: held-out metrics against LightGBM on the same split, predictions written to the warehouse
     quality = checks[("plane_manufacturer/predictor", "beats_baselines")]
     assert "LightGBM" in quality.description and "accuracy" in quality.description
