@@ -6,7 +6,8 @@ import dagster as dg
 import pandas as pd
 
 from featrix_pipeline.predictors import quality_check, score_table, train_predictor
-from featrix_pipeline.relational import child_tables, relational_parents
+from assets.spaces import rows_in, rows_of
+from featrix_pipeline.relational import child_tables, relational_parents, with_lookup_tables
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
 from featrix_pipeline.spec import DatasetSpec, TargetSpec
 
@@ -21,15 +22,12 @@ def _predictor_assets(spec: DatasetSpec, target: TargetSpec, store_dir: Path) ->
     table = target.table
     relational = table in relational_parents(spec)
     children = child_tables(spec, table) if relational else []
-    child_ins = {f"{c}_rows": dg.AssetIn([c, "filtered"]) for c in children}
+    other_ins = rows_in([t for t in with_lookup_tables(spec, [table, *children]) if t != table])
     space_key = [table, "relational_space" if relational else "embedding_space"]
-
-    def tables_of(filtered: pd.DataFrame, inputs: dict) -> dict | None:
-        return {table: filtered, **{c: inputs[f"{c}_rows"] for c in children}} if relational else None
 
     @dg.asset(key=[target.name, "predictor"], group_name="predictors", kinds={"pytorch"},
               ins={"raw": dg.AssetIn([table, "raw"]), "filtered": dg.AssetIn([table, "filtered"]),
-                   "space": dg.AssetIn(space_key), **child_ins},
+                   "space": dg.AssetIn(space_key), **other_ins},
               check_specs=[dg.AssetCheckSpec("beats_baselines", asset=[target.name, "predictor"], blocking=True,
                                              description="Beats the majority/mean baseline and trails LightGBM "
                                                          "(same split) by no more than the allowed margin.")],
@@ -37,10 +35,10 @@ def _predictor_assets(spec: DatasetSpec, target: TargetSpec, store_dir: Path) ->
                           f"{'relational' if relational else 'embedding'} space, with "
                           "held-out metrics and a LightGBM baseline trained on the same split.")
     def predictor(context: dg.AssetExecutionContext, raw: pd.DataFrame, filtered: pd.DataFrame, space: dict,
-                  model_settings: ModelSettings, **children_rows):
+                  model_settings: ModelSettings, **other_rows):
         p, s = train_predictor(spec, target, raw, filtered, space["path"], out_dir,
                                max_rows=model_settings.predictor_max_rows, seed=model_settings.seed,
-                               tables=tables_of(filtered, children_rows))
+                               rows=rows_of(other_rows))
         for d in s["decisions"]:
             context.log.info(f"[{target.name}] {d}")
         compare = pd.DataFrame([{"model": k, **s[k]} for k in ("metrics", "lightgbm", "baseline")]).replace(
@@ -62,12 +60,12 @@ def _predictor_assets(spec: DatasetSpec, target: TargetSpec, store_dir: Path) ->
                                                              "baseline": dg.MetadataValue.json(s["baseline"])})
 
     @dg.asset(key=[target.name, "predictions"], group_name="predictors", kinds={"duckdb", "parquet"},
-              ins={"filtered": dg.AssetIn([table, "filtered"]), "model": dg.AssetIn([target.name, "predictor"]), **child_ins},
+              ins={"filtered": dg.AssetIn([table, "filtered"]), "model": dg.AssetIn([target.name, "predictor"]), **other_ins},
               description=f"Every `{table}` row scored by the `{target.name}` predictor, written back to the "
                           f"warehouse as table `{target.name}_predictions` (run id, model version, timestamp).")
     def predictions(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model: dict,
-                    warehouse: WarehouseResource, **children_rows) -> dg.Output[pd.DataFrame]:
-        scored = score_table(spec, target, filtered, model["path"], context.run_id, tables_of(filtered, children_rows))
+                    warehouse: WarehouseResource, **other_rows) -> dg.Output[pd.DataFrame]:
+        scored = score_table(spec, target, filtered, model["path"], context.run_id, rows_of(other_rows))
         warehouse.get().write_table(f"{target.name}_predictions", scored)
         return dg.Output(scored, metadata={"dagster/row_count": len(scored),
                                            "warehouse_table": f"{target.name}_predictions",

@@ -6,8 +6,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.spaces import COLLAPSE_CHECK, collapse_check, config_table
-from featrix_pipeline.relational import child_tables, relational_parents, train_relational_space
+from assets.spaces import COLLAPSE_CHECK, collapse_check, config_table, rows_in, rows_of
+from featrix_pipeline.relational import child_tables, relational_parents, train_relational_space, with_lookup_tables
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.spec import DatasetSpec
 
@@ -19,8 +19,7 @@ def build_relational_assets(spec: DatasetSpec, store_dir: Path) -> list:
 def _relational_asset(spec: DatasetSpec, parent: str, rels: list, store_dir: Path):
     children = child_tables(spec, parent)
     out_dir = store_dir / parent / "relational_space"
-    ins = {"parent_rows": dg.AssetIn([parent, "filtered"]),
-           **{f"{c}_rows": dg.AssetIn([c, "filtered"]) for c in children},
+    ins = {**rows_in(with_lookup_tables(spec, [parent, *children])),
            **{f"{c}_space": dg.AssetIn([c, "embedding_space"]) for c in children}}
 
     @dg.asset(key=[parent, "relational_space"], group_name=parent, kinds={"pytorch"}, ins=ins,
@@ -31,9 +30,8 @@ def _relational_asset(spec: DatasetSpec, parent: str, rels: list, store_dir: Pat
                           f"{', '.join(f'`{c}`' for c in children)} rows encoded by their own spaces and pooled by "
                           "attention with learned queries; every parent row seen once per epoch.")
     def relational_space(context: dg.AssetExecutionContext, model_settings: ModelSettings, **inputs):
-        frames = {parent: inputs["parent_rows"], **{c: inputs[f"{c}_rows"] for c in children}}
         rs, summary = train_relational_space(
-            spec, parent, frames, {c: inputs[f"{c}_space"]["path"] for c in children}, out_dir,
+            spec, parent, rows_of(inputs), {c: inputs[f"{c}_space"]["path"] for c in children}, out_dir,
             time_budget_s=model_settings.time_budget_s, seed=model_settings.seed, threads=model_settings.threads)
         for d in rs.decisions:
             context.log.info(f"[{parent}] {d}")

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from featrix_pipeline.relational import lookups
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.spaces import row_embeddings, train_space
 from featrix_pipeline.spec import DatasetSpec
@@ -30,6 +31,15 @@ def config_table(summary: dict) -> dg.MetadataValue:
     ).to_markdown(index=False))
 
 
+def rows_in(tables: list[str]) -> dict[str, dg.AssetIn]:
+    """Inputs ``<table>_rows`` ← ``<table>/filtered`` for the other tables a model reads (lookups, children)."""
+    return {f"{t}_rows": dg.AssetIn([t, "filtered"]) for t in tables}
+
+
+def rows_of(inputs: dict) -> dict[str, pd.DataFrame]:
+    return {k[: -len("_rows")]: v for k, v in inputs.items() if k.endswith("_rows")}
+
+
 def build_space_assets(spec: DatasetSpec, store_dir: Path) -> list:
     out = []
     for table, t in spec.tables.items():
@@ -40,16 +50,18 @@ def build_space_assets(spec: DatasetSpec, store_dir: Path) -> list:
 
 def _space_assets(spec: DatasetSpec, table: str, store_dir: Path) -> list:
     space_dir = store_dir / table / "embedding_space"
+    lookup_ins = rows_in([r.parent for r in lookups(spec, table)])
 
     @dg.asset(key=[table, "embedding_space"], group_name=table, kinds={"pytorch"},
-              ins={"filtered": dg.AssetIn([table, "filtered"])},
+              ins={"filtered": dg.AssetIn([table, "filtered"]), **lookup_ins},
               check_specs=[dg.AssetCheckSpec("no_embedding_collapse", asset=[table, "embedding_space"], blocking=True,
                                              description=COLLAPSE_CHECK)],
               description=f"Self-supervised embedding space of `{table}` (spec Part II): every automatic choice with "
                           "its reason, final losses, top mutual-information pairs and training figures.")
-    def embedding_space(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model_settings: ModelSettings):
+    def embedding_space(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model_settings: ModelSettings,
+                        **lookup_rows):
         es, summary = train_space(spec, table, filtered, space_dir, time_budget_s=model_settings.time_budget_s,
-                                  seed=model_settings.seed, threads=model_settings.threads)
+                                  seed=model_settings.seed, threads=model_settings.threads, rows=rows_of(lookup_rows))
         for d in es.decisions:
             context.log.info(f"[{table}] {d}")
         yield dg.Output(summary, metadata={
@@ -64,10 +76,11 @@ def _space_assets(spec: DatasetSpec, table: str, store_dir: Path) -> list:
         yield collapse_check(summary)
 
     @dg.asset(key=[table, "row_embeddings"], group_name=table, kinds={"parquet"},
-              ins={"filtered": dg.AssetIn([table, "filtered"]), "space": dg.AssetIn([table, "embedding_space"])},
+              ins={"filtered": dg.AssetIn([table, "filtered"]), "space": dg.AssetIn([table, "embedding_space"]),
+                   **lookup_ins},
               description=f"One embedding per `{table}` row: primary key, emb_0..emb_d, short 3D vector.")
-    def row_embeddings_asset(filtered: pd.DataFrame, space: dict) -> dg.Output[pd.DataFrame]:
-        out = row_embeddings(spec, table, filtered, space["path"])
+    def row_embeddings_asset(filtered: pd.DataFrame, space: dict, **lookup_rows) -> dg.Output[pd.DataFrame]:
+        out = row_embeddings(spec, table, filtered, space["path"], rows_of(lookup_rows))
         return dg.Output(out, metadata={"dagster/row_count": len(out), "d_model": space["d_model"]})
 
     return [embedding_space, row_embeddings_asset]

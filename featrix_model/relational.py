@@ -294,12 +294,15 @@ class RelationalSpace(EmbeddingSpace):
             progress: bool = False, *, child_time: dict[str, str] | None = None, cutoff: str | dict | None = None,
             max_children: int = MAX_CHILDREN, primary_keys: dict[str, list[str]] | None = None,
             exclude: tuple[str, ...] = (), keep: tuple[str, ...] = (),
-            child_time_budget_s: float | None = None, output_dir: str | Path | None = None,
+            child_time_budget_s: float | None = None, child_hide: dict[str, list[str]] | None = None,
+            output_dir: str | Path | None = None,
             _ancestors: tuple[str, ...] = (), **overrides) -> "RelationalSpace":
         """Train child spaces (unless given), then the parent-level space. ``child_time``: {table: time
         column} orders children (and enables ``cutoff``: a parent column, or {child table: column}, of
         times after which that parent's children are not used). ``primary_keys``: {table: columns} left
-        out of that table's space (row identifiers). ``exclude``/``keep``: parent columns."""
+        out of that table's space (row identifiers). ``child_hide``: {child table: columns} hidden (MARGINAL
+        token) when its rows are encoded, e.g. the parent's own columns joined into them. ``exclude``/``keep``:
+        parent columns."""
         primary_keys = {t: [k] if isinstance(k, str) else list(k) for t, k in (primary_keys or {}).items()}
         started = time.monotonic()
         if parent not in tables:
@@ -347,7 +350,8 @@ class RelationalSpace(EmbeddingSpace):
                                                 exclude=tuple(dict.fromkeys([*r.child_cols, *primary_keys.get(r.child, [])])))
                 decisions.append(f"{name}: child space trained on {len(frame):,} '{r.child}' rows"
                                  + (f" with lookups {[n for _, n in lookups]} joined in" if lookups else ""))
-            link.hide = [c for c in (*r.child_cols, *primary_keys.get(r.child, [])) if c in link.space.plan.columns]
+            hidden = (*r.child_cols, *primary_keys.get(r.child, []), *(child_hide or {}).get(r.child, []))
+            link.hide = [c for c in dict.fromkeys(hidden) if c in link.space.plan.columns]
             used = link.space.plan.info
             numeric = [c for c in child.columns if c in link.space.plan.columns and c not in r.child_cols
                        and used[c]["semantic_type"] in ("scalar", "boolean") and c != tcol]

@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_sco
 
 from featrix_model import EmbeddingSpace
 from featrix_model.predictor import Predictor
+from featrix_pipeline.relational import model_frame, relational_parents, relational_tables
 from featrix_pipeline.spec import DatasetSpec, TargetSpec
 from featrix_pipeline.targets import target_values
 
@@ -28,6 +29,11 @@ def training_frame(spec: DatasetSpec, target: TargetSpec, raw: pd.DataFrame, fil
         df = df.sample(n=max_rows, random_state=seed).reset_index(drop=True)
         notes.append(f"trained on a seeded sample of {max_rows:,} of {len(filtered):,} rows")
     return df, notes
+
+
+def space_tables(spec: DatasetSpec, table: str, rows: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame] | None:
+    """The tables a relational space of ``table`` reads child rows from; None for a table space."""
+    return relational_tables(spec, table, rows) if table in relational_parents(spec) else None
 
 
 def hidden_features(spec: DatasetSpec, target: TargetSpec) -> tuple[str, ...]:
@@ -76,13 +82,16 @@ def lightgbm_baseline(kind: str, X_tr: pd.DataFrame, y_tr, X_te: pd.DataFrame, s
 
 def train_predictor(spec: DatasetSpec, target: TargetSpec, raw: pd.DataFrame, filtered: pd.DataFrame,
                     space_path: str | Path, out_dir: Path, *, max_rows: int | None = 50_000, seed: int = 0,
-                    time_budget_s: float | None = None, tables: dict[str, pd.DataFrame] | None = None
+                    time_budget_s: float | None = None, rows: dict[str, pd.DataFrame] | None = None
                     ) -> tuple[Predictor, dict]:
-    """``tables``: the filtered tables a relational space reads child rows from (parent included)."""
+    """``rows``: filtered rows of the other tables the table's model reads (lookups; children of a
+    relational space and their lookups)."""
     df, notes = training_frame(spec, target, raw, filtered, max_rows, seed)
     df = df[df[target.column].notna()].reset_index(drop=True)
+    rows = {**(rows or {}), target.table: filtered}
+    df = model_frame(spec, target.table, df, rows)
     hide = hidden_features(spec, target)
-    es = EmbeddingSpace.load(space_path, tables=tables)
+    es = EmbeddingSpace.load(space_path, tables=space_tables(spec, target.table, rows))
     test = np.random.default_rng(seed).random(len(df)) < TEST_FRACTION
     train_df, test_df = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
     p = Predictor.fit(es, train_df, target=target.column, kind=target.kind if target.kind != "auto" else "auto",
@@ -175,11 +184,13 @@ def quality_check(summary: dict, margin: float = 0.02) -> tuple[bool, str]:
 
 
 def score_table(spec: DatasetSpec, target: TargetSpec, filtered: pd.DataFrame, predictor_path: str | Path,
-                run_id: str, tables: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+                run_id: str, rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every row of the table scored: primary key, prediction, probability/interval, confidence, OOD.
-    ``tables``: child tables of a predictor on a relational space."""
-    p = Predictor.load(predictor_path, tables=tables)
-    resp = p.predict_frame(filtered.drop(columns=[target.column], errors="ignore"), explain=False)
+    ``rows``: as for ``train_predictor``."""
+    rows = {**(rows or {}), target.table: filtered}
+    p = Predictor.load(predictor_path, tables=space_tables(spec, target.table, rows))
+    frame = model_frame(spec, target.table, filtered.drop(columns=[target.column], errors="ignore"), rows)
+    resp = p.predict_frame(frame, explain=False)
     pk = list(spec.tables[target.table].primary_key)
     out = filtered[pk].reset_index(drop=True).copy()
     out["prediction"] = resp["prediction"].astype(str)

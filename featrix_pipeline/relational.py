@@ -13,12 +13,37 @@ from pathlib import Path
 import pandas as pd
 
 from featrix_model.relational import Relationship as ModelRelationship
+from featrix_model.relational import denormalise
 from featrix_model.relational import RelationalSpace
 from featrix_model.space import EmbeddingSpace
 from featrix_pipeline.spec import DatasetSpec, Relationship
 
 
+def lookups(spec: DatasetSpec, table: str) -> list[Relationship]:
+    """Relationships declared ``lookup: true`` whose many side is ``table`` (dimension tables to denormalise)."""
+    return [r for r in spec.relationships if r.lookup and r.child == table and r.parent != table]
+
+
+def with_lookup_tables(spec: DatasetSpec, tables: list[str]) -> list[str]:
+    """``tables`` and the lookup tables their rows are denormalised with, each once."""
+    return list(dict.fromkeys([*tables, *(r.parent for t in tables for r in lookups(spec, t))]))
+
+
+def model_frame(spec: DatasetSpec, table: str, frame: pd.DataFrame, filtered: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """``frame`` (rows of ``table``) with its lookups' columns joined in as ``<foreign key>.<column>``:
+    what every model of the table sees. ``filtered``: the lookup tables' filtered rows. Row count and
+    order never change (a many-to-one join, checked)."""
+    rels = lookups(spec, table)
+    if not rels:
+        return frame
+    joined = [(ModelRelationship(r.child, r.parent, r.child_keys, r.parent_keys, r.lookup_prefix), r.lookup_prefix)
+              for r in rels]
+    return denormalise(frame, joined, filtered)
+
+
 def child_relationships(spec: DatasetSpec, parent: str) -> list[Relationship]:
+    """Relationships whose one side is ``parent`` and whose many side has an embedding space (a lookup
+    is still a parent: airlines ← flights can be aggregated like planes ← flights)."""
     return [r for r in spec.relationships if r.parent == parent and r.child != parent
             and spec.tables[r.child].embedding_space]
 
@@ -52,10 +77,15 @@ def train_relational_space(spec: DatasetSpec, parent: str, frames: dict[str, pd.
                            seed: int = 0, threads: int = 1) -> tuple[RelationalSpace, dict]:
     """Fit on the filtered parent and child tables, reusing the children's spaces; save and summarise."""
     rels = model_relationships(spec, parent)
+    frames = relational_tables(spec, parent, frames)
     child_spaces = {t: EmbeddingSpace.load(p) for t, p in child_space_paths.items()}
     child_time = {r.child: spec.tables[r.child].time_column for r in rels if spec.tables[r.child].time_column}
+    # a child denormalised with its own parent (a lookup back up the tree) would hand the parent's columns
+    # to the children's embeddings: those columns are hidden when the children are encoded
+    hide = {r.child: [c for lk in lookups(spec, r.child) if lk.parent == parent for c in frames[r.child].columns
+                      if str(c).startswith(f"{lk.lookup_prefix}.")] for r in rels}
     rs = RelationalSpace.fit(frames, rels, parent, child_spaces=child_spaces, time_budget_s=time_budget_s, seed=seed,
-                             child_time=child_time, cutoff=spec.tables[parent].cutoff_column,
+                             child_time=child_time, cutoff=spec.tables[parent].cutoff_column, child_hide=hide,
                              primary_keys=_keys(spec, frames), output_dir=out_dir, threads=threads)
     rs.save(out_dir)
     last = rs.timeline[-1] if rs.timeline else {}
@@ -73,3 +103,9 @@ def train_relational_space(spec: DatasetSpec, parent: str, frames: dict[str, pd.
 
 def child_tables(spec: DatasetSpec, parent: str) -> list[str]:
     return list(dict.fromkeys(r.child for r in child_relationships(spec, parent)))
+
+
+def relational_tables(spec: DatasetSpec, parent: str, filtered: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The parent's and its children's rows as the relational space sees them (lookups joined in);
+    ``filtered`` holds those tables' and their lookup tables' filtered rows."""
+    return {t: model_frame(spec, t, filtered[t], filtered) for t in [parent, *child_tables(spec, parent)]}

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from featrix_model import EmbeddingSpace
+from featrix_pipeline.relational import model_frame
 from featrix_pipeline.spec import DatasetSpec
 
 
@@ -27,9 +28,12 @@ def feature_frame(spec: DatasetSpec, table: str, filtered: pd.DataFrame) -> tupl
 
 
 def train_space(spec: DatasetSpec, table: str, filtered: pd.DataFrame, out_dir: Path, *,
-                time_budget_s: float | None = None, seed: int = 0, threads: int = 1) -> tuple[EmbeddingSpace, dict]:
-    """Fit, save (config.json + model.safetensors + JSON + figures) and summarise a table's space."""
+                time_budget_s: float | None = None, seed: int = 0, threads: int = 1,
+                rows: dict[str, pd.DataFrame] | None = None) -> tuple[EmbeddingSpace, dict]:
+    """Fit, save (config.json + model.safetensors + JSON + figures) and summarise a table's space.
+    ``rows``: filtered rows of the table's lookup tables, joined in first (``lookup: true``)."""
     features, left_out = feature_frame(spec, table, filtered)
+    features = model_frame(spec, table, features, rows or {})
     es = EmbeddingSpace.fit(features, time_budget_s=time_budget_s, seed=seed, progress=False, threads=threads,
                             output_dir=out_dir)
     es.save(out_dir)
@@ -55,13 +59,14 @@ def train_space(spec: DatasetSpec, table: str, filtered: pd.DataFrame, out_dir: 
     return es, summary
 
 
-def row_embeddings(spec: DatasetSpec, table: str, filtered: pd.DataFrame, space_path: str | Path) -> pd.DataFrame:
+def row_embeddings(spec: DatasetSpec, table: str, filtered: pd.DataFrame, space_path: str | Path,
+                   rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Primary key + ``emb_0..emb_{d-1}`` + short ``sx, sy, sz`` for every row (no row dropped)."""
     es = EmbeddingSpace.load(space_path)
     if es.train_embeddings_ is not None and len(es.train_embeddings_) == len(filtered):
         emb = es.train_embeddings_  # the space was fitted on exactly these rows, in this order
     else:
-        emb = es.encode(filtered)
+        emb = es.encode(model_frame(spec, table, filtered, rows or {}))
     short = emb[:, :3] / np.linalg.norm(emb[:, :3], axis=1, keepdims=True).clip(1e-8)  # spec §15
     pk = [c for c in spec.tables[table].primary_key if c in filtered.columns]
     out = filtered[pk].reset_index(drop=True).copy()

@@ -61,6 +61,7 @@ class Relationship:
     coverage_error_below: float = 0.5
     max_key_null_ratio: float = 0.05
     note: str = ""
+    lookup: bool = False
 
     @property
     def child(self) -> str:
@@ -77,6 +78,11 @@ class Relationship:
     @property
     def parent_keys(self) -> list[str]:
         return [p for _, p in self.pairs]
+
+    @property
+    def lookup_prefix(self) -> str:
+        """Prefix of a lookup's columns in the child's rows: the foreign key (``origin.lat``, ``dest.lat``)."""
+        return "_".join(self.child_keys)
 
 
 @dataclass(frozen=True)
@@ -291,7 +297,7 @@ def _parse_relationship(r: dict, tables: dict[str, TableSpec], fail) -> Relation
         name=name, condition=cond, cardinality=card, left=left, right=right, pairs=pairs,
         coverage_warn_below=r.get("coverage_warn_below", 0.95),
         coverage_error_below=r.get("coverage_error_below", 0.5),
-        max_key_null_ratio=r.get("max_key_null_ratio", 0.05), note=r.get("note", ""),
+        max_key_null_ratio=r.get("max_key_null_ratio", 0.05), note=r.get("note", ""), lookup=r.get("lookup", False),
     )
 
 
