@@ -20,10 +20,10 @@ def _relational_asset(spec: DatasetSpec, parent: str, rels: list, store_dir: Pat
     children = child_tables(spec, parent)
     out_dir = store_dir / parent / "relational_space"
     ins = {**rows_in(with_lookup_tables(spec, [parent, *children])),
-           **{f"{c}_space": dg.AssetIn([c, "embedding_space"]) for c in children}}
+           **{f"{c}_space": dg.AssetIn([c, "embedding_space"]) for c in children},
+           **{f"{r.name}_join": dg.AssetIn([r.name, "join_report"]) for r in rels}}  # their blocking checks gate this
 
     @dg.asset(key=[parent, "relational_space"], group_name=parent, kinds={"pytorch"}, ins=ins,
-              deps=[[r.name, "join_report"] for r in rels],  # their blocking checks gate this asset
               check_specs=[dg.AssetCheckSpec("no_embedding_collapse", asset=[parent, "relational_space"], blocking=True,
                                              description=COLLAPSE_CHECK)],
               description=f"Hierarchical embedding space of `{parent}`: each row with its "
@@ -35,6 +35,8 @@ def _relational_asset(spec: DatasetSpec, parent: str, rels: list, store_dir: Pat
             time_budget_s=model_settings.time_budget_s, seed=model_settings.seed, threads=model_settings.threads)
         for d in rs.decisions:
             context.log.info(f"[{parent}] {d}")
+        orphans = {r.name: {"orphan_rows": inputs[f"{r.name}_join"]["report"]["orphan_rows"],
+                            "examples": inputs[f"{r.name}_join"]["report"]["orphan_examples"][:5]} for r in rels}
         links = pd.DataFrame([{"link": k, **{c: v[c] for c in (
             "relationship", "children", "null_key", "unmatched_key", "parents_without_children", "median_children",
             "max_children", "parents_capped", "cap", "after_cutoff")}} for k, v in summary["links"].items()])
@@ -42,6 +44,7 @@ def _relational_asset(spec: DatasetSpec, parent: str, rels: list, store_dir: Pat
             "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
             "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
             "children": dg.MetadataValue.md(links.to_markdown(index=False)),
+            "orphans_in_join_reports": dg.MetadataValue.json(orphans),
             "columns": dg.MetadataValue.json(summary["columns"]),
             "config": config_table(summary),
             **{f"figure_{k}": dg.MetadataValue.path(v) for k, v in summary["figures"].items()}})

@@ -86,6 +86,7 @@ def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_pa
     assert "flights.children" in rel_meta["columns"].value and "flights.count" in rel_meta["columns"].value
     children = rel_meta["children"].value
     assert "flights.tailnum = planes.tailnum" in children and "unmatched_key" in children
+    assert "orphan_rows" in rel_meta["orphans_in_join_reports"].value["flights_planes"]
     # predictors: held-out metrics against LightGBM on the same split, predictions written to the warehouse
     quality = checks[("plane_manufacturer/predictor", "beats_baselines")]
     assert "LightGBM" in quality.description and "accuracy" in quality.description
