@@ -346,8 +346,11 @@ class RelationalSpace(EmbeddingSpace):
                 frame = denormalise(child, lookups, tables)
                 if grandchildren:
                     decisions.append(f"[WARN] {name}: children of '{r.child}' are below depth {MAX_DEPTH}; not used")
-                link.space = EmbeddingSpace.fit(frame, child_budget, seed, progress, keep_training_rows=False,
-                                                exclude=tuple(dict.fromkeys([*r.child_cols, *primary_keys.get(r.child, [])])))
+                try:
+                    link.space = EmbeddingSpace.fit(frame, child_budget, seed, progress, keep_training_rows=False,
+                                                    exclude=tuple(dict.fromkeys([*r.child_cols, *primary_keys.get(r.child, [])])))
+                except ValueError as e:
+                    raise ValueError(f"child table '{r.child}' of '{parent}' ({r.text}): {e}") from None
                 decisions.append(f"{name}: child space trained on {len(frame):,} '{r.child}' rows"
                                  + (f" with lookups {[n for _, n in lookups]} joined in" if lookups else ""))
             hidden = (*r.child_cols, *primary_keys.get(r.child, []), *(child_hide or {}).get(r.child, []))

@@ -392,3 +392,24 @@ def test_bad_relationships_get_clear_errors():
     with pytest.raises(KeyError, match="child_time: table 'orders' has no column 'when'"):
         RelationalSpace.fit(tables, ["orders.customer_id = customers.customer_id"], parent="customers",
                             child_time={"orders": "when"})
+
+
+def test_several_child_tables_each_get_their_own_pooled_column():
+    tables = shop()
+    rng = np.random.default_rng(1)
+    tables["tickets"] = pd.DataFrame({"customer_id": rng.integers(0, 50, 90),  # customers 50–59 have none
+                                      "topic": rng.choice(["billing", "delivery"], 90)})
+    with pytest.raises(ValueError, match="child table 'tickets' of 'customers'.*at least 2"):
+        RelationalSpace.fit(tables, ["tickets.customer_id = customers.customer_id"], parent="customers", epochs=1)
+    tables["tickets"]["minutes"] = rng.gamma(2.0, 4.0, 90)
+    rs = RelationalSpace.fit({k: tables[k] for k in ("customers", "orders", "tickets")},
+                             [SHOP_JOINS[0], "tickets.customer_id = customers.customer_id"], parent="customers",
+                             time_budget_s=1, seed=0, primary_keys={"orders": "order_id"}, exclude=("customer_id",),
+                             epochs=2)
+    assert {"orders.children", "tickets.children", "orders.count", "tickets.count"} <= set(rs.plan.columns)
+    report = rs.report()["links"]
+    assert report["tickets"]["parents_without_children"] >= 10 and report["orders"]["child_space"] == "table"
+    counts = rs.child_aggregates(tables["customers"])
+    assert (counts.loc[counts["customer_id"] >= 50, "tickets.count"] == 0).all()
+    assert counts["orders.count"].sum() == len(tables["orders"])
+    assert np.isfinite(rs.encode(tables["customers"])).all()
