@@ -164,8 +164,12 @@ def denormalise(frame: pd.DataFrame, lookups: list[tuple[Relationship, str]], ta
         right = lk[rel.parent_cols + cols].rename(columns={**dict(zip(rel.parent_cols, keys)),
                                                            **{c: f"{name}.{c}" for c in cols}})
         right = right.dropna(subset=keys)
-        out = out.merge(right, how="left", left_on=rel.child_cols, right_on=keys, validate="many_to_one",
-                        sort=False).drop(columns=keys)
+        dup = right[right.duplicated(subset=keys, keep=False)]
+        if len(dup):
+            raise ValueError(f"lookup '{name}' ({rel.text}): table '{rel.parent}' repeats key(s) "
+                             f"{dup[keys].drop_duplicates().head(3).to_numpy().tolist()} in {rel.parent_cols}; "
+                             "a lookup joined into rows must have one row per key.")
+        out = out.merge(right, how="left", left_on=rel.child_cols, right_on=keys, sort=False).drop(columns=keys)
     return out
 
 

@@ -413,3 +413,12 @@ def test_several_child_tables_each_get_their_own_pooled_column():
     assert (counts.loc[counts["customer_id"] >= 50, "tickets.count"] == 0).all()
     assert counts["orders.count"].sum() == len(tables["orders"])
     assert np.isfinite(rs.encode(tables["customers"])).all()
+
+
+def test_lookup_with_repeated_keys_is_refused_by_name():
+    tables = shop()
+    tables["stores"] = pd.concat([tables["stores"], tables["stores"].iloc[[2]]], ignore_index=True)
+    rel = parse_relationship({"join": "orders.store_id = stores.store_id", "cardinality": "many_to_one"},
+                             {**tables, "stores": tables["stores"].drop_duplicates("store_id")})
+    with pytest.raises(ValueError, match="lookup 'stores'.*repeats key.*2"):
+        denormalise(tables["orders"], [(rel, "stores")], tables)
