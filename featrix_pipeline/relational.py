@@ -30,15 +30,20 @@ def with_lookup_tables(spec: DatasetSpec, tables: list[str]) -> list[str]:
 
 
 def model_frame(spec: DatasetSpec, table: str, frame: pd.DataFrame, filtered: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """``frame`` (rows of ``table``) with its lookups' columns joined in as ``<foreign key>.<column>``:
-    what every model of the table sees. ``filtered``: the lookup tables' filtered rows. Row count and
-    order never change (a many-to-one join, checked)."""
-    rels = lookups(spec, table)
-    if not rels:
-        return frame
-    joined = [(ModelRelationship(r.child, r.parent, r.child_keys, r.parent_keys, r.lookup_prefix), r.lookup_prefix)
-              for r in rels]
-    return denormalise(frame, joined, filtered)
+    """``frame`` (rows of ``table``) with its lookups' columns joined in as ``<prefix>.<column>``: what
+    every model of the table sees. ``filtered``: the lookup tables' filtered rows. Row count and order
+    never change (a many-to-one join; a lookup with repeated keys is refused)."""
+    out = frame
+    for r in lookups(spec, table):
+        if r.parent not in filtered:
+            raise KeyError(f"rows of '{table}' are joined with lookup table '{r.parent}' ({r.condition}), "
+                           "whose rows were not given.")
+        rows = filtered[r.parent]
+        if r.lookup_columns:
+            rows = rows[[*r.parent_keys, *[c for c in r.lookup_columns if c in rows.columns]]]
+        rel = ModelRelationship(r.child, r.parent, r.child_keys, r.parent_keys, r.lookup_prefix)
+        out = denormalise(out, [(rel, r.lookup_prefix)], {r.parent: rows})
+    return out
 
 
 def child_relationships(spec: DatasetSpec, parent: str) -> list[Relationship]:

@@ -62,6 +62,7 @@ class Relationship:
     max_key_null_ratio: float = 0.05
     note: str = ""
     lookup: bool = False
+    lookup_columns: tuple[str, ...] = ()  # empty: every column of the lookup table
 
     @property
     def child(self) -> str:
@@ -81,8 +82,9 @@ class Relationship:
 
     @property
     def lookup_prefix(self) -> str:
-        """Prefix of a lookup's columns in the child's rows: the foreign key (``origin.lat``, ``dest.lat``)."""
-        return "_".join(self.child_keys)
+        """Prefix of a lookup's columns in the child's rows: the foreign key (``origin.lat``, ``dest.lat``),
+        or the lookup table for a composite key (``weather.precip``)."""
+        return self.child_keys[0] if len(self.child_keys) == 1 else self.parent
 
 
 @dataclass(frozen=True)
@@ -297,7 +299,8 @@ def _parse_relationship(r: dict, tables: dict[str, TableSpec], fail) -> Relation
         name=name, condition=cond, cardinality=card, left=left, right=right, pairs=pairs,
         coverage_warn_below=r.get("coverage_warn_below", 0.95),
         coverage_error_below=r.get("coverage_error_below", 0.5),
-        max_key_null_ratio=r.get("max_key_null_ratio", 0.05), note=r.get("note", ""), lookup=r.get("lookup", False),
+        max_key_null_ratio=r.get("max_key_null_ratio", 0.05), note=r.get("note", ""), lookup=bool(r.get("lookup", False)),
+        lookup_columns=tuple(r["lookup"]) if isinstance(r.get("lookup"), list) else (),
     )
 
 
@@ -341,6 +344,8 @@ def check_columns(spec: DatasetSpec, columns: dict[str, list[str]], only: str | 
         for c in t.exclude_columns + t.keep_columns:
             need(name, c, ("tables", name), "column list")
     for i, r in enumerate(spec.relationships):
+        for c in r.lookup_columns:
+            need(r.parent, c, ("relationships", i, "lookup"), "lookup")
         for c, p in r.pairs:
             need(r.child, c, ("relationships", i, "join"), f"relationship '{r.name}'")
             need(r.parent, p, ("relationships", i, "join"), f"relationship '{r.name}'")

@@ -41,3 +41,15 @@ def test_lookups_keep_every_row_and_name_columns_by_foreign_key(nyc_frames):
     tables = relational_tables(spec, "planes", nyc_frames)
     assert set(tables) == {"planes", "flights"} and "carrier.name" in tables["flights"].columns
     assert isinstance(tables["planes"], pd.DataFrame) and len(tables["planes"]) == len(nyc_frames["planes"])
+
+
+def test_lookup_column_lists_and_composite_keys(tmp_path, nyc_frames):
+    text = DEMO_SPEC.read_text().replace(
+        "    join: flights.origin = weather.origin AND flights.time_hour = weather.time_hour\n    cardinality: many_to_one\n",
+        "    join: flights.origin = weather.origin AND flights.time_hour = weather.time_hour\n    cardinality: many_to_one\n"
+        "    lookup: [precip, visib]\n")
+    spec = load_spec(write_spec(tmp_path, tmp_path / "wh.duckdb", text))
+    out = model_frame(spec, "flights", nyc_frames["flights"], nyc_frames)
+    weather = [c for c in out.columns if c.startswith("weather.")]
+    assert weather == ["weather.precip", "weather.visib"]  # composite key: prefixed by the lookup table
+    assert out["weather.visib"].notna().mean() > 0.9 and len(out) == len(nyc_frames["flights"])
