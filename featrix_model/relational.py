@@ -193,9 +193,10 @@ class ChildBank:
     times: np.ndarray | None
     stats: np.ndarray
 
-    def select(self, parent_keys: pd.DataFrame, cutoff: np.ndarray | None, cap: int):
-        """Per parent row: (capped child positions, child count), each stat column's mean over the
-        children, and counts of what was left out."""
+    def select(self, parent_keys: pd.DataFrame, cutoff: np.ndarray | None, cap: int,
+               statistics: tuple[str, ...] = ("mean",)):
+        """Per parent row: (capped child positions, child count), ``{statistic: (n, stat columns)}`` over
+        all its children (missing values skipped; NaN without any), and counts of what was left out."""
         n = len(parent_keys)
         left = self.keys.copy()
         left.columns = [f"k{i}" for i in range(left.shape[1])]
@@ -227,17 +228,26 @@ class ChildBank:
         chosen = pos[np.where(valid, starts[:, None] + take, 0).clip(max=max(len(pos) - 1, 0))] if len(pos) else \
             np.zeros((n, cap), dtype=np.int64)
         selections = [(chosen[r][valid[r]], int(counts[r])) if counts[r] else None for r in range(n)]
-        means = np.full((n, self.stats.shape[1]), np.nan)
+        stats = {s: np.full((n, self.stats.shape[1]), np.nan) for s in statistics}
         vals = self.stats[pos]
         for j in range(self.stats.shape[1]):
             ok = ~np.isnan(vals[:, j])
-            total = np.bincount(par[ok], weights=vals[ok, j], minlength=n)
-            k = np.bincount(par[ok], minlength=n)
-            means[:, j] = np.where(k > 0, total / np.maximum(k, 1), np.nan)
+            v, g = vals[ok, j], par[ok]
+            k = np.bincount(g, minlength=n)
+            mean = np.bincount(g, weights=v, minlength=n) / np.maximum(k, 1)
+            for s in statistics:
+                if s == "mean":
+                    col = mean
+                elif s == "std":
+                    col = np.sqrt(np.maximum(np.bincount(g, weights=v * v, minlength=n) / np.maximum(k, 1) - mean**2, 0))
+                else:
+                    col = np.full(n, -np.inf if s == "max" else np.inf)
+                    (np.fmax if s == "max" else np.fmin).at(col, g, v)
+                stats[s][:, j] = np.where(k > 0, col, np.nan)
         info.update(parents=n, parents_without_children=int((counts == 0).sum()),
                     parents_capped=int((counts > cap).sum()), max_children=int(counts.max()) if n else 0,
                     median_children=float(np.median(counts)) if n else 0.0)
-        return selections, counts, means, info
+        return selections, counts, stats, info
 
 
 @dataclass
@@ -252,6 +262,7 @@ class ChildLink:
     cap: int
     stat_columns: list[str]
     hide: list[str]
+    statistics: tuple[str, ...] = ("mean",)
     space: EmbeddingSpace | None = None
     bank: ChildBank | None = field(default=None, repr=False)
 
@@ -259,19 +270,18 @@ class ChildLink:
     def column(self) -> str:
         return f"{self.name}.children"
 
-    def derived_columns(self) -> list[str]:
-        return [f"{self.name}.count"] + [f"{self.name}.{c}.mean" for c in self.stat_columns]
-
     def to_config(self) -> dict:
         return {"relationship": asdict(self.rel), "name": self.name, "time_column": self.time_column,
                 "cutoff": self.cutoff, "cap": self.cap, "stat_columns": self.stat_columns, "hide": self.hide,
+                "statistics": list(self.statistics),
                 "lookups": [{"relationship": asdict(r), "name": n} for r, n in self.lookups]}
 
     @classmethod
     def from_config(cls, c: dict) -> "ChildLink":
         return cls(Relationship(**c["relationship"]), c["name"],
                    [(Relationship(**x["relationship"]), x["name"]) for x in c["lookups"]],
-                   c["time_column"], c["cutoff"], c["cap"], c["stat_columns"], c["hide"])
+                   c["time_column"], c["cutoff"], c["cap"], c["stat_columns"], c["hide"],
+                   tuple(c.get("statistics", ("mean",))))
 
 
 def _lookups_of(table: str, rels: list[Relationship], skip: set[str]) -> list[tuple[Relationship, str]]:
@@ -296,18 +306,23 @@ class RelationalSpace(EmbeddingSpace):
     def fit(cls, tables: dict[str, pd.DataFrame], relationships: list, parent: str,
             child_spaces: dict[str, EmbeddingSpace] | None = None, time_budget_s: float | None = None, seed: int = 0,
             progress: bool = False, *, child_time: dict[str, str] | None = None, cutoff: str | dict | None = None,
-            max_children: int = MAX_CHILDREN, primary_keys: dict[str, list[str]] | None = None,
+            max_children: int = MAX_CHILDREN, child_statistics: tuple[str, ...] = ("mean",),
+            primary_keys: dict[str, list[str]] | None = None,
             exclude: tuple[str, ...] = (), keep: tuple[str, ...] = (),
             child_time_budget_s: float | None = None, child_hide: dict[str, list[str]] | None = None,
             output_dir: str | Path | None = None,
             _ancestors: tuple[str, ...] = (), **overrides) -> "RelationalSpace":
         """Train child spaces (unless given), then the parent-level space. ``child_time``: {table: time
         column} orders children (and enables ``cutoff``: a parent column, or {child table: column}, of
-        times after which that parent's children are not used). ``primary_keys``: {table: columns} left
+        times after which that parent's children are not used). ``child_statistics``: which of mean, std,
+        min, max of each numeric child column become parent columns. ``primary_keys``: {table: columns} left
         out of that table's space (row identifiers). ``child_hide``: {child table: columns} hidden (MARGINAL
         token) when its rows are encoded, e.g. the parent's own columns joined into them. ``exclude``/``keep``:
         parent columns."""
         primary_keys = {t: [k] if isinstance(k, str) else list(k) for t, k in (primary_keys or {}).items()}
+        unknown = set(child_statistics) - {"mean", "std", "min", "max"}
+        if unknown:
+            raise ValueError(f"child_statistics {sorted(unknown)}: choose from mean, std, min, max.")
         started = time.monotonic()
         if parent not in tables:
             raise KeyError(f"parent table '{parent}' is not among the tables {sorted(tables)}.")
@@ -331,7 +346,7 @@ class RelationalSpace(EmbeddingSpace):
             cut = cutoff.get(r.child) if isinstance(cutoff, dict) else cutoff
             if cut is not None and tcol is None:
                 raise ValueError(f"cutoff '{cut}' needs child_time for table '{r.child}': which column dates its rows?")
-            link = ChildLink(r, name, lookups, tcol, cut, max_children, [], list(r.child_cols))
+            link = ChildLink(r, name, lookups, tcol, cut, max_children, [], list(r.child_cols), tuple(child_statistics))
             grandchildren = [g for g in rels if g.parent == r.child and g.child not in line | {r.child}]
             if child_spaces and r.child in child_spaces:
                 link.space = child_spaces[r.child]
@@ -447,10 +462,11 @@ class RelationalSpace(EmbeddingSpace):
             if link.cutoff and link.cutoff not in out.columns:
                 raise KeyError(f"parent rows of '{self.parent}' need the cutoff column '{link.cutoff}'.")
             cutoff = _time_ns(out[link.cutoff]) if link.cutoff else None
-            sel, counts, means, info = link.bank.select(out[link.rel.parent_cols], cutoff, link.cap)
+            sel, counts, stats, info = link.bank.select(out[link.rel.parent_cols], cutoff, link.cap, link.statistics)
             extra[f"{link.name}.count"] = counts.astype(float)
             for j, c in enumerate(link.stat_columns):
-                extra[f"{link.name}.{c}.mean"] = means[:, j]
+                for s in link.statistics:
+                    extra[f"{link.name}.{c}.{s}"] = stats[s][:, j]
             extra[link.column] = pd.Series(sel, dtype=object)
             report[link.name] = info
         return pd.concat([out, pd.DataFrame(extra, index=out.index)], axis=1), report

@@ -42,7 +42,7 @@ def test_definitions_load_from_default_spec(monkeypatch):
             dg.AssetKey(["planes", "filtered"]), dg.AssetKey(["flights_planes", "join_report"])} <= relational
     assert dg.AssetKey(["planes", "relational_space"]) in graph.get(dg.AssetKey(["plane_manufacturer", "predictor"])).parent_keys
     assert dg.AssetKey(["flights", "relational_space"]) not in set(graph.get_all_asset_keys())  # no target sits on flights' parents
-    assert {dg.AssetKey(["airlines", "filtered"]), dg.AssetKey(["airports", "filtered"])} <= graph.get(
+    assert {dg.AssetKey(["weather", "filtered"]), dg.AssetKey(["airports", "filtered"])} <= graph.get(
         dg.AssetKey(["flights", "embedding_space"])).parent_keys  # lookups joined into flights' rows
 
 
@@ -75,10 +75,10 @@ def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_pa
     space_mat = [m for m in result.get_asset_materialization_events()
                  if m.asset_key == dg.AssetKey(["flights", "embedding_space"])][0].materialization.metadata
     assert "flight_id" in space_mat["excluded_columns"].value and "batch_size" in space_mat["config"].value
-    # lookups (lookup: true) are denormalised into flights before its space: airline name, airport places
+    # lookups are denormalised into flights before its space: destination place, weather at the origin
     flights_space = EmbeddingSpace.load(space)
-    assert {"carrier.name", "dest.lat", "dest.name"} <= set(flights_space.plan.all_columns)
-    assert "origin.faa" not in flights_space.plan.all_columns  # the lookup key equals the foreign key
+    assert {"dest.lat", "weather.precip", "weather.visib"} <= set(flights_space.plan.all_columns)
+    assert "dest.faa" not in flights_space.plan.all_columns  # the lookup key equals the foreign key
     # the planes' relational space: every plane once, its flights pooled in, orphans and childless planes counted
     assert checks[("planes/relational_space", "no_embedding_collapse")].passed
     rel_meta = [m for m in result.get_asset_materialization_events()

@@ -160,13 +160,16 @@ def test_capping_keeps_evenly_spaced_children_in_time_order():
     rows = small_bank()
     bank, emb = bank_of(rows)
     parents = pd.DataFrame({"id": ["a", "b", "c"]})
-    sel, counts, means, info = bank.select(parents, None, 4)
+    sel, counts, stats, info = bank.select(parents, None, 4, ("mean", "std", "max"))
+    means = stats["mean"]
     assert counts.tolist() == [10, 3, 0]
     a_by_time = rows.index[:10][np.argsort(rows["hour"].to_numpy()[:10])]
     assert sel[0][1] == 10 and sel[0][0].tolist() == a_by_time[[0, 2, 5, 7]].tolist()  # i * 10 // 4
     assert sel[1][1] == 3 and sel[1][0].tolist() == [11, 12, 10]  # all of them, in time order
     assert sel[2] is None
     assert means[0, 0] == pytest.approx(rows["amount"][:10].mean())  # the mean uses every child, not the kept 4
+    assert stats["std"][0, 0] == pytest.approx(rows["amount"][:10].std(ddof=0))
+    assert stats["max"][0, 0] == rows["amount"][:10].max()
     assert np.isnan(means[2, 0])
     assert info["parents_capped"] == 1 and info["null_key"] == 1 and info["unmatched_key"] == 1
     assert info["max_children"] == 10 and info["parents_without_children"] == 1
