@@ -422,7 +422,7 @@ class RelationalSpace(EmbeddingSpace):
                                           f"key: orphans, counted and not used")
         plan.decisions[:0] = decisions
         rs = cls._train(prepared, plan, time_budget_s=time_budget_s, seed=seed, progress=progress,
-                        training_rows=frame, movie=False, config=None, output_dir=output_dir, device="cpu",
+                        training_rows=frame, movie=False, config=None, output_dir=output_dir, device=None,
                         started=started, pair_columns=[c for c in plan.columns if c not in {lk.column for lk in links}],
                         every_row_each_epoch=True, **overrides)
         rs.parent, rs.links, rs.parent_lookups = parent, links, parent_lookups

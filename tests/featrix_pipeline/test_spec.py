@@ -60,8 +60,9 @@ def test_unknown_field_and_missing_primary_key():
 def test_unknown_column_is_named_against_the_warehouse():
     spec = parse_spec(GOOD.replace("flights.tailnum = planes.tailnum", "flights.tail_num = planes.tailnum"), "x.yaml")
     cols = {"flights": ["flight_id", "tailnum", "carrier", "origin", "dest", "time_hour", "arr_delay"],
-            "planes": ["tailnum", "manufacturer"], "airlines": ["carrier"], "airports": ["faa"],
-            "weather": ["origin", "time_hour"]}
+            "planes": ["tailnum", "manufacturer"], "airlines": ["carrier"], "airports": ["faa", "lat", "lon", "alt"],
+            "weather": ["origin", "time_hour", "temp", "dewp", "humid", "wind_speed", "wind_gust", "precip",
+                        "pressure", "visib"]}
     with pytest.raises(SpecError) as e:
         check_columns(spec, cols)
     assert "flights.tail_num" in str(e.value) and "tailnum" in str(e.value)
