@@ -54,6 +54,7 @@ class TrainingConfig:
     movie_sample: int = 0
     max_train_rows: int = 0
     every_row_each_epoch: bool = False
+    max_epochs: int = 0  # 0: no cap beyond the budget
     device: str = "cpu"
     reasons: dict = field(default_factory=dict)
 
@@ -157,6 +158,9 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
             raise TypeError(f"unknown training setting {k!r}; known: {sorted(f.name for f in fields(cfg))}")
         setattr(cfg, k, v)
         why[k] = "set by the caller"
+    if cfg.max_epochs and cfg.epochs > cfg.max_epochs and "epochs" not in overrides:
+        why["epochs"] = f"{cfg.max_epochs} (capped by max_epochs; the budget alone allowed {cfg.epochs})"
+        cfg.epochs = cfg.max_epochs
     cfg.reasons = why
     return cfg
 
