@@ -39,7 +39,7 @@ def _relational_asset(spec: DatasetSpec, parent: str, rels: list, store_dir: Pat
                             "examples": inputs[f"{r.name}_join"]["report"]["orphan_examples"][:5]} for r in rels}
         links = pd.DataFrame([{"link": k, **{c: v[c] for c in (
             "relationship", "children", "null_key", "unmatched_key", "parents_without_children", "median_children",
-            "max_children", "parents_capped", "cap", "after_cutoff")}} for k, v in summary["links"].items()])
+            "max_children", "parents_capped", "cap", "after_cutoff", "unknown_time")}} for k, v in summary["links"].items()])
         yield dg.Output(summary, metadata={
             "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
             "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],

@@ -123,8 +123,7 @@ class Predictor:
             fine_tune = bool(getattr(space, "links", None))
             if fine_tune:
                 decisions.append("fine-tune: on (relational space): the learned aggregation of child rows is trained "
-                                 "for this target; child-row embeddings stay fixed, the parent-level network trains "
-                                 "at 1/10 of the head's learning rate")
+                                 "for this target; the child-row embeddings stay fixed")
         if fine_tune:  # the predictor trains on the CPU; a copy keeps the caller's space untouched
             space = copy.deepcopy(space)
             space.net.to("cpu")
@@ -308,6 +307,8 @@ class Predictor:
 
     def _responses(self, df: pd.DataFrame, explain: bool) -> list[dict]:
         cfg = self.config
+        if explain and getattr(self.space, "links", None):  # join children once, not once per occluded column
+            df = self.space._prepare(df, tuple(cfg["hide"]))
         X, out = self._outputs(df)
         sigma = self.ood.sigma(X)
         base = self._scores(out)

@@ -31,7 +31,6 @@ time column is before its cutoff. Orphan children (null or unmatched key), paren
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -42,11 +41,11 @@ import pandas as pd
 
 from featrix_model import io
 from featrix_model.codecs.children import ChildrenCodec
+from featrix_model.codecs.timestamp import parse_timestamps
 from featrix_model.columns import default_column_types, plan_columns
 from featrix_model.encoders.children import ChildrenEncoder
 from featrix_model.space import EmbeddingSpace
 
-log = logging.getLogger("featrix_model")
 MAX_CHILDREN = 64
 MAX_STAT_COLUMNS = 16
 MAX_DEPTH = 2
@@ -87,6 +86,11 @@ def parse_relationship(rel, tables: dict[str, pd.DataFrame]) -> Relationship:
     joined with AND), a dict ``{"join": ..., "cardinality": ..., "name": ...}`` or a ``Relationship``.
     Cardinality (read left to right) is inferred from key uniqueness when not given."""
     if isinstance(rel, Relationship):
+        for t in (rel.child, rel.parent):
+            if t not in tables:
+                raise KeyError(f"relationship {rel.text!r} names table '{t}', which is not among the tables {sorted(tables)}.")
+        _check_key_types(rel.text, tables[rel.child][rel.child_cols], tables[rel.parent][rel.parent_cols])
+        _check_unique_parent(rel.text, tables[rel.parent], rel.parent, rel.parent_cols)
         return rel
     spec = {"join": rel} if isinstance(rel, str) else dict(rel)
     join = spec.get("join") or spec.get("on")
@@ -126,12 +130,16 @@ def parse_relationship(rel, tables: dict[str, pd.DataFrame]) -> Relationship:
     if card not in ("many_to_one", "one_to_one", "one_to_many"):
         raise ValueError(f"relationship {join!r}: cardinality {card!r} is not one of many_to_one, one_to_one, one_to_many.")
     child, parent, ccols, pcols = (right, left, rcols, lcols) if card == "one_to_many" else (left, right, lcols, rcols)
-    dup = tables[parent][pcols].dropna()
+    _check_unique_parent(join, tables[parent], parent, pcols)
+    return Relationship(child, parent, list(ccols), list(pcols), spec.get("name") or "", card)
+
+
+def _check_unique_parent(join: str, frame: pd.DataFrame, parent: str, cols: list[str]) -> None:
+    dup = frame[cols].dropna()
     dup = dup[dup.duplicated(keep=False)]
     if len(dup):
         raise ValueError(f"relationship {join!r}: parent table '{parent}' has {len(dup):,} rows with a repeated key "
-                         f"{pcols}, e.g. {dup.head(3).to_dict('records')}; a parent key must be unique.")
-    return Relationship(child, parent, list(ccols), list(pcols), spec.get("name") or "", card)
+                         f"{cols}, e.g. {dup.head(3).to_dict('records')}; a parent key must be unique.")
 
 
 def _unique(df: pd.DataFrame, cols: list[str]) -> bool:
@@ -182,7 +190,7 @@ def denormalise(frame: pd.DataFrame, lookups: list[tuple[Relationship, str]], ta
 
 def _time_ns(values: pd.Series) -> np.ndarray:
     """Nanoseconds since the epoch as floats (NaN for missing), for ordering and cutoffs."""
-    t = pd.to_datetime(values.reset_index(drop=True), errors="coerce")
+    t = parse_timestamps(values.reset_index(drop=True))[0]  # time zones and epoch numbers as for the codec
     ns = t.to_numpy(dtype="datetime64[ns]").view("int64").astype(float)
     ns[t.isna().to_numpy()] = np.nan
     return ns
@@ -358,9 +366,13 @@ class RelationalSpace(EmbeddingSpace):
                 link.lookups = [lk for lk in lookups if any(str(c).startswith(f"{lk[1]}.") for c in known)]
                 decisions.append(f"{name}: child space of '{r.child}' passed in (reused, not retrained)")
             elif grandchildren and len(_ancestors) + 1 < MAX_DEPTH:
+                if cut is not None:
+                    decisions.append(f"[WARN] {name}: the cutoff applies to '{r.child}' rows, not to their own "
+                                     "children (depth 2)")
                 link.space = cls.fit(tables, rels, r.child, child_spaces, child_budget, seed, progress,
                                      child_time=child_time, max_children=max_children,
-                                     primary_keys=primary_keys,
+                                     child_statistics=child_statistics, child_hide=child_hide,
+                                     child_time_budget_s=child_time_budget_s, primary_keys=primary_keys,
                                      exclude=tuple(dict.fromkeys([*r.child_cols, *primary_keys.get(r.child, [])])),
                                      _ancestors=(*_ancestors, parent), **overrides)
                 decisions.append(f"{name}: '{r.child}' has children of its own "
@@ -379,7 +391,7 @@ class RelationalSpace(EmbeddingSpace):
             hidden = (*r.child_cols, *primary_keys.get(r.child, []), *(child_hide or {}).get(r.child, []))
             link.hide = [c for c in dict.fromkeys(hidden) if c in link.space.plan.columns]
             used = link.space.plan.info
-            numeric = [c for c in child.columns if c in link.space.plan.columns and c not in r.child_cols
+            numeric = [c for c in child.columns if c in link.space.plan.columns and c not in hidden
                        and used[c]["semantic_type"] in ("scalar", "boolean") and c != tcol]
             if len(numeric) > MAX_STAT_COLUMNS:
                 decisions.append(f"{name}: means of the first {MAX_STAT_COLUMNS} of {len(numeric)} numeric child "
@@ -419,6 +431,9 @@ class RelationalSpace(EmbeddingSpace):
                 f"pooling; median {rep['median_children']:.0f} children per parent, {rep['parents_capped']:,} "
                 f"parents capped at {link.cap} (evenly spaced in {link.time_column or 'table'} order), "
                 f"{rep['parents_without_children']:,} parents without children (learned 'no children' embedding)")
+            if rep["unknown_time"]:
+                plan.decisions.append(f"[WARN] {link.name}: {rep['unknown_time']:,} '{link.rel.child}' rows have no "
+                                      f"{link.time_column}: under the cutoff they are not used (counted)")
             for key in ("null_key", "unmatched_key"):
                 if rep[key]:
                     plan.decisions.append(f"[WARN] {link.name}: {rep[key]:,} '{link.rel.child}' rows have "
@@ -526,8 +541,7 @@ class RelationalSpace(EmbeddingSpace):
     @classmethod
     def load(cls, path: str | Path, column_types: dict | None = None, tables: dict | None = None) -> "RelationalSpace":
         path = Path(path)
-        types = {**(column_types or relational_column_types()), "children": (ChildrenCodec, ChildrenEncoder)}
-        rs = EmbeddingSpace.load.__func__(cls, path, types)
+        rs = super().load(path, {**(column_types or default_column_types()), **relational_column_types()})
         doc = io.read_json(path / "relational.json")
         rs.parent, rs.relational_report_ = doc["parent"], doc["report"]
         rs.links = [ChildLink.from_config(c) for c in doc["links"]]

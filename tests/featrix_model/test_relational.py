@@ -425,3 +425,26 @@ def test_lookup_with_repeated_keys_is_refused_by_name():
                              {**tables, "stores": tables["stores"].drop_duplicates("store_id")})
     with pytest.raises(ValueError, match="lookup 'stores'.*repeats key.*2"):
         denormalise(tables["orders"], [(rel, "stores")], tables)
+
+
+def test_hidden_child_columns_never_reach_the_parent():
+    """A child column carrying the parent's own value (e.g. joined back from the parent) is hidden from the
+    child encoding and from the child statistics: it cannot leak a parent target."""
+    tables = shop()
+    tenure = tables["customers"].set_index("customer_id")["tenure"]
+    tables["orders"]["customer_tenure"] = tables["orders"]["customer_id"].map(tenure)
+    rs = RelationalSpace.fit({k: tables[k] for k in ("customers", "orders")}, [SHOP_JOINS[0]], parent="customers",
+                             time_budget_s=1, seed=0, primary_keys={"orders": "order_id"}, epochs=1,
+                             child_hide={"orders": ["customer_tenure"]})
+    assert "customer_tenure" in rs.links[0].hide
+    assert not any("customer_tenure" in c for c in rs.plan.columns)
+
+
+def test_relationship_objects_get_the_same_key_checks():
+    from featrix_model.relational import Relationship
+
+    tables = shop()
+    tables["orders"]["customer_id"] = tables["orders"]["customer_id"].astype(str)
+    rel = Relationship("orders", "customers", ["customer_id"], ["customer_id"])
+    with pytest.raises(TypeError, match="customer_id"):
+        parse_relationship(rel, tables)
