@@ -124,6 +124,8 @@ class Predictor:
             if fine_tune:
                 decisions.append("fine-tune: on (relational space): the learned aggregation of child rows is trained "
                                  "for this target; the child-row embeddings stay fixed")
+        if getattr(space, "links", None):  # relational: join the rows to their children once, not per encode
+            df = space._prepare(df, hide)
         if fine_tune:  # the predictor trains on the CPU; a copy keeps the caller's space untouched
             space = copy.deepcopy(space)
             space.net.to("cpu")

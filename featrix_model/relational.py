@@ -31,6 +31,7 @@ time column is before its cutoff. Orphan children (null or unmatched key), paren
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -451,6 +452,18 @@ class RelationalSpace(EmbeddingSpace):
         rs.parent, rs.links, rs.parent_lookups = parent, links, parent_lookups
         rs.tables_, rs.relational_report_ = holder.tables_, report
         return rs
+
+    def __deepcopy__(self, memo: dict) -> "RelationalSpace":
+        """A copy with its own network and plan; the child tables, child spaces and child-row embeddings
+        are shared (data and frozen models: fine-tuning a predictor never trains them)."""
+        shared = [getattr(self, "tables_", None), *[lk.space for lk in self.links], *[lk.bank for lk in self.links],
+                  *[self.plan.codecs[lk.column].bank_ for lk in self.links]]
+        memo.update({id(o): o for o in shared if o is not None})
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            setattr(new, k, copy.deepcopy(v, memo))
+        return new
 
     # ------------------------------------------------------------------ child rows
 

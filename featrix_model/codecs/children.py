@@ -34,9 +34,10 @@ class ChildrenCodec(Codec):
         return self
 
     def fit(self, values: pd.Series) -> "ChildrenCodec":
-        counts = np.log1p(np.array([0 if v is None else v[1] for v in values], dtype=float))
-        self.count_mean_, self.count_std_ = float(counts.mean()), float(counts.std() or 1.0)
-        self.median_children_ = float(np.expm1(np.median(counts))) if len(counts) else 0.0
+        counts = np.array([0 if v is None else v[1] for v in values], dtype=float)
+        logs = np.log1p(counts)
+        self.count_mean_, self.count_std_ = float(logs.mean()), float(logs.std() or 1.0)
+        self.median_children_ = float(np.median(counts)) if len(counts) else 0.0
         return self
 
     def transform(self, values: pd.Series) -> dict[str, torch.Tensor]:
@@ -49,7 +50,7 @@ class ChildrenCodec(Codec):
         for i, v in enumerate(values):
             if v is None:
                 continue
-            sel = np.asarray(v[0], dtype=np.int64)[: self.cap]
+            sel = np.asarray(v[0], dtype=np.int64)  # RelationalSpace already kept at most ``cap``
             idx[i, : len(sel)] = sel
             counts[i] = v[1]
         mask = idx >= 0
