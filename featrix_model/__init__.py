@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EmbeddingSpace", "Predictor", "RelationalSpace"]
+__all__ = ["EmbeddingSpace", "Predictor", "RelationalSpace", "load_space"]
 
 
 def __getattr__(name: str):
@@ -19,4 +19,8 @@ def __getattr__(name: str):
         from featrix_model.relational import RelationalSpace
 
         return RelationalSpace
+    if name == "load_space":
+        from featrix_model.loading import load_space
+
+        return load_space
     raise AttributeError(name)

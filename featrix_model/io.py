@@ -29,6 +29,12 @@ def read_json(path: Path):
     return json.loads(path.read_text())
 
 
+def space_kind(path: Path, config: dict) -> str:
+    """Which class a saved space folder holds: the ``kind`` field of its config.json (folders saved
+    before the field existed: a relational space is the one with a relational.json)."""
+    return config.get("kind") or ("relational" if (path / "relational.json").exists() else "table")
+
+
 def save_tensors(path: Path, state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> None:
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     tensors.update({f"__{k}": v.detach().cpu().contiguous().clone() for k, v in extra.items()})

@@ -120,12 +120,11 @@ class Predictor:
             kind = "binary" if y_raw.nunique() == 2 else "multiclass"
         hide = tuple(dict.fromkeys((target, *exclude_features)))
         if fine_tune is None:
-            fine_tune = bool(getattr(space, "links", None))
+            reason = space.fine_tune_reason()
+            fine_tune = reason is not None
             if fine_tune:
-                decisions.append("fine-tune: on (relational space): the learned aggregation of child rows is trained "
-                                 "for this target; the child-row embeddings stay fixed")
-        if getattr(space, "links", None):  # relational: join the rows to their children once, not per encode
-            df = space._prepare(df, hide)
+                decisions.append(f"fine-tune: on ({reason})")
+        df = space.prepare(df, hide)  # e.g. children joined once, not once per encode
         if fine_tune:  # the predictor trains on the CPU; a copy keeps the caller's space untouched
             space = copy.deepcopy(space)
             space.net.to("cpu")
@@ -309,8 +308,8 @@ class Predictor:
 
     def _responses(self, df: pd.DataFrame, explain: bool) -> list[dict]:
         cfg = self.config
-        if explain and getattr(self.space, "links", None):  # join children once, not once per occluded column
-            df = self.space._prepare(df, tuple(cfg["hide"]))
+        if explain:  # prepared once (children joined), not once per occluded column
+            df = self.space.prepare(df, tuple(cfg["hide"]))
         X, out = self._outputs(df)
         sigma = self.ood.sigma(X)
         base = self._scores(out)
@@ -391,13 +390,13 @@ class Predictor:
     def load(cls, path: str | Path, tables: dict | None = None) -> "Predictor":
         """``tables``: the child tables a predictor on a ``RelationalSpace`` reads its parents' children
         from (``{table name: DataFrame}``); not needed for a table space."""
-        from featrix_model.space import EmbeddingSpace
+        from featrix_model.loading import load_space
 
         path = Path(path)
         cfg = io.read_json(path / "config.json")
         if cfg.get("format") != FORMAT:
             raise ValueError(f"{path} is not a saved predictor (format {cfg.get('format')!r}).")
-        space = EmbeddingSpace.load(path / "embedding_space", tables=tables)
+        space = load_space(path / "embedding_space", tables=tables)
         mlp = PredictorMLP(cfg["d_model"], cfg["d_hidden"], cfg["n_hidden"], cfg["n_out"], cfg.get("dropout", 0.1))
         state, _ = io.load_tensors(path / "model.safetensors")
         mlp.load_state_dict(state)

@@ -311,6 +311,7 @@ def _lookups_of(table: str, rels: list[Relationship], skip: set[str]) -> list[tu
 class RelationalSpace(EmbeddingSpace):
     """A parent table's embedding space that includes what its child tables say (see module docstring)."""
 
+    kind = "relational"
     parent: str = ""
     links: list[ChildLink]
     parent_lookups: list[tuple[Relationship, str]]
@@ -513,7 +514,11 @@ class RelationalSpace(EmbeddingSpace):
         out = self._with_children(df)[0]
         return out.drop(columns=[lk.column for lk in self.links])
 
-    def _prepare(self, df, hide=()) -> pd.DataFrame:
+    def fine_tune_reason(self) -> str | None:
+        return ("relational space: the learned aggregation of child rows is trained for the target; the "
+                "child-row embeddings stay fixed")
+
+    def prepare(self, df, hide=()) -> pd.DataFrame:
         if isinstance(df, dict):
             df = pd.DataFrame([df])
         elif isinstance(df, pd.Series):
@@ -527,7 +532,7 @@ class RelationalSpace(EmbeddingSpace):
             todo = [lk for lk in self.parent_lookups if not any(str(c).startswith(f"{lk[1]}.") for c in df.columns)]
             df = denormalise(df, todo, self.tables_)
             df = self._with_children(df)[0]
-        return super()._prepare(df, hide)
+        return super().prepare(df, hide)
 
     def report(self) -> dict:
         """What the relational space was built from: per child link, children, orphans, parents
@@ -560,6 +565,9 @@ class RelationalSpace(EmbeddingSpace):
         rs.links = [ChildLink.from_config(c) for c in doc["links"]]
         rs.parent_lookups = [(Relationship(**x["relationship"]), x["name"]) for x in doc["parent_lookups"]]
         for link in rs.links:
-            link.space = EmbeddingSpace.load(path / "children" / link.name, column_types=column_types)
+            child = path / "children" / link.name
+            child_cls = RelationalSpace if io.space_kind(child, io.read_json(child / "config.json")) == "relational" \
+                else EmbeddingSpace
+            link.space = child_cls.load(child, column_types=column_types)
         rs.tables_ = None
         return rs.attach(tables) if tables is not None else rs

@@ -33,6 +33,8 @@ ENCODE_CHUNK = 16384
 class EmbeddingSpace:
     """A trained embedding space. Build with ``EmbeddingSpace.fit`` or ``EmbeddingSpace.load``."""
 
+    kind = "table"  # written to config.json; ``featrix_model.loading.load_space`` picks the class from it
+
     def __init__(self, plan: ColumnPlan, net: EmbeddingNetwork, config: TrainingConfig, pairs: list, *,
                  timeline: dict | None = None, mi: pd.DataFrame | None = None, pair_ranking: list | None = None,
                  train_embeddings: np.ndarray | None = None, training_rows: pd.DataFrame | None = None,
@@ -136,7 +138,14 @@ class EmbeddingSpace:
             shorts.append(short.cpu())
         return torch.cat(fulls).numpy(), torch.cat(shorts).numpy()
 
-    def _prepare(self, df: pd.DataFrame | pd.Series | dict, hide=()) -> pd.DataFrame:
+    def fine_tune_reason(self) -> str | None:
+        """Why predictors on this space should fine-tune it by default (None: keep it frozen)."""
+        return None
+
+    def prepare(self, df: pd.DataFrame | pd.Series | dict, hide=()) -> pd.DataFrame:
+        """Rows in the form the space encodes: a frame with every column of the plan (absent ones as
+        missing values). Encoding prepared rows again is cheap, so callers that encode the same rows
+        many times (importance by occlusion, fine-tuning) prepare them once."""
         if isinstance(df, dict):
             df = pd.DataFrame([df])
         elif isinstance(df, pd.Series):
@@ -150,10 +159,10 @@ class EmbeddingSpace:
 
     def transform(self, df: pd.DataFrame) -> dict:
         """Codec tensors of ``df``'s rows (what the network takes; used by fine-tuning predictors)."""
-        return self.plan.transform(self._prepare(df))
+        return self.plan.transform(self.prepare(df))
 
     def _encode_frame(self, df, which: int, hide=()) -> np.ndarray:
-        return self._encode_prepared(self._prepare(df, hide), which, hide)
+        return self._encode_prepared(self.prepare(df, hide), which, hide)
 
     def _encode_prepared(self, df: pd.DataFrame, which: int, hide=()) -> np.ndarray:
         """Transform and encode in chunks so memory stays bounded on large tables."""
@@ -173,7 +182,7 @@ class EmbeddingSpace:
         """Nearest training rows (cosine similarity of embeddings), best first, for each query row."""
         if self.train_embeddings_ is None:
             raise RuntimeError("this space was saved without training embeddings; similar() needs them.")
-        q = self.encode(self._prepare(row_or_df))
+        q = self.encode(self.prepare(row_or_df))
         scores = q @ self.train_embeddings_.T
         out = []
         for qi, row in enumerate(scores):
@@ -244,7 +253,7 @@ class EmbeddingSpace:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         io.write_json(path / "config.json", {
-            "format": io.FORMAT, "version": io.VERSION, "plan": self.plan.to_config(),
+            "format": io.FORMAT, "version": io.VERSION, "kind": self.kind, "plan": self.plan.to_config(),
             "training_config": self.config.to_dict(), "pairs": [list(p) for p in self.pairs],
             "pair_ranking": self.pair_ranking_, "decisions": self.decisions,
             "column_losses": getattr(self, "column_losses_", None)})
@@ -277,16 +286,15 @@ class EmbeddingSpace:
 
     @classmethod
     def load(cls, path: str | Path, column_types: dict | None = None, tables: dict | None = None) -> "EmbeddingSpace":
-        """Load a saved space; a saved ``RelationalSpace`` comes back as one (``tables`` attaches its
-        child tables, see ``RelationalSpace.attach``)."""
+        """Load a saved table space (``featrix_model.loading.load_space`` loads any kind of space).
+        ``tables`` is for relational spaces (their child tables); a table space reads none."""
         path = Path(path)
-        if cls is EmbeddingSpace and (path / "relational.json").exists():
-            from featrix_model.relational import RelationalSpace
-
-            return RelationalSpace.load(path, column_types=column_types, tables=tables)
         config = io.read_json(path / "config.json")
         if config.get("format") != io.FORMAT:
             raise ValueError(f"{path} is not a saved embedding space (format {config.get('format')!r}).")
+        if io.space_kind(path, config) != cls.kind:
+            raise TypeError(f"{path} holds a {io.space_kind(path, config)} space, not a {cls.kind} space: "
+                            "load it with featrix_model.load_space(path).")
         plan = ColumnPlan.from_config(config["plan"], io.read_json(path / "codecs.json"), column_types)
         cfg = TrainingConfig.from_dict(config["training_config"])
         pairs = [tuple(p) for p in config["pairs"]]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score, roc_auc_score
 
-from featrix_model import EmbeddingSpace
+from featrix_model import load_space
 from featrix_model.predictor import Predictor
 from featrix_pipeline.relational import model_frame, relational_parents, relational_tables
 from featrix_pipeline.spec import DatasetSpec, TargetSpec
@@ -91,7 +91,7 @@ def train_predictor(spec: DatasetSpec, target: TargetSpec, raw: pd.DataFrame, fi
     rows = {**(rows or {}), target.table: filtered}
     df = model_frame(spec, target.table, df, rows)
     hide = hidden_features(spec, target)
-    es = EmbeddingSpace.load(space_path, tables=space_tables(spec, target.table, rows))
+    es = load_space(space_path, tables=space_tables(spec, target.table, rows))
     test = np.random.default_rng(seed).random(len(df)) < TEST_FRACTION
     train_df, test_df = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
     p = Predictor.fit(es, train_df, target=target.column, kind=target.kind if target.kind != "auto" else "auto",
