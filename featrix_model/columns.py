@@ -8,16 +8,16 @@ global registry); ``default_column_types()`` is the built-in one.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass, field
 
 import pandas as pd
 
-from featrix_model.types import find_useless_columns, profile_frame
+from featrix_model.codecs.base import Codec, CodecContext
+from featrix_model.types import INTERNAL_PREFIX, ColumnProfile, profile_frame
+from featrix_model.usefulness import UselessVerdict, find_useless_columns
 
 log = logging.getLogger("featrix_model")
-INTERNAL_PREFIX = "__featrix"
 
 
 def default_column_types() -> dict[str, tuple[type, type]]:
@@ -60,6 +60,19 @@ class ColumnPlan:
     encoder_classes: dict[str, type]
     decisions: list[str] = field(default_factory=list)
 
+    def add_column(self, name: str, codec: Codec, encoder_class: type, semantic_type: str, type_reason: str,
+                   decision: str) -> None:
+        """Append a column that is not detected from the data but built by the caller (e.g. a relational
+        space's pooled children), fitted codec included."""
+        if name in self.columns:
+            raise ValueError(f"column {name!r} is already in the plan")
+        self.columns.append(name)
+        self.all_columns.append(name)
+        self.codecs[name] = codec
+        self.encoder_classes[name] = encoder_class
+        self.info[name] = {"semantic_type": semantic_type, "type_reason": type_reason, "excluded": False, "reason": None}
+        self.decisions.append(decision)
+
     def transform(self, df: pd.DataFrame) -> dict:
         return {c: self.codecs[c].transform(df[c]) for c in self.columns}
 
@@ -77,7 +90,8 @@ class ColumnPlan:
                 "encoders": {c: self.encoder_classes[c].__name__ for c in self.columns}, "decisions": self.decisions}
 
     @classmethod
-    def from_config(cls, config: dict, codecs_config: dict, column_types: dict | None = None) -> "ColumnPlan":
+    def from_config(cls, config: dict, codecs_config: dict, column_types: dict | None = None,
+                    context: CodecContext | None = None) -> "ColumnPlan":
         types = column_types or default_column_types()
         by_name = {}
         for codec_cls, enc_cls in types.values():
@@ -89,20 +103,29 @@ class ColumnPlan:
             if cc["class"] not in by_name or config["encoders"][c] not in by_name:
                 raise ValueError(f"column {c!r} was saved with {cc['class']}/{config['encoders'][c]}, which this "
                                  "installation does not provide: pass column_types= with those classes.")
-            codecs[c] = by_name[cc["class"]].from_config(cc)
+            codecs[c] = by_name[cc["class"]].from_config(cc, context)
             encoders[c] = by_name[config["encoders"][c]]
         return cls(config["columns"], config["all_columns"], config["info"], codecs, encoders, config.get("decisions", []))
 
 
-def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | None = None) -> ColumnPlan:
-    """Profile, filter (spec §16) and fit codecs; every exclusion carries a plain-words reason."""
+Analysis = tuple[ColumnProfile, UselessVerdict]
+
+
+def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | None = None,
+                 context: CodecContext | None = None, analysis: dict[str, Analysis] | None = None) -> ColumnPlan:
+    """Profile, filter (spec §16) and fit codecs; every exclusion carries a plain-words reason.
+
+    ``analysis``: {column: (profile, usefulness verdict)} already computed for these values (e.g. by
+    a pipeline's profiling step); those columns are not profiled again. ``context`` is handed to
+    every codec (the seed; the space class for codecs that train one)."""
     types = column_types or default_column_types()
+    context = context or CodecContext()
+    context = CodecContext(context.seed, context.space_class, context.column_types or types)
     unknown = [c for c in (*exclude, *keep) if c not in df.columns]
     if unknown:
         raise KeyError(f"exclude/keep name columns that are not in the data: {unknown}. Columns: {list(df.columns)}")
     visible = [c for c in df.columns if not str(c).startswith(INTERNAL_PREFIX)]
-    profiles = profile_frame(df[visible])
-    verdicts = find_useless_columns(df[visible], profiles)
+    profiles, verdicts = _analyse(df[visible], analysis or {})
     info, decisions, used, codecs, encoders = {}, [], [], {}, {}
     for c in visible:
         p, v = profiles[c], verdicts[c]
@@ -119,14 +142,24 @@ def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | 
             decisions.append(f"[WARN] {reason}")
             continue
         codec_cls, enc_cls = types[stype]
-        takes_type = "semantic_type" in inspect.signature(codec_cls).parameters
-        codec = codec_cls(c, semantic_type=stype) if stype == "boolean" and takes_type else codec_cls(c)
-        codecs[c] = codec.fit(df[c])
+        codecs[c] = codec_cls.build(c, stype, context).fit(df[c])
         encoders[c] = enc_cls
         used.append(c)
         decisions.append(f"column '{c}': {stype} ({p.type_reason}) → {codec_cls.__name__} + {enc_cls.__name__}")
     for c in df.columns:
         if str(c).startswith(INTERNAL_PREFIX):
             info[c] = {"semantic_type": "internal", "type_reason": "Featrix metadata", "excluded": True,
-                       "reason": f"Column '{c}' is internal Featrix metadata: stripped (spec §16)."}
+                       "reason": f"Column '{c}' is internal Featrix metadata: stripped."}
     return ColumnPlan(used, visible, info, codecs, encoders, decisions)
+
+
+def _analyse(df: pd.DataFrame, known: dict[str, Analysis]) -> tuple[dict, dict]:
+    """Profiles and verdicts of every column: the known ones as given, the rest computed here."""
+    rest = [c for c in df.columns if c not in known]
+    profiles = {c: known[c][0] for c in df.columns if c in known}
+    verdicts = {c: known[c][1] for c in df.columns if c in known}
+    if rest:
+        new = profile_frame(df[rest])
+        profiles.update(new)
+        verdicts.update(find_useless_columns(df[rest], new))
+    return {c: profiles[c] for c in df.columns}, {c: verdicts[c] for c in df.columns}

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from featrix_model import io
+from featrix_model.codecs.base import CodecContext
 from featrix_model.columns import ColumnPlan, plan_columns
 from featrix_model.joint import JointEncoder
 from featrix_model.network import EmbeddingNetwork
@@ -53,34 +54,44 @@ class EmbeddingSpace:
     def fit(cls, df: pd.DataFrame, time_budget_s: float | None = None, seed: int = 0, progress: bool = True, *,
             exclude: tuple[str, ...] = (), keep: tuple[str, ...] = (), column_types: dict | None = None,
             keep_training_rows: bool = True, movie: bool = False, config: TrainingConfig | None = None,
-            output_dir: str | Path | None = None, device: str | None = None, **overrides) -> "EmbeddingSpace":
-        """Train on ``df`` with zero configuration. Keyword overrides (``epochs=``, ``d_model=``,
-        ``batch_size=``, ``lr=``, ...) or a whole ``config`` replace any automatic choice and are
-        logged as such. With ``output_dir``, ``timeline.json`` there is rewritten every epoch."""
+            output_dir: str | Path | None = None, device: str | None = None, threads: int | None = None,
+            epochs: int | None = None, max_epochs: int | None = None, lr: float | None = None,
+            batch_size: int | None = None, d_model: int | None = None,
+            analysis: dict | None = None) -> "EmbeddingSpace":
+        """Train on ``df`` with zero configuration.
+
+        Every automatic choice is logged with its reason; ``epochs``, ``max_epochs`` (a cap below what
+        the budget allows), ``lr``, ``batch_size``, ``d_model`` or a whole ``config`` replace it and are
+        logged as set by the caller. ``threads``: torch's thread count (a recorded setting: it changes
+        result bytes). ``analysis``: {column: (profile, verdict)} computed earlier for these values, so
+        columns are not profiled twice. With ``output_dir``, ``timeline.json`` there is rewritten every
+        epoch."""
         started = time.monotonic()
         if not isinstance(df, pd.DataFrame) or df.empty:
             raise ValueError("EmbeddingSpace.fit needs a non-empty pandas DataFrame.")
         df = df.reset_index(drop=True)
-        plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types)
-        return cls._train(df, plan, time_budget_s=time_budget_s, seed=seed, progress=progress,
+        plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types,
+                            context=codec_context(seed, column_types), analysis=analysis)
+        settings = training_settings(config, threads=threads, epochs=epochs, max_epochs=max_epochs, lr=lr,
+                                     batch_size=batch_size, d_model=d_model)
+        return cls._train(df, plan, settings, time_budget_s=time_budget_s, seed=seed, progress=progress,
                           training_rows=df[plan.all_columns] if keep_training_rows else None, movie=movie,
-                          config=config, output_dir=output_dir, device=device, started=started, **overrides)
+                          output_dir=output_dir, device=device, started=started)
 
     @classmethod
-    def _train(cls, df: pd.DataFrame, plan: ColumnPlan, *, time_budget_s, seed, progress, training_rows, movie,
-               config, output_dir, device, started, pair_columns: list[str] | None = None,
-               **overrides) -> "EmbeddingSpace":
+    def _train(cls, df: pd.DataFrame, plan: ColumnPlan, settings: dict, *, time_budget_s, seed, progress,
+               training_rows, movie, output_dir, device, started,
+               pair_columns: list[str] | None = None) -> "EmbeddingSpace":
         """Configure, train and wrap a network for a fitted ``plan`` (shared with ``RelationalSpace``).
-        ``pair_columns``: the columns relationship pairs may be drawn from (default: all)."""
+        ``settings``: the caller's training settings (``training_settings``); ``pair_columns``: the
+        columns relationship pairs may be drawn from (default: all)."""
+        overrides = dict(settings)
         threads = int(overrides.pop("threads", 0) or torch.get_num_threads())
         torch.set_num_threads(threads)
         decisions = list(plan.decisions)
         if len(plan.columns) < 2:
             raise ValueError(f"Only {len(plan.columns)} usable column(s) left after filtering "
                              f"({'; '.join(plan.decisions) or 'none excluded'}): an embedding space needs at least 2.")
-        if config is not None:
-            given = {k: v for k, v in config.to_dict().items() if k != "reasons"}
-            overrides = {**given, **overrides}
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         cfg = auto_config(len(df), len(plan.columns), device=device, time_budget_s=time_budget_s, seed=seed,
                           threads=threads, **overrides)
@@ -137,6 +148,10 @@ class EmbeddingSpace:
             fulls.append(emb.cpu())
             shorts.append(short.cpu())
         return torch.cat(fulls).numpy(), torch.cat(shorts).numpy()
+
+    def attach(self, tables: dict) -> "EmbeddingSpace":
+        """Give the space the other tables it reads rows from: a table space reads none."""
+        return self
 
     def fine_tune_reason(self) -> str | None:
         """Why predictors on this space should fine-tune it by default (None: keep it frozen)."""
@@ -295,7 +310,8 @@ class EmbeddingSpace:
         if io.space_kind(path, config) != cls.kind:
             raise TypeError(f"{path} holds a {io.space_kind(path, config)} space, not a {cls.kind} space: "
                             "load it with featrix_model.load_space(path).")
-        plan = ColumnPlan.from_config(config["plan"], io.read_json(path / "codecs.json"), column_types)
+        plan = ColumnPlan.from_config(config["plan"], io.read_json(path / "codecs.json"), column_types,
+                                      codec_context(config["training_config"].get("seed", 0), column_types))
         cfg = TrainingConfig.from_dict(config["training_config"])
         pairs = [tuple(p) for p in config["pairs"]]
         net = build_network(plan, cfg, pairs)
@@ -311,6 +327,21 @@ class EmbeddingSpace:
                  training_rows=pd.read_parquet(rows) if rows.exists() else None)
         es.column_losses_ = config.get("column_losses")
         return es
+
+
+def codec_context(seed: int, column_types: dict | None = None) -> CodecContext:
+    """What this space's codecs get: the seed, and the class (and column types) that a JSON column's
+    child space is trained with — a plain table space."""
+    return CodecContext(seed=seed, space_class=EmbeddingSpace, column_types=column_types)
+
+
+def training_settings(config: TrainingConfig | None = None, **given) -> dict:
+    """The caller's training settings as overrides of the automatic choices: every field of ``config``
+    (if given; its seed, device and budget are the fit's own arguments), then each keyword that is not None."""
+    own = {"reasons", "seed", "device", "time_budget_s"}
+    out = {k: v for k, v in config.to_dict().items() if k not in own} if config is not None else {}
+    out.update({k: v for k, v in given.items() if v is not None})
+    return out
 
 
 def build_network(plan: ColumnPlan, cfg: TrainingConfig, pairs: list) -> EmbeddingNetwork:

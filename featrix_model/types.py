@@ -33,8 +33,8 @@ integer columns. Rules, in the order they are tried:
 Null and unique ratios are computed on the whole column; pattern tests use a seeded sample of
 ``SAMPLE_SIZE`` non-null values, so profiling is deterministic and fast on large tables.
 
-The useless-column scorer (spec §16) lives in :mod:`featrix_model.usefulness`; ``UselessVerdict``,
-``score_useless`` and ``find_useless_columns`` are re-exported from here.
+The useless-column scorer (spec §16) builds on these profiles in :mod:`featrix_model.usefulness`
+(one way: usefulness imports types, never the reverse).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -52,7 +52,8 @@ import pandas as pd
 from featrix_model.jsonable import to_jsonable
 
 SAMPLE_SIZE = 2000
-SEED = 0
+SEED = 0  # profiling is analysis, not training: the same sample whatever seed a model is fitted with
+INTERNAL_PREFIX = "__featrix"  # columns named so are the project's own metadata, never features
 SMALL_INT_LEVELS = 5
 SET_MAX_LEVELS = 50
 _BOOL_PAIRS = [{"true", "false"}, {"yes", "no"}, {"0", "1"}, {"t", "f"}, {"y", "n"}]
@@ -106,6 +107,13 @@ class ColumnProfile:
         d = asdict(self)
         d["semantic_type"] = self.semantic_type.value
         return to_jsonable(d)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ColumnProfile":
+        """From ``to_dict`` output (extra keys, such as a pipeline's column role, are ignored)."""
+        names = {f.name for f in fields(cls)}
+        kept = {k: v for k, v in d.items() if k in names}
+        return cls(**{**kept, "semantic_type": SemanticType(d["semantic_type"])})
 
 
 # ---------------------------------------------------------------- helpers
@@ -413,19 +421,5 @@ def _string_stats(s: pd.Series) -> dict:
     return out
 
 
-# ---------------------------------------------------------------- re-exports
-
-_USEFULNESS_NAMES = ("UselessVerdict", "score_useless", "find_useless_columns")
-
-
-def __getattr__(attr: str) -> Any:
-    """Lazy re-export of the §16 scorer (avoids a circular import with featrix_model.usefulness)."""
-    if attr in _USEFULNESS_NAMES:
-        from featrix_model import usefulness
-
-        return getattr(usefulness, attr)
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-
-
-__all__ = ["SemanticType", "ColumnProfile", "detect_type", "profile_column", "profile_frame",
-           "id_pattern", "is_random_token", *_USEFULNESS_NAMES]
+__all__ = ["INTERNAL_PREFIX", "SemanticType", "ColumnProfile", "detect_type", "profile_column", "profile_frame",
+           "id_pattern", "is_random_token"]

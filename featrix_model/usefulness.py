@@ -62,6 +62,7 @@ import pandas as pd
 
 from featrix_model.jsonable import to_jsonable
 from featrix_model.types import (
+    INTERNAL_PREFIX,
     SEED,
     SNOWFLAKE_RE,
     ColumnProfile,
@@ -78,7 +79,6 @@ HIGH_UNIQUENESS = 0.95
 LOW_SIMILARITY = 0.07
 SIM_SAMPLE = 64
 PATTERN_MIN_RATIO = 0.8
-INTERNAL_PREFIX = "__featrix"
 _NAME_HINTS = {"id", "ids", "uuid", "uuids", "guid", "guids", "hash", "hashes", "key", "keys", "token", "tokens"}
 _STRINGLIKE = {SemanticType.STRING, SemanticType.IDENTIFIER, SemanticType.EMAIL, SemanticType.URL,
                SemanticType.DOMAIN, SemanticType.JSON, SemanticType.SET}
@@ -99,6 +99,10 @@ class UselessVerdict:
 
     def to_dict(self) -> dict:
         return to_jsonable(asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UselessVerdict":
+        return cls(d["column"], d["exclude"], d["score"], d["signals"], d["reason"], d["kind"], d.get("metrics", {}))
 
 
 def name_hint(name: str) -> bool:

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pandas as pd
 import torch
+
+
+@dataclass(frozen=True)
+class CodecContext:
+    """What a codec may need besides its column's values, handed in by the space that fits it
+    (dependency injection: codecs never import the space). ``seed``: the fit's seed. ``space_class``
+    and ``column_types``: for codecs that train an embedding space of their own (JSON columns)."""
+
+    seed: int = 0
+    space_class: type | None = None
+    column_types: dict | None = None
 
 
 class Codec(ABC):
@@ -49,6 +61,15 @@ class Codec(ABC):
     def set_state(self, state: dict) -> "Codec":
         """See the class docstring."""
 
+    @classmethod
+    def build(cls, name: str, semantic_type: str, context: CodecContext) -> "Codec":
+        """An unfitted codec for column ``name`` detected as ``semantic_type``."""
+        return cls(name).bind(context)
+
+    def bind(self, context: CodecContext) -> "Codec":
+        """Take what this codec needs from the fitting or loading space (most need nothing)."""
+        return self
+
     def encoder_kwargs(self) -> dict:
         return {}
 
@@ -62,6 +83,6 @@ class Codec(ABC):
                 "params": self.params, "state": self.get_state()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "Codec":
-        codec = cls(config.get("name", ""), **config.get("params", {}))
+    def from_config(cls, config: dict, context: CodecContext | None = None) -> "Codec":
+        codec = cls(config.get("name", ""), **config.get("params", {})).bind(context or CodecContext())
         return codec.set_state(config["state"])

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featrix_model.codecs.base import Codec
+from featrix_model.codecs.base import Codec, CodecContext
 
 MAX_KEYS = 32
 CHILD_FILES = ("config.json", "codecs.json", "timeline.json", "mutual_information.json")
@@ -56,14 +56,26 @@ def flatten(values: pd.Series, keys: list[str] | None = None) -> tuple[pd.DataFr
 class JsonCodec(Codec):
     semantic_type = "json"
 
-    def __init__(self, name: str = "", child_budget_s: float = 20.0, max_keys: int = MAX_KEYS):
-        super().__init__(name, child_budget_s=child_budget_s, max_keys=max_keys)
-        self.child_budget_s, self.max_keys = child_budget_s, max_keys
+    def __init__(self, name: str = "", child_budget_s: float = 20.0, max_keys: int = MAX_KEYS, seed: int = 0):
+        super().__init__(name, child_budget_s=child_budget_s, max_keys=max_keys, seed=seed)
+        self.child_budget_s, self.max_keys, self.seed = child_budget_s, max_keys, seed
+        self.context = CodecContext()
+
+    @classmethod
+    def build(cls, name: str, semantic_type: str, context: CodecContext) -> "JsonCodec":
+        return cls(name, seed=context.seed).bind(context)
+
+    def bind(self, context: CodecContext) -> "JsonCodec":
+        self.context = context
+        return self
+
+    def _space_class(self) -> type:
+        if self.context.space_class is None:
+            raise RuntimeError(f"JSON column '{self.name}': the codec was not given the space class that trains "
+                               "its child space (CodecContext.space_class).")
+        return self.context.space_class
 
     def fit(self, values: pd.Series) -> "JsonCodec":
-        from featrix_model.columns import default_column_types
-        from featrix_model.space import EmbeddingSpace
-
         flat, missing = flatten(values)
         present = flat[~missing]
         counts = present.notna().sum().sort_values(ascending=False, kind="stable")
@@ -71,10 +83,12 @@ class JsonCodec(Codec):
         if len(self.keys_) < 2:
             raise ValueError(f"JSON column '{self.name}' flattens to {len(self.keys_)} key(s); "
                              "a child space needs at least 2 (treat it as a string column instead).")
-        types = default_column_types()
-        types["json"] = types["string"]  # nested lists inside the object are text to the child: no recursion
-        self.child_ = EmbeddingSpace.fit(present[self.keys_].reset_index(drop=True), time_budget_s=self.child_budget_s,
-                                         seed=0, progress=False, keep_training_rows=False, column_types=types)
+        types = dict(self.context.column_types or {})
+        if "string" in types:
+            types["json"] = types["string"]  # nested lists inside the object are text to the child: no recursion
+        self.child_ = self._space_class().fit(present[self.keys_].reset_index(drop=True),
+                                              time_budget_s=self.child_budget_s, seed=self.seed, progress=False,
+                                              keep_training_rows=False, column_types=types or None)
         self.missing_share_ = float(missing.mean())
         return self
 
@@ -96,13 +110,11 @@ class JsonCodec(Codec):
         return {"keys": self.keys_, "missing_share": self.missing_share_, "child": files, "weights": weights}
 
     def set_state(self, state: dict) -> "JsonCodec":
-        from featrix_model.space import EmbeddingSpace
-
         with tempfile.TemporaryDirectory() as tmp:
             for f, doc in state["child"].items():
                 (Path(tmp) / f).write_text(json.dumps(doc))
             (Path(tmp) / "model.safetensors").write_bytes(base64.b64decode(state["weights"]))
-            self.child_ = EmbeddingSpace.load(tmp)
+            self.child_ = self._space_class().load(tmp)
         self.keys_, self.missing_share_ = state["keys"], state["missing_share"]
         return self
 

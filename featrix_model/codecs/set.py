@@ -102,6 +102,10 @@ class SetCodec(Codec):
 
     semantic_type = "set"
 
+    @classmethod
+    def build(cls, name: str, semantic_type: str, context) -> "SetCodec":
+        return cls(name, semantic_type="boolean" if semantic_type == "boolean" else "set").bind(context)
+
     def __init__(self, name: str = "", semantic_type: str = "set", max_members: int = MAX_MEMBERS):
         super().__init__(name, semantic_type=semantic_type, max_members=max_members)
         self.semantic_type = semantic_type

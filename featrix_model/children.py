@@ -1,0 +1,189 @@
+"""A parent table's child rows: which children each parent has, capped and dated, and what they say.
+
+A ``ChildLink`` is one child relationship of a relational space: how its child rows are built
+(lookups joined in), which space encodes them, how many a parent keeps and which numeric child
+columns become per-parent statistics. Its ``ChildBank`` holds the child rows once encoded —
+embeddings, keys, times, numeric values — as data, never as model state: it is rebuilt from the
+child table whenever the space is attached to its tables.
+
+Per parent (``ChildBank.select``): every child with the parent's key, in time order (the child's
+time column, else table order); under a cutoff only children dated strictly before it; more than
+``cap`` children are thinned to ``cap`` evenly spaced ones — a deterministic rule that never
+duplicates a row — while counts and statistics use every child. Orphan children (null or
+unmatched key) and parents without children are counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from featrix_model.codecs.timestamp import parse_timestamps
+from featrix_model.relationships import Relationship, denormalise
+
+STATISTICS = ("mean", "std", "min", "max")
+
+
+def time_ns(values: pd.Series) -> np.ndarray:
+    """Nanoseconds since the epoch as floats (NaN for missing), for ordering and cutoffs."""
+    t = parse_timestamps(values.reset_index(drop=True))[0]  # time zones and epoch numbers as for the codec
+    ns = t.to_numpy(dtype="datetime64[ns]").view("int64").astype(float)
+    ns[t.isna().to_numpy()] = np.nan
+    return ns
+
+
+@dataclass
+class ChildBank:
+    """One child table's rows for a relationship: their embeddings, keys, times and numeric values."""
+
+    embeddings: np.ndarray
+    keys: pd.DataFrame
+    times: np.ndarray | None
+    stats: np.ndarray
+
+    def _matches(self, parent_keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict]:
+        """(child position, parent position) of every child whose key finds a parent, and orphan counts."""
+        left = self.keys.copy()
+        left.columns = [f"k{i}" for i in range(left.shape[1])]
+        left["__pos"] = np.arange(len(left))
+        null_key = int(left.drop(columns="__pos").isna().any(axis=1).sum())
+        left = left.dropna()
+        right = parent_keys.reset_index(drop=True).copy()
+        right.columns = list(left.columns[:-1])
+        right["__parent"] = np.arange(len(right))
+        m = left.merge(right.dropna(), on=list(right.columns[:-1]), how="inner")
+        pos, par = m["__pos"].to_numpy(), m["__parent"].to_numpy()
+        info = {"children": int(len(self.keys)), "null_key": null_key,
+                "unmatched_key": int(len(left) - pd.unique(pos).size), "after_cutoff": 0, "unknown_time": 0}
+        return pos, par, info
+
+    def select(self, parent_keys: pd.DataFrame, cutoff: np.ndarray | None, cap: int,
+               statistics: tuple[str, ...] = ("mean",)):
+        """Per parent row: (capped child positions, child count), ``{statistic: (n, stat columns)}`` over
+        all its children (missing values skipped; NaN without any), and counts of what was left out."""
+        n = len(parent_keys)
+        pos, par, info = self._matches(parent_keys)
+        t = self.times[pos] if self.times is not None else pos.astype(float)
+        if cutoff is not None and self.times is not None:
+            c = cutoff[par]
+            unknown = np.isnan(t) & ~np.isnan(c)
+            keep = ~(t >= c) & ~unknown  # NaN cutoff keeps everything
+            info["after_cutoff"] = int((~keep & ~unknown).sum())
+            info["unknown_time"] = int(unknown.sum())
+            pos, par, t = pos[keep], par[keep], t[keep]
+        order = np.lexsort((pos, np.nan_to_num(t, nan=np.inf), par))
+        pos, par = pos[order], par[order]
+        counts = np.bincount(par, minlength=n)
+        selections = _capped(pos, counts, cap)
+        stats = self._statistics(pos, par, n, statistics)
+        info.update(parents=n, parents_without_children=int((counts == 0).sum()),
+                    parents_capped=int((counts > cap).sum()), max_children=int(counts.max()) if n else 0,
+                    median_children=float(np.median(counts)) if n else 0.0)
+        return selections, counts, stats, info
+
+    def _statistics(self, pos: np.ndarray, par: np.ndarray, n: int, statistics: tuple[str, ...]) -> dict:
+        stats = {s: np.full((n, self.stats.shape[1]), np.nan) for s in statistics}
+        vals = self.stats[pos]
+        for j in range(self.stats.shape[1]):
+            ok = ~np.isnan(vals[:, j])
+            v, g = vals[ok, j], par[ok]
+            k = np.bincount(g, minlength=n)
+            mean = np.bincount(g, weights=v, minlength=n) / np.maximum(k, 1)
+            for s in statistics:
+                if s == "mean":
+                    col = mean
+                elif s == "std":
+                    col = np.sqrt(np.maximum(np.bincount(g, weights=v * v, minlength=n) / np.maximum(k, 1) - mean**2, 0))
+                else:
+                    col = np.full(n, -np.inf if s == "max" else np.inf)
+                    (np.fmax if s == "max" else np.fmin).at(col, g, v)
+                stats[s][:, j] = np.where(k > 0, col, np.nan)
+        return stats
+
+
+def _capped(pos: np.ndarray, counts: np.ndarray, cap: int) -> list:
+    """Per parent (children grouped by parent in ``pos``): at most ``cap`` evenly spaced child
+    positions and the full count, or None for a parent without children."""
+    n = len(counts)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    i = np.arange(cap)
+    take = np.where(counts[:, None] > cap, (i[None, :] * counts[:, None]) // cap, i[None, :])
+    valid = i[None, :] < np.minimum(counts, cap)[:, None]
+    chosen = pos[np.where(valid, starts[:, None] + take, 0).clip(max=max(len(pos) - 1, 0))] if len(pos) else \
+        np.zeros((n, cap), dtype=np.int64)
+    return [(chosen[r][valid[r]], int(counts[r])) if counts[r] else None for r in range(n)]
+
+
+@dataclass
+class ChildLink:
+    """A parent's child relationship: how the child rows are built, encoded and aggregated."""
+
+    rel: Relationship
+    name: str
+    lookups: list[tuple[Relationship, str]]
+    time_column: str | None
+    cutoff: str | None
+    cap: int
+    stat_columns: list[str]
+    hide: list[str]
+    statistics: tuple[str, ...] = ("mean",)
+    space: object | None = None  # the child table's space (a table space, or a relational one at depth 2)
+    bank: ChildBank | None = field(default=None, repr=False)
+
+    @property
+    def column(self) -> str:
+        """The parent-space column that pools this link's children."""
+        return f"{self.name}.children"
+
+    def build_bank(self, tables: dict[str, pd.DataFrame]) -> ChildBank:
+        """Encode the child table's rows once with the child space (join keys hidden) into the bank."""
+        frame = denormalise(tables[self.rel.child], self.lookups, tables)
+        self.space.attach(tables)
+        emb = self.space.encode(frame, hide=tuple(self.hide))
+        stats = np.column_stack([pd.to_numeric(frame[c], errors="coerce").astype("Float64").to_numpy(float, na_value=np.nan)
+                                 for c in self.stat_columns]) if self.stat_columns else np.zeros((len(frame), 0))
+        times = time_ns(frame[self.time_column]) if self.time_column else None
+        self.bank = ChildBank(emb, frame[list(self.rel.child_keys)].reset_index(drop=True), times, stats)
+        return self.bank
+
+    def aggregates(self, parents: pd.DataFrame, parent: str) -> tuple[dict[str, object], dict]:
+        """This link's columns for ``parents`` (count, statistics, the children column) and its report."""
+        missing = [c for c in self.rel.parent_keys if c not in parents.columns]
+        if missing:
+            raise KeyError(f"parent rows of '{parent}' need key column(s) {missing} to find their "
+                           f"'{self.rel.child}' children ({self.rel.text}).")
+        if self.cutoff and self.cutoff not in parents.columns:
+            raise KeyError(f"parent rows of '{parent}' need the cutoff column '{self.cutoff}'.")
+        cutoff = time_ns(parents[self.cutoff]) if self.cutoff else None
+        sel, counts, stats, info = self.bank.select(parents[list(self.rel.parent_keys)], cutoff, self.cap,
+                                                    self.statistics)
+        cols: dict[str, object] = {f"{self.name}.count": counts.astype(float)}
+        for j, c in enumerate(self.stat_columns):
+            for s in self.statistics:
+                cols[f"{self.name}.{c}.{s}"] = stats[s][:, j]
+        cols[self.column] = pd.Series(sel, dtype=object)
+        return cols, info
+
+    def to_config(self) -> dict:
+        return {"relationship": self.rel.to_dict(), "name": self.name, "time_column": self.time_column,
+                "cutoff": self.cutoff, "cap": self.cap, "stat_columns": self.stat_columns, "hide": self.hide,
+                "statistics": list(self.statistics),
+                "lookups": [{"relationship": r.to_dict(), "name": n} for r, n in self.lookups]}
+
+    @classmethod
+    def from_config(cls, c: dict) -> "ChildLink":
+        return cls(Relationship.from_dict(c["relationship"]), c["name"],
+                   [(Relationship.from_dict(x["relationship"]), x["name"]) for x in c["lookups"]],
+                   c["time_column"], c["cutoff"], c["cap"], c["stat_columns"], c["hide"],
+                   tuple(c.get("statistics", ("mean",))))
+
+
+def with_children(frame: pd.DataFrame, links: list[ChildLink], parent: str) -> tuple[pd.DataFrame, dict]:
+    """``frame`` (parent rows) plus every link's columns, and the per-link report."""
+    out, report, extra = frame.reset_index(drop=True), {}, {}
+    for link in links:
+        cols, report[link.name] = link.aggregates(out, parent)
+        extra.update(cols)
+    return pd.concat([out, pd.DataFrame(extra, index=out.index)], axis=1), report
