@@ -1,0 +1,205 @@
+"""The join checks after key_types, one function each, all reading the same ``KeyMatch``:
+
+* coverage — share of child rows whose key finds a parent (warn / error thresholds from the spec),
+  with the most frequent orphan keys;
+* key_nulls — child rows with a NULL key (kept, never dropped, but counted);
+* cardinality — declared vs observed; a "many_to_one" whose parent repeats keys multiplies rows;
+* duplicate_parent_keys — duplicates in the parent's primary key and in its join key;
+* temporal_consistency — only when both sides carry time: child rows outside the parent's range.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from featrix_model.keys import key_family, naive_utc
+from featrix_pipeline.joins.codes import (MAX_EXAMPLES, KeyMatch, RelationshipLike, example_rows, first_rows, pct,
+                                          show_key)
+from featrix_pipeline.joins.report import ERROR, WARN, CheckOutcome
+
+
+def coverage(rel: RelationshipLike, child: pd.DataFrame, m: KeyMatch, ctx: list[str],
+             types_differ: bool) -> CheckOutcome:
+    """ERROR under ``coverage_error_below``, WARN under ``coverage_warn_below``; the metadata's
+    ``examples`` are the first row of each of the most frequent orphan keys."""
+    C, P, ck = rel.child, rel.parent, rel.child_keys
+    orphan_examples = _orphan_examples(child, m, ctx)
+    top_keys = [{**{c: r[c] for c in ck}, "rows": r["rows_with_this_key"]} for r in orphan_examples]
+    keys_txt = ", ".join(f"{show_key([r[c] for c in ck])} ({r['rows']:,})" for r in top_keys[:5])
+    ck_txt = " + ".join(ck)
+    n_orphan = int(m.orphan.sum())
+    level = ERROR if m.coverage < rel.coverage_error_below else WARN if m.coverage < rel.coverage_warn_below else None
+    desc = (f"Join {C} → {P} has {pct(m.coverage)} coverage: {n_orphan:,} of {m.n_keyed:,} {C} rows with a non-NULL "
+            f"{ck_txt} find no {P} row" + (f" (top orphan keys: {keys_txt})" if keys_txt else "") + ".")
+    if m.n_keyed == 0:
+        desc = f"Join {C} → {P} cannot match anything: {C} has no rows with a non-NULL {ck_txt}."
+    elif types_differ:
+        desc += " Nothing matches because the key types differ (see key_types)."
+    desc += (f" Below the {pct(rel.coverage_error_below)} error threshold: fix the keys before training." if level == ERROR
+             else f" Below the {pct(rel.coverage_warn_below)} warning threshold: review data quality." if level == WARN
+             else f" At or above the {pct(rel.coverage_warn_below)} threshold.")
+    meta = {"coverage": m.coverage, "coverage_all_rows": m.coverage_all_rows, "orphan_rows": n_orphan,
+            "warn_below": rel.coverage_warn_below, "error_below": rel.coverage_error_below, "top_orphan_keys": top_keys,
+            "examples": orphan_examples}
+    if rel.note:
+        meta["note"] = rel.note
+    return CheckOutcome("coverage", level is None, level or ERROR, desc, meta)
+
+
+def _orphan_examples(child: pd.DataFrame, m: KeyMatch, ctx: list[str]) -> list[dict]:
+    """One child row per orphan key, most frequent key first, with ``rows_with_this_key``."""
+    vc = pd.Series(m.child_codes[m.orphan]).value_counts().head(MAX_EXAMPLES)
+    orphan_df = first_rows(child, m.child_codes, vc.index, m.orphan)[ctx].copy() if len(vc) else child.iloc[:0][ctx].copy()
+    orphan_df["rows_with_this_key"] = vc.to_numpy()
+    return example_rows(orphan_df)
+
+
+def key_nulls(rel: RelationshipLike, child: pd.DataFrame, m: KeyMatch, ctx: list[str]) -> CheckOutcome:
+    """WARN when more than ``max_key_null_ratio`` of the child rows have a NULL in the key."""
+    n_child, n_keyed = m.n_child, m.n_keyed
+    null_ratio = 1 - n_keyed / n_child if n_child else 0.0
+    per_col = {c: float(child[c].isna().mean()) if n_child else 0.0 for c in rel.child_keys}
+    ok = null_ratio <= rel.max_key_null_ratio
+    desc = (f"{pct(null_ratio)} of {rel.child} rows ({n_child - n_keyed:,}) have a NULL {' + '.join(rel.child_keys)}; "
+            f"they are kept without {rel.parent} data, "
+            + (f"within the {pct(rel.max_key_null_ratio)} limit." if ok else
+               f"above the {pct(rel.max_key_null_ratio)} limit: fix the source or raise max_key_null_ratio with a note."))
+    return CheckOutcome("key_nulls", ok, WARN, desc, {"null_ratio": null_ratio, "per_column": per_col,
+                                                      "examples": example_rows(child.loc[~m.keyed, ctx])})
+
+
+def cardinality(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch) -> CheckOutcome:
+    """ERROR when a child row matches several parents (the join multiplies rows), or when a
+    declared one_to_one parent is matched by several children."""
+    C, P, n_child = rel.child, rel.parent, m.n_child
+    max_parents = int(m.per_row.max(initial=0))
+    max_children = int(m.child_counts[m.parent_counts > 0].max(initial=0))
+    child_frame = f"{'many' if max_children > 1 else 'one'}_to_{'many' if max_parents > 1 else 'one'}"
+    observed = child_frame if rel.left == C else "_to_".join(reversed(child_frame.split("_to_")))
+    if m.n_matched == 0:
+        observed = "unknown"  # nothing joins: the relationship cannot be observed
+    inner_rows = int(m.per_row.sum())
+    joined_rows = inner_rows + int((~m.matched).sum())
+    too_many_parents = max_parents > 1
+    too_many_children = rel.cardinality == "one_to_one" and max_children > 1
+    factor = joined_rows / n_child if n_child else 1.0
+    if too_many_parents:
+        desc = (f"Declared {rel.cardinality} but 1 {C} row matches up to {max_parents:,} {P} rows: the join would produce "
+                f"{joined_rows:,} rows from {n_child:,} (×{factor:.4g}) — really {observed}; add the missing key column to "
+                f"the condition or deduplicate {P}.")
+    elif too_many_children:
+        desc = (f"Declared one_to_one but one {P} row is matched by up to {max_children:,} {C} rows; "
+                f"declare many_to_one ({C} → {P}) or fix the keys.")
+    elif m.n_matched == 0:
+        desc = f"Could not be observed: no {C} row finds a {P} row (see coverage/key_types)."
+    else:
+        desc = f"Declared {rel.cardinality}, observed {observed}: the join keeps {n_child:,} {C} rows (no row multiplication)."
+    examples = _fanout_examples(rel, parent, m, too_many_parents) if too_many_parents or too_many_children else []
+    return CheckOutcome("cardinality", not (too_many_parents or too_many_children), ERROR, desc, {
+        "observed": observed, "max_parents_per_child_key": max_parents, "max_children_per_parent_key": max_children,
+        "left_join_rows": joined_rows, "inner_join_rows": inner_rows, "child_rows": n_child, "multiplication": factor,
+        "examples": examples})
+
+
+def _fanout_examples(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch, by_parents: bool) -> list[dict]:
+    """The keys that add the most joined rows (repeated parent keys, or else repeated child keys),
+    with their child, parent and joined row counts."""
+    score = np.where(m.parent_counts > 1 if by_parents else m.child_counts > 1, m.child_counts * m.parent_counts, 0)
+    top = [i for i in np.argsort(-score, kind="stable")[:MAX_EXAMPLES] if score[i] > 0]
+    examples = example_rows(first_rows(parent, m.parent_codes, top)[rel.parent_keys]) if top else []
+    for r, i in zip(examples, top):
+        r.update({f"{rel.child}_rows": int(m.child_counts[i]), f"{rel.parent}_rows": int(m.parent_counts[i]),
+                  "joined_rows": int(m.child_counts[i] * m.parent_counts[i])})
+    return examples
+
+
+def duplicate_parent_keys(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch,
+                          primary_key: Sequence[str]) -> CheckOutcome:
+    """ERROR when a join-key value or a primary-key value is held by more than one parent row."""
+    keys = rel.parent_keys
+    dup_codes = np.flatnonzero(m.parent_counts > 1)
+    meta: dict = {"duplicated_join_keys": int(len(dup_codes)),
+                  "parent_rows_with_duplicated_join_key": int(m.parent_counts[dup_codes].sum())}
+    pk = [c for c in primary_key if c in parent.columns]
+    same = set(pk) == set(keys)
+    pk_meta, examples = _primary_key_duplicates(parent, pk)
+    meta.update(pk_meta)
+    order = dup_codes[np.argsort(-m.parent_counts[dup_codes], kind="stable")][:3]  # the most repeated join keys
+    if len(dup_codes) and not same:
+        sel = np.flatnonzero(np.isin(m.parent_codes, order))
+        sel = sel[pd.Series(m.parent_codes[sel]).groupby(m.parent_codes[sel]).cumcount().to_numpy() < 4]  # 4 rows per key
+        examples += [{"duplicated_on": f"join key ({', '.join(keys)})", **r} for r in example_rows(parent.iloc[sel])]
+    n_pk = meta.get("duplicated_primary_keys", 0)
+    ok = not len(dup_codes) and not n_pk
+    if ok:
+        desc = f"{rel.parent} has one row per {', '.join(keys)}"
+        desc += f" and per primary key ({', '.join(pk)})." if pk and not same else "."
+    else:
+        krows = first_rows(parent, m.parent_codes, order)[keys].itertuples(index=False)
+        top_keys = ", ".join(f"{show_key(r)} ×{int(m.parent_counts[i]):,}" for r, i in zip(krows, order))
+        n = len(dup_codes)
+        parts = [f"{n:,} {'/'.join(keys)} value{'s' * (n != 1)} appear{'s' * (n == 1)} more than once in {rel.parent} "
+                 f"(e.g. {top_keys})"] if n else []
+        if n_pk and not same:
+            parts.append(f"{n_pk:,} primary-key value{'s' * (n_pk != 1)} ({', '.join(pk)}) duplicated")
+        desc = ("; ".join(parts) + f": every {rel.child} row matching a duplicated key is repeated once per copy; "
+                f"deduplicate {rel.parent} or add the distinguishing column to the join condition.")
+    return CheckOutcome("duplicate_parent_keys", ok, ERROR, desc, {**meta, "examples": examples[:MAX_EXAMPLES]})
+
+
+def _primary_key_duplicates(parent: pd.DataFrame, pk: list[str]) -> tuple[dict, list[dict]]:
+    """Counts of duplicated primary-key values (empty without a primary key) and the parent rows
+    that repeat them, sorted by the key where the values allow."""
+    if not pk:
+        return {}, []
+    dmask = parent.duplicated(subset=pk, keep=False)
+    meta = dict(primary_key=list(pk), duplicated_primary_keys=int(parent.loc[dmask, pk].drop_duplicates().shape[0]),
+                parent_rows_with_duplicated_primary_key=int(dmask.sum()))
+    if not dmask.any():
+        return meta, []
+    dup_rows = parent.loc[dmask]
+    try:
+        dup_rows = dup_rows.sort_values(pk, kind="stable")
+    except TypeError:
+        pass
+    return meta, [{"duplicated_on": f"primary key ({', '.join(pk)})", **r} for r in example_rows(dup_rows)]
+
+
+def temporal_consistency(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFrame, tc: str | None,
+                         tp: str | None, ctx: list[str]) -> tuple[dict | None, CheckOutcome | None]:
+    """WARN when more than 5% of the child rows fall outside the parent's time range.
+
+    Uses the given time columns, or else the first key pair with a datetime side. Returns the time
+    ranges (None when there is no time to compare) and the check (None when it cannot run).
+    """
+    if not (tc in child.columns and tp in parent.columns):
+        tc = tp = None
+        for c, p in zip(rel.child_keys, rel.parent_keys):  # a pair that joins two time columns
+            if key_family(child[c]) == "datetime" or key_family(parent[p]) == "datetime":
+                tc, tp = c, p
+                break
+    if tc is None:
+        return None, None
+    ct, pt = naive_utc(child[tc]), naive_utc(parent[tp])
+    info: dict = {"child_column": tc, "parent_column": tp, "child_time_nulls": int(ct.isna().sum())}
+    if ct.notna().sum() == 0 or pt.notna().sum() == 0:
+        info["note"] = "one side has no parseable timestamps; not checked"
+        return info, None
+    lo, hi = pt.min(), pt.max()
+    before, after = (ct < lo).to_numpy(), (ct > hi).to_numpy()
+    n = int(ct.notna().sum())
+    share = float((before | after).sum() / n)
+    info.update(child_min=ct.min(), child_max=ct.max(), parent_min=lo, parent_max=hi,
+                share_before_parent_range=float(before.sum() / n), share_after_parent_range=float(after.sum() / n),
+                share_outside_parent_range=share, rows_outside=int((before | after).sum()))
+    ok = share <= 0.05
+    desc = (f"{pct(share)} of {rel.child} rows ({info['rows_outside']:,}) have a {tc} outside the {rel.parent}.{tp} range "
+            f"{lo} – {hi} ({rel.child} spans {ct.min()} – {ct.max()})")
+    desc += (": within the 5% tolerance." if ok else
+             f": those rows join {rel.parent} data from another period (temporal leakage or missing history); "
+             f"restrict both tables to the same time window.")
+    examples = example_rows(child.loc[before | after, ctx])
+    return info, CheckOutcome("temporal_consistency", ok, WARN, desc, {**info, "examples": examples})
