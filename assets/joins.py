@@ -1,5 +1,4 @@
-"""Per-relationship ``<relationship>/join_report`` assets with blocking join checks (spec §1.3)."""
-
+"""Per-relationship ``<relationship>/join_report`` assets with blocking join checks."""
 
 from pathlib import Path
 
@@ -8,9 +7,10 @@ import pandas as pd
 
 from featrix_pipeline.joins import validate_join
 from featrix_pipeline.report import refresh_report
-from featrix_pipeline.spec import DatasetSpec, Relationship
 from featrix_model.jsonable import to_jsonable
+from featrix_pipeline.spec import DatasetSpec, RelationshipSpec
 from featrix_pipeline.targets import target_values
+from featrix_pipeline.topology import Topology
 
 CHECKS = {
     "coverage": "Share of child rows whose key finds a parent (warning under the relationship's threshold).",
@@ -22,15 +22,16 @@ CHECKS = {
 }
 
 
-def has_time_info(spec: DatasetSpec, rel: Relationship) -> bool:
+def has_time_info(spec: DatasetSpec, rel: RelationshipSpec) -> bool:
     return bool(spec.tables[rel.child].time_column and spec.tables[rel.parent].time_column)
 
 
-def build_join_assets(spec: DatasetSpec, store_dir: Path, reports_dir: Path) -> list:
+def build_join_assets(topology: Topology, store_dir: Path, reports_dir: Path) -> list:
+    spec = topology.spec
     return [_join_asset(spec, rel, store_dir, reports_dir) for rel in spec.relationships]
 
 
-def _join_asset(spec: DatasetSpec, rel: Relationship, store_dir: Path, reports_dir: Path):
+def _join_asset(spec: DatasetSpec, rel: RelationshipSpec, store_dir: Path, reports_dir: Path):
     names = [n for n in CHECKS if n != "temporal_consistency" or has_time_info(spec, rel)]
     specs = [dg.AssetCheckSpec(n, asset=[rel.name, "join_report"], blocking=True, description=CHECKS[n]) for n in names]
     child_t, parent_t = spec.tables[rel.child], spec.tables[rel.parent]

@@ -5,28 +5,22 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from assets.metadata import table_metadata
 from featrix_pipeline.columns import decide_columns, filter_table, profile_table
 from featrix_pipeline.expectations import validate_table
 from featrix_pipeline.report import refresh_report
 from featrix_pipeline.resources import WarehouseResource
 from featrix_pipeline.spec import DatasetSpec, SpecError, check_columns
+from featrix_pipeline.topology import Topology
 from featrix_pipeline.warehouse import WarehouseError
 
 PK_EXPECTATIONS = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_unique",
                    "expect_compound_columns_to_be_unique")
 
 
-def table_metadata(df: pd.DataFrame) -> dict:
-    schema = dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
-    return {"dagster/row_count": len(df), "dagster/column_schema": schema,
-            "preview": dg.MetadataValue.md(df.head(10).to_markdown(index=False))}
-
-
-def build_table_assets(spec: DatasetSpec, store_dir: Path, reports_dir: Path) -> list:
-    out = []
-    for name, t in spec.tables.items():
-        out += _table_assets(spec, name, t.source, store_dir, reports_dir)
-    return out
+def build_table_assets(topology: Topology, store_dir: Path, reports_dir: Path) -> list:
+    spec = topology.spec
+    return [a for name, t in spec.tables.items() for a in _table_assets(spec, name, t.source, store_dir, reports_dir)]
 
 
 def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, reports_dir: Path) -> list:
@@ -52,8 +46,9 @@ def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, r
 
     @dg.asset(key=[table, "profile"], group_name=table, ins={"raw": dg.AssetIn([table, "raw"])},
               check_specs=suite_checks, kinds={"pandas"},
-              description="Per column: detected semantic type (from values), null and unique ratios, examples, "
-                          "usefulness verdict (spec §16), plus the table's Great Expectations suite.")
+              description="Per column: detected semantic type (from values), null and unique ratios, examples and "
+                          "a usefulness verdict (all-null, constant, random identifier), plus the table's Great "
+                          "Expectations suite.")
     def profile(context: dg.AssetExecutionContext, raw: pd.DataFrame):
         prof = profile_table(spec, table, raw)
         outcomes = [o.to_dict() for o in validate_table(spec, table, raw, prof)]
@@ -76,8 +71,8 @@ def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, r
 
     @dg.asset(key=[table, "filtered"], group_name=table, kinds={"pandas"},
               ins={"raw": dg.AssetIn([table, "raw"]), "profile": dg.AssetIn([table, "profile"])},
-              description="The table minus useless columns (all-null, constant, random identifiers; spec §1.4/§16). "
-                          "Keys stay for joining. Rows are never dropped.")
+              description="The table minus useless columns (all-null, constant, random identifiers), each with "
+                          "its reason. Keys stay for joining. Rows are never dropped.")
     def filtered(context: dg.AssetExecutionContext, raw: pd.DataFrame, profile: dict) -> dg.Output[pd.DataFrame]:
         decisions = decide_columns(spec, table, profile)
         df = filter_table(raw, decisions)

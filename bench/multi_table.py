@@ -1,4 +1,4 @@
-"""Multi-table benchmark of ../shared/bench/TASKS.md: target on a parent table, signal in a child table.
+"""Multi-table benchmark (bench/README.md): target on a parent table, signal in a child table.
 
     .venv/bin/python bench/multi_table.py [--tasks flights_plane_mfr,flights_rainy_day]
         [--methods parent_only,flat_join,dfs_lightgbm,ours] [--budget 150]
@@ -53,7 +53,7 @@ MANUFACTURERS = [("BOEING", "BOEING"), ("AIRBUS", "AIRBUS"), ("EMBRAER", "EMBRAE
 
 def _local_date(df: pd.DataFrame) -> pd.Series:
     """New York calendar date (YYYY-MM-DD) from year/month/day: time_hour is stored in UTC here, and the
-    UTC date moves evening hours to the next day (the TASKS.md baselines reproduce with the local date)."""
+    UTC date moves evening hours to the next day (the published baselines reproduce with the local date)."""
     return pd.to_datetime(df[["year", "month", "day"]]).dt.strftime("%Y-%m-%d")
 
 

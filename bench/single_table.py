@@ -1,11 +1,11 @@
-"""Predictors on embedding spaces vs LightGBM, XGBoost and linear baselines (../shared/bench/TASKS.md).
+"""Predictors on embedding spaces vs LightGBM, XGBoost and linear baselines (tasks in bench/README.md).
 
     .venv/bin/python bench/single_table.py [--tasks penguins,breast_cancer,wine,diabetes,flights40k] [--budget S]
 
 5-fold CV (StratifiedKFold for classification, KFold for regression; shuffle, seed 0), library
 defaults, 1 thread. The embedding space is fitted once per task on the feature columns only — it
 never sees the label, so sharing it across folds leaks no target information (the "foundation
-model" workflow of spec §19) — then one predictor per fold is trained on the fold's training rows
+model" workflow) — then one predictor per fold is trained on the fold's training rows
 and scored on its held-out rows. Prints a markdown table with the metric and fit seconds per fold.
 """
 

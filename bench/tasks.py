@@ -1,4 +1,4 @@
-"""Benchmark datasets of ../shared/bench/TASKS.md, shared by the bench scripts (offline: PyPI packages)."""
+"""Benchmark datasets (bench/README.md), shared by the bench scripts (offline: PyPI packages)."""
 
 from __future__ import annotations
 

@@ -383,7 +383,7 @@ def movie_html(frames: list[np.ndarray], path, epochs: list[int] | None = None, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m featrix_model.viz",
-                                     description="Plot a training_timeline.json (spec §12) and print a summary.")
+                                     description="Plot a training_timeline.json (per-epoch training record) and print a summary.")
     parser.add_argument("timeline", type=Path, help="path to training_timeline.json")
     parser.add_argument("--out", type=Path, default=None, help=f"PNG path (default: {DEFAULT_PLOT_NAME} next to the JSON)")
     args = parser.parse_args(argv)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from featrix_model.types import find_useless_columns, profile_frame
+from featrix_model.types import INTERNAL_PREFIX, ColumnProfile, profile_frame
+from featrix_model.usefulness import UselessVerdict, find_useless_columns
 from featrix_pipeline.spec import DatasetSpec
-
-INTERNAL_PREFIX = "__featrix"
 
 
 def profile_table(spec: DatasetSpec, table: str, df: pd.DataFrame) -> dict:
@@ -57,3 +56,11 @@ def filter_table(df: pd.DataFrame, decisions: dict[str, dict]) -> pd.DataFrame:
     """The table minus excluded columns; rows are never dropped."""
     keep = [c for c in df.columns if decisions[c]["keep"]]
     return df[keep]
+
+
+def analysis_of(profile: dict, columns) -> dict:
+    """The profile asset's per-column type and usefulness verdict for ``columns``, in the form the
+    modelling library takes (``EmbeddingSpace.fit(analysis=...)``), so a table is profiled once."""
+    cols = profile["columns"]
+    return {c: (ColumnProfile.from_dict(cols[c]), UselessVerdict.from_dict(cols[c]["usefulness"]))
+            for c in columns if c in cols}

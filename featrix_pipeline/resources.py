@@ -1,10 +1,21 @@
-"""Dagster resources wrapping the pipeline's warehouse access."""
+"""Dagster resources: the warehouse and the model settings of a run.
+
+Fields can come from environment variables (``dg.EnvVar``: resolved when a run starts, never shown
+in the UI); ``build_model_settings`` uses the variable when it is set and the default otherwise.
+"""
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 
+from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.warehouse import Warehouse
+
+# field → environment variable (int fields take whole numbers)
+SETTINGS_ENV = {"time_budget_s": "FEATRIX_TIME_BUDGET_S", "seed": "FEATRIX_SEED", "threads": "FEATRIX_TORCH_THREADS",
+                "predictor_max_rows": "FEATRIX_PREDICTOR_MAX_ROWS", "lightgbm_margin": "FEATRIX_LIGHTGBM_MARGIN"}
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -18,11 +29,37 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class ModelSettings(dg.ConfigurableResource):
-    """Training settings shared by every model asset. ``time_budget_s`` None = automatic (spec §4.4,
-    150 s on CPU); ``FEATRIX_TIME_BUDGET_S`` sets it for a whole run."""
+    """Training settings shared by every model asset.
 
-    time_budget_s: float | None = None
+    ``time_budget_s``: whole seconds per space/predictor (unset: automatic, 150 s per space on CPU).
+    ``threads``: torch threads (default 1: steadier than 2 on a small machine, and it changes result
+    bytes). ``lightgbm_margin``: a decimal such as ``0.05`` overriding every target's allowed gap to
+    LightGBM (text, so that it can come from an environment variable)."""
+
+    time_budget_s: int | None = None
     seed: int = 0
     threads: int = 1
     predictor_max_rows: int = 50_000
-    lightgbm_margin: float | None = None  # run-level override of every target's margin (default 0.02)
+    lightgbm_margin: str | None = None
+
+    def fit_settings(self) -> FitSettings:
+        margin = None
+        if self.lightgbm_margin not in (None, ""):
+            try:
+                margin = float(self.lightgbm_margin)
+            except ValueError:
+                raise dg.Failure(f"lightgbm_margin (FEATRIX_LIGHTGBM_MARGIN) must be a decimal such as 0.05, "
+                                 f"not {self.lightgbm_margin!r}.") from None
+        return FitSettings(time_budget_s=None if self.time_budget_s is None else float(self.time_budget_s),
+                           seed=self.seed, threads=self.threads, predictor_max_rows=self.predictor_max_rows,
+                           lightgbm_margin=margin)
+
+
+def build_model_settings(environ: dict | None = None) -> ModelSettings:
+    """``ModelSettings`` whose fields come from ``SETTINGS_ENV`` variables where they are set."""
+    environ = os.environ if environ is None else environ
+    fields = {}
+    for name, var in SETTINGS_ENV.items():
+        if environ.get(var):
+            fields[name] = dg.EnvVar(var) if name == "lightgbm_margin" else dg.EnvVar.int(var)
+    return ModelSettings(**fields)

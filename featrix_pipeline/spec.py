@@ -1,27 +1,27 @@
 """Dataset spec: one YAML file that names a warehouse, its tables, their relationships and targets.
 
 The file is validated against ``schemas/dataset.schema.json``; every error names the field and the
-line it sits on. Relationship conditions are SQL (``flights.tailnum = planes.tailnum``) parsed with
-sqlglot, and every table/column they mention is checked against the declared tables.
+line it sits on. Relationship conditions are SQL (``flights.tailnum = planes.tailnum``) parsed by the
+model library's sqlglot join parser, and every table they mention is checked against the declared tables.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import sqlglot
 import yaml
-from sqlglot import exp
+
+from featrix_model.relationships import JoinSyntaxError, Relationship, parse_join
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "schemas" / "dataset.schema.json"
 DEFAULT_SPEC = REPO_ROOT / "schemas" / "datasets" / "nycflights13.yaml"
-CARDINALITIES = ("one_to_one", "many_to_one", "one_to_many")
 
 
 class SpecError(ValueError):
@@ -44,19 +44,11 @@ class TableSpec:
 
 
 @dataclass(frozen=True)
-class Relationship:
-    """A join between two declared tables. ``left`` is the first table named in the condition.
+class RelationshipSpec(Relationship):
+    """A declared relationship: the model's ``Relationship`` (child = many side, parent = one side,
+    ``condition`` as written, ``left`` its first table) plus what the spec says about checking and
+    using it."""
 
-    ``child`` is the many side (for one_to_one: the left table), ``parent`` the one side.
-    ``pairs`` holds (child_column, parent_column) equalities, in condition order.
-    """
-
-    name: str
-    condition: str
-    cardinality: str
-    left: str
-    right: str
-    pairs: tuple[tuple[str, str], ...]
     coverage_warn_below: float = 0.95
     coverage_error_below: float = 0.5
     max_key_null_ratio: float = 0.05
@@ -65,26 +57,15 @@ class Relationship:
     lookup_columns: tuple[str, ...] = ()  # empty: every column of the lookup table
 
     @property
-    def child(self) -> str:
-        return self.right if self.cardinality == "one_to_many" else self.left
-
-    @property
-    def parent(self) -> str:
-        return self.left if self.cardinality == "one_to_many" else self.right
-
-    @property
-    def child_keys(self) -> list[str]:
-        return [c for c, _ in self.pairs]
-
-    @property
-    def parent_keys(self) -> list[str]:
-        return [p for _, p in self.pairs]
-
-    @property
     def lookup_prefix(self) -> str:
         """Prefix of a lookup's columns in the child's rows: the foreign key (``origin.lat``, ``dest.lat``),
         or the lookup table for a composite key (``weather.precip``)."""
         return self.child_keys[0] if len(self.child_keys) == 1 else self.parent
+
+    def to_model(self, name: str | None = None) -> Relationship:
+        """The plain model relationship (what ``featrix_model`` needs), optionally renamed."""
+        return Relationship(self.child, self.parent, self.child_keys, self.parent_keys,
+                            self.name if name is None else name, self.cardinality, self.condition)
 
 
 @dataclass(frozen=True)
@@ -109,23 +90,22 @@ class DatasetSpec:
     warehouse_url: str
     warehouse_schema: str | None
     tables: dict[str, TableSpec]
-    relationships: tuple[Relationship, ...] = ()
+    relationships: tuple[RelationshipSpec, ...] = ()
     targets: tuple[TargetSpec, ...] = ()
     description: str = ""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def relationships_of(self, table: str) -> list[Relationship]:
+    def relationships_of(self, table: str) -> list[RelationshipSpec]:
         return [r for r in self.relationships if table in (r.left, r.right)]
 
     def key_columns(self, table: str) -> set[str]:
         """Primary-key columns plus every column a relationship joins on."""
         keys = set(self.tables[table].primary_key)
         for rel in self.relationships:
-            for c, p in rel.pairs:
-                if rel.child == table:
-                    keys.add(c)
-                if rel.parent == table:
-                    keys.add(p)
+            if rel.child == table:
+                keys.update(rel.child_keys)
+            if rel.parent == table:
+                keys.update(rel.parent_keys)
         return keys
 
     def targets_of(self, table: str) -> list[TargetSpec]:
@@ -258,58 +238,23 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
     )
 
 
-def _parse_relationship(r: dict, tables: dict[str, TableSpec], fail) -> Relationship:
+def _parse_relationship(r: dict, tables: dict[str, TableSpec], fail) -> RelationshipSpec:
     cond = r["join"]
     try:
-        tree = sqlglot.parse_one(cond)
-    except sqlglot.errors.ParseError as e:
-        fail(f"join condition {cond!r} is not valid SQL: {str(e).splitlines()[0]}. "
-             "Write it as table.column = table.column [AND ...].")
-    eqs = _flatten_and(tree)
-    if not eqs or not all(isinstance(e, exp.EQ) for e in eqs):
-        fail(f"join condition {cond!r} must be one or more equalities joined by AND "
-             "(e.g. flights.origin = weather.origin AND flights.time_hour = weather.time_hour).")
-    sides: list[tuple[tuple[str, str], tuple[str, str]]] = []
-    order: list[str] = []
-    for eq in eqs:
-        cols = []
-        for side in (eq.this, eq.expression):
-            if not isinstance(side, exp.Column) or not side.table:
-                fail(f"in {cond!r}, {side.sql()!r} must be a qualified column (table.column).")
-            if side.table not in tables:
-                fail(f"join condition {cond!r} names unknown table '{side.table}'. Declared tables: {sorted(tables)}.")
-            cols.append((side.table, side.name))
-            if side.table not in order:
-                order.append(side.table)
-        if cols[0][0] == cols[1][0]:
-            fail(f"in {cond!r}, both sides of {eq.sql()!r} are in table '{cols[0][0]}'; a join relates two tables.")
-        sides.append((cols[0], cols[1]))
-    if len(order) != 2:
-        fail(f"join condition {cond!r} must relate exactly two tables, it names {order}.")
-    left, right = order
-    card = r["cardinality"]
-    name = r.get("name") or f"{left}__{right}"
-    by_side = []
-    for a, b in sides:
-        lcol, rcol = (a[1], b[1]) if a[0] == left else (b[1], a[1])
-        by_side.append((lcol, rcol))
-    # pairs are (child_column, parent_column)
-    pairs = tuple((l, rr) for l, rr in by_side) if card != "one_to_many" else tuple((rr, l) for l, rr in by_side)
-    return Relationship(
-        name=name, condition=cond, cardinality=card, left=left, right=right, pairs=pairs,
+        parsed = parse_join(cond)
+    except JoinSyntaxError as e:
+        fail(str(e))
+    for t in (parsed.left, parsed.right):
+        if t not in tables:
+            fail(f"join condition {cond!r} names unknown table '{t}'. Declared tables: {sorted(tables)}.")
+    rel = parsed.relationship(r["cardinality"], r.get("name") or f"{parsed.left}__{parsed.right}", cond)
+    return RelationshipSpec(
+        **{f.name: getattr(rel, f.name) for f in fields(Relationship)},
         coverage_warn_below=r.get("coverage_warn_below", 0.95),
         coverage_error_below=r.get("coverage_error_below", 0.5),
         max_key_null_ratio=r.get("max_key_null_ratio", 0.05), note=r.get("note", ""), lookup=bool(r.get("lookup", False)),
         lookup_columns=tuple(r["lookup"]) if isinstance(r.get("lookup"), list) else (),
     )
-
-
-def _flatten_and(node: exp.Expression) -> list[exp.Expression]:
-    if isinstance(node, exp.Paren):
-        return _flatten_and(node.this)
-    if isinstance(node, exp.And):
-        return _flatten_and(node.this) + _flatten_and(node.expression)
-    return [node]
 
 
 def check_columns(spec: DatasetSpec, columns: dict[str, list[str]], only: str | None = None) -> None:

@@ -60,7 +60,7 @@ class AdaptiveScalarEncoder(ColumnEncoder):
         super().__init__(d_model)
         if n_continuous != len(CONTINUOUS_STRATEGY):
             raise ValueError(f"AdaptiveScalarEncoder expects {len(CONTINUOUS_STRATEGY)} continuous features "
-                             f"(spec §5.1), got {n_continuous}")
+                             f"(one per continuous strategy), got {n_continuous}")
         bin_sizes = list(bin_sizes) if bin_sizes is not None else [16, 2, 2, 2, 4]
         if len(bin_sizes) != len(BINNED_STRATEGY):
             raise ValueError(f"expected {len(BINNED_STRATEGY)} bin sizes, got {len(bin_sizes)}")
@@ -70,7 +70,7 @@ class AdaptiveScalarEncoder(ColumnEncoder):
         bias = torch.zeros(len(STRATEGIES)) if strategy_bias is None else \
             torch.as_tensor(strategy_bias, dtype=torch.float32)
         if bias.shape != (len(STRATEGIES),):
-            raise ValueError(f"strategy_bias must hold {len(STRATEGIES)} floats (one per §5.1 strategy)")
+            raise ValueError(f"strategy_bias must hold {len(STRATEGIES)} floats (one per scalar strategy)")
         self.strategy_logits = nn.Parameter(bias.clone())
         self.register_buffer("active_mask", torch.ones(len(STRATEGIES), dtype=torch.bool))
         self.register_buffer("cont_strategy", torch.tensor(CONTINUOUS_STRATEGY), persistent=False)

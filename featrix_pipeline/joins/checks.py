@@ -25,7 +25,7 @@ def coverage(rel: RelationshipLike, child: pd.DataFrame, m: KeyMatch, ctx: list[
              types_differ: bool) -> CheckOutcome:
     """ERROR under ``coverage_error_below``, WARN under ``coverage_warn_below``; the metadata's
     ``examples`` are the first row of each of the most frequent orphan keys."""
-    C, P, ck = rel.child, rel.parent, rel.child_keys
+    C, P, ck = rel.child, rel.parent, list(rel.child_keys)
     orphan_examples = _orphan_examples(child, m, ctx)
     top_keys = [{**{c: r[c] for c in ck}, "rows": r["rows_with_this_key"]} for r in orphan_examples]
     keys_txt = ", ".join(f"{show_key([r[c] for c in ck])} ({r['rows']:,})" for r in top_keys[:5])
@@ -109,7 +109,7 @@ def _fanout_examples(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch, b
     with their child, parent and joined row counts."""
     score = np.where(m.parent_counts > 1 if by_parents else m.child_counts > 1, m.child_counts * m.parent_counts, 0)
     top = [i for i in np.argsort(-score, kind="stable")[:MAX_EXAMPLES] if score[i] > 0]
-    examples = example_rows(first_rows(parent, m.parent_codes, top)[rel.parent_keys]) if top else []
+    examples = example_rows(first_rows(parent, m.parent_codes, top)[list(rel.parent_keys)]) if top else []
     for r, i in zip(examples, top):
         r.update({f"{rel.child}_rows": int(m.child_counts[i]), f"{rel.parent}_rows": int(m.parent_counts[i]),
                   "joined_rows": int(m.child_counts[i] * m.parent_counts[i])})
@@ -119,7 +119,7 @@ def _fanout_examples(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch, b
 def duplicate_parent_keys(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch,
                           primary_key: Sequence[str]) -> CheckOutcome:
     """ERROR when a join-key value or a primary-key value is held by more than one parent row."""
-    keys = rel.parent_keys
+    keys = list(rel.parent_keys)
     dup_codes = np.flatnonzero(m.parent_counts > 1)
     meta: dict = {"duplicated_join_keys": int(len(dup_codes)),
                   "parent_rows_with_duplicated_join_key": int(m.parent_counts[dup_codes].sum())}

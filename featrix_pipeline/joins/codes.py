@@ -38,9 +38,9 @@ class RelationshipLike(Protocol):
     @property
     def parent(self) -> str: ...  # the one side
     @property
-    def child_keys(self) -> list[str]: ...
+    def child_keys(self) -> tuple[str, ...]: ...
     @property
-    def parent_keys(self) -> list[str]: ...  # parent_keys[i] = child_keys[i] in the condition
+    def parent_keys(self) -> tuple[str, ...]: ...  # parent_keys[i] = child_keys[i] in the condition
     @property
     def coverage_warn_below(self) -> float: ...
     @property

@@ -29,7 +29,7 @@ def validate_join(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFra
                + [f"{rel.parent}.{p}" for p in rel.parent_keys if p not in parent.columns])
     if missing:
         return _missing_columns_report(rel, base, missing)
-    ctx = context_columns(child, rel.child_keys, child_time_column)
+    ctx = context_columns(child, list(rel.child_keys), child_time_column)
     key_types, typed, casted = pair_types(rel, child, parent)
     m = match_keys(typed)
     checks = [key_types_check(rel, child, parent, m, key_types, typed, casted),

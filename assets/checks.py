@@ -1,0 +1,41 @@
+"""Asset checks of the model assets: a space that has not collapsed, a predictor that beats its
+baselines. (The data-quality checks live beside their assets in ``tables`` and ``joins``.)"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from featrix_pipeline.evaluation import quality_gate
+
+COLLAPSE = ("On validation rows: embedding std > 0.01, range > 0.1 and mean pairwise distance > 0.1 — the "
+            "rows did not all land in one spot.")
+BEATS_BASELINES = ("Beats the majority/mean baseline and trails LightGBM (same held-out rows) by no more than the "
+                   "allowed margin.")
+
+
+def collapse_spec(key) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec("no_embedding_collapse", asset=list(key), blocking=True, description=COLLAPSE)
+
+
+def collapse_check(summary: dict) -> dg.AssetCheckResult:
+    """The blocking ``no_embedding_collapse`` result from a space's final collapse metrics."""
+    c = summary["collapse"]
+    return dg.AssetCheckResult(
+        check_name="no_embedding_collapse", passed=not c.get("collapsed", True), severity=dg.AssetCheckSeverity.ERROR,
+        description=(f"embedding std {c.get('embedding_std', 0):.4f}, range {c.get('embedding_range', 0):.3f}, "
+                     f"mean pairwise distance {c.get('avg_pairwise_distance', 0):.3f}"),
+        metadata={k: float(v) for k, v in c.items() if k != "collapsed"})
+
+
+def beats_baselines_spec(key) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec("beats_baselines", asset=list(key), blocking=True, description=BEATS_BASELINES)
+
+
+def beats_baselines(summary: dict, margin: float, note: str = "") -> dg.AssetCheckResult:
+    ok, why = quality_gate(summary, margin)
+    return dg.AssetCheckResult(check_name="beats_baselines", passed=ok, severity=dg.AssetCheckSeverity.ERROR,
+                               description=why + (f" — {note}" if note else ""),
+                               metadata={"ours": dg.MetadataValue.json(summary["metrics"]),
+                                         "lightgbm": dg.MetadataValue.json(summary["lightgbm"]),
+                                         "baseline": dg.MetadataValue.json(summary["baseline"]),
+                                         "margin": margin})

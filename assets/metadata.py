@@ -1,0 +1,33 @@
+"""Metadata shown in the UI for tables, trained models and their figures."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+
+
+def table_metadata(df: pd.DataFrame) -> dict:
+    """Row count, column schema and a ten-row preview of a table."""
+    schema = dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
+    return {"dagster/row_count": len(df), "dagster/column_schema": schema,
+            "preview": dg.MetadataValue.md(df.head(10).to_markdown(index=False))}
+
+
+def config_table(summary: dict) -> dg.MetadataValue:
+    """Every training setting with its value and the reason it was chosen."""
+    return dg.MetadataValue.md(pd.DataFrame(
+        [{"setting": k, "value": summary["config"].get(k), "why": v} for k, v in summary["reasons"].items()]
+    ).to_markdown(index=False))
+
+
+def figure_metadata(figures: dict[str, str]) -> dict:
+    """``figure_<name>`` entries for a model's figure files."""
+    return {f"figure_{k}": dg.MetadataValue.path(v) for k, v in figures.items()}
+
+
+def space_metadata(summary: dict) -> dict:
+    """What every space asset (table or relational) shows: its folder, size, epochs, settings, figures."""
+    return {"path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
+            "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
+            "columns": dg.MetadataValue.json(summary["columns"]), "config": config_table(summary),
+            **figure_metadata(summary["figures"])}

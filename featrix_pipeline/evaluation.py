@@ -1,0 +1,90 @@
+"""How good a predictor is: held-out metrics beside a LightGBM and a majority/mean baseline trained
+on the same split, and the quality gate that the ``beats_baselines`` check applies.
+
+Metrics come from the predictor's task object (``task.metrics``), so ours and both baselines are
+scored by the same code; the baselines only produce a prediction frame (``prediction``, and
+``probability`` of the positive class for a binary target).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from featrix_model.tasks import TaskType
+
+TEST_FRACTION = 0.2
+
+
+def held_out_split(n: int, seed: int) -> np.ndarray:
+    """True for the rows held out from training (a seeded ``TEST_FRACTION`` of them)."""
+    return np.random.default_rng(seed).random(n) < TEST_FRACTION
+
+
+def _lightgbm_inputs(X_tr: pd.DataFrame, X_te: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Datetimes as epoch seconds, text and booleans as categories (the test split uses the
+    training categories), numbers as they are."""
+    def prep(X):
+        X = X.copy()
+        for c in X.columns:
+            if pd.api.types.is_datetime64_any_dtype(X[c]):
+                X[c] = X[c].astype("int64") // 10**9
+            elif not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]):
+                X[c] = X[c].astype("string").astype("category")
+        return X
+
+    tr, te = prep(X_tr), prep(X_te)
+    for c in tr.columns:
+        if isinstance(tr[c].dtype, pd.CategoricalDtype):
+            te[c] = pd.Categorical(te[c].astype("string"), categories=tr[c].cat.categories)
+    return tr, te
+
+
+def lightgbm_baseline(task, X_tr: pd.DataFrame, y_tr, X_te: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """LightGBM with its defaults (1 thread) on the same rows: a prediction frame for ``task.metrics``."""
+    import lightgbm as lgb
+
+    tr, te = _lightgbm_inputs(X_tr, X_te)
+    params = {"random_state": seed, "n_jobs": 1, "verbose": -1}
+    if task.kind == TaskType.REGRESSION:
+        return pd.DataFrame({"prediction": lgb.LGBMRegressor(**params).fit(tr, y_tr).predict(te)})
+    if task.kind == TaskType.BINARY:
+        positive = _is_positive(task, y_tr)
+        m = lgb.LGBMClassifier(**params).fit(tr, positive)
+        proba = m.predict_proba(te)[:, list(m.classes_).index(True)]
+        return _binary_frame(task, m.predict(te).astype(bool), proba)
+    m = lgb.LGBMClassifier(**params).fit(tr, pd.Series(y_tr).astype(str))
+    return pd.DataFrame({"prediction": m.predict(te)})
+
+
+def naive_baseline(task, y_tr, n: int) -> pd.DataFrame:
+    """The training mean (regression) or the training majority class, for every held-out row."""
+    if task.kind == TaskType.REGRESSION:
+        return pd.DataFrame({"prediction": np.full(n, float(np.mean(np.asarray(y_tr, dtype=float))))})
+    if task.kind == TaskType.BINARY:
+        return _binary_frame(task, np.full(n, bool(_is_positive(task, y_tr).mean() > 0.5)), np.full(n, 0.5))
+    return pd.DataFrame({"prediction": np.full(n, pd.Series(y_tr).astype(str).mode()[0], dtype=object)})
+
+
+def _is_positive(task, y) -> np.ndarray:
+    return (pd.Series(np.asarray(y)).astype(str) == str(task.positive_label_)).to_numpy()
+
+
+def _binary_frame(task, positive: np.ndarray, probability: np.ndarray) -> pd.DataFrame:
+    """Binary decisions as labels the task scores: the positive label, or anything else."""
+    negative = next((c for c in task.classes_ if str(c) != str(task.positive_label_)), "not positive")
+    labels = np.where(positive, str(task.positive_label_), str(negative))
+    return pd.DataFrame({"prediction": labels, "probability": probability})
+
+
+def quality_gate(summary: dict, margin: float = 0.02) -> tuple[bool, str]:
+    """Beats the majority/mean baseline and trails LightGBM by no more than ``margin`` (relative), on
+    the predictor's primary metric (``summary``: what ``train_predictor`` returns)."""
+    m = summary["primary_metric"]
+    ours, lgb, base = summary["metrics"][m], summary["lightgbm"][m], summary["baseline"][m]
+    if summary["higher_is_better"]:
+        ok = ours > base and ours >= lgb * (1 - margin)
+    else:
+        ok = ours < base and ours <= lgb * (1 + margin)
+    return ok, (f"{m}: ours {ours:.4f} vs baseline {base:.4f} vs LightGBM {lgb:.4f} "
+                f"(allowed to trail LightGBM by {margin:.0%})")

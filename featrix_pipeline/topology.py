@@ -1,0 +1,143 @@
+"""The plan of a dataset: which tables get which model, which tables each model reads, computed once.
+
+``Topology.from_spec(spec)`` answers, in one place, every question the assets, the pipeline and
+the report ask of a dataset spec:
+
+* which dimension tables are *looked up* into a table's rows (``lookup: true`` relationships whose
+  many side is the table; their columns come in as ``<prefix>.<column>``);
+* which *child* tables a table has (relationships whose many side has a space of its own);
+* whether the table gets a table embedding space, and a relational space (``relational_space: true``,
+  or ``auto``: a target sits on it and it has children);
+* which space each target's predictor sits on (the relational space when its table has one), and
+  which other tables' rows that predictor reads;
+* the asset keys of all of it.
+
+The plan is frozen: it is built once when the code location loads and handed to everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+import pandas as pd
+
+from featrix_model.relationships import denormalise
+from featrix_pipeline.spec import DatasetSpec, RelationshipSpec, TableSpec, TargetSpec
+
+Key = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """Everything decided about one table."""
+
+    name: str
+    spec: TableSpec
+    lookups: tuple[RelationshipSpec, ...]  # dimension tables joined into this table's rows
+    children: tuple[RelationshipSpec, ...]  # relationships whose many side is a child table with a space
+    has_space: bool
+    has_relational_space: bool
+    targets: tuple[TargetSpec, ...]
+
+    # ---------------------------------------------------------------- asset keys
+
+    def key(self, stage: str) -> Key:
+        """``(table, stage)``: raw, profile, filtered, embedding_space, row_embeddings, relational_space."""
+        return (self.name, stage)
+
+    @property
+    def space_key(self) -> Key:
+        """The space a predictor of this table sits on: the relational space when there is one."""
+        return self.key("relational_space" if self.has_relational_space else "embedding_space")
+
+    # ---------------------------------------------------------------- tables read
+
+    @property
+    def lookup_tables(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.parent for r in self.lookups))
+
+    @property
+    def child_tables(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.child for r in self.children))
+
+    def model_frame(self, frame: pd.DataFrame, rows: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """``frame`` (rows of this table) with its lookups' columns joined in as ``<prefix>.<column>``:
+        what every model of the table sees. ``rows``: the lookup tables' filtered rows. Row count and
+        order never change (a many-to-one join; a lookup with repeated keys is refused)."""
+        out = frame
+        for r in self.lookups:
+            if r.parent not in rows:
+                raise KeyError(f"rows of '{self.name}' are joined with lookup table '{r.parent}' ({r.condition}), "
+                               "whose rows were not given.")
+            lookup = rows[r.parent]
+            if r.lookup_columns:
+                lookup = lookup[[*r.parent_keys, *[c for c in r.lookup_columns if c in lookup.columns]]]
+            out = denormalise(out, [(r.to_model(r.lookup_prefix), r.lookup_prefix)], {r.parent: lookup})
+        return out
+
+
+@dataclass(frozen=True)
+class TargetPlan:
+    """A predictor: its target, the table it predicts for and the space it sits on."""
+
+    target: TargetSpec
+    table: TablePlan
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    def key(self, stage: str) -> Key:
+        """``(target, stage)``: predictor, predictions."""
+        return (self.target.name, stage)
+
+    @property
+    def space_key(self) -> Key:
+        return self.table.space_key
+
+
+@dataclass(frozen=True)
+class Topology:
+    spec: DatasetSpec
+    tables: Mapping[str, TablePlan]
+    targets: tuple[TargetPlan, ...]  # targets whose table has a space (the others get no predictor)
+
+    @classmethod
+    def from_spec(cls, spec: DatasetSpec) -> "Topology":
+        plans = {}
+        for name, t in spec.tables.items():
+            lookups = tuple(r for r in spec.relationships if r.lookup and r.child == name and r.parent != name)
+            children = tuple(r for r in spec.relationships if r.parent == name and r.child != name
+                             and spec.tables[r.child].embedding_space)
+            targets = tuple(spec.targets_of(name))
+            wanted = t.relational_space is True or (t.relational_space == "auto" and bool(targets))
+            plans[name] = TablePlan(name, t, lookups, children, t.embedding_space,
+                                    bool(wanted and children and t.embedding_space), targets)
+        targets = tuple(TargetPlan(t, plans[t.table]) for t in spec.targets if plans[t.table].has_space)
+        return cls(spec, MappingProxyType(plans), targets)
+
+    def __getitem__(self, table: str) -> TablePlan:
+        return self.tables[table]
+
+    @property
+    def relational(self) -> tuple[TablePlan, ...]:
+        """Tables that get a relational space."""
+        return tuple(p for p in self.tables.values() if p.has_relational_space)
+
+    def reads(self, table: str) -> tuple[str, ...]:
+        """Other tables whose filtered rows the models of ``table`` read: its lookups, and for a
+        relational space its children and their lookups."""
+        plan = self.tables[table]
+        own = [*plan.lookup_tables]
+        if plan.has_relational_space:
+            for child in plan.child_tables:
+                own += [child, *self.tables[child].lookup_tables]
+        return tuple(t for t in dict.fromkeys(own) if t != table)
+
+    def model_tables(self, table: str, rows: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+        """The table's and its children's rows as its relational space sees them (lookups joined in);
+        ``rows`` holds the filtered rows of those tables and of their lookup tables."""
+        plan = self.tables[table]
+        return {t: self.tables[t].model_frame(rows[t], rows) for t in [table, *plan.child_tables]}

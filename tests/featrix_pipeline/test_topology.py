@@ -1,0 +1,77 @@
+"""The dataset's topology from the spec alone (no training): which tables get which model, what
+each model reads, and how lookups are joined into rows."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pandas as pd
+import pytest
+
+from featrix_pipeline.relational import link_relationships
+from featrix_pipeline.spec import load_spec
+from featrix_pipeline.topology import Topology
+from tests.conftest import DEMO_SPEC, write_spec
+
+
+@pytest.fixture(scope="module")
+def demo() -> Topology:
+    return Topology.from_spec(load_spec(DEMO_SPEC))
+
+
+def test_demo_spec_puts_a_relational_space_on_planes_only(demo):
+    # plane_manufacturer sits on planes, whose child is flights; no target sits on airports/weather/airlines
+    assert [p.name for p in demo.relational] == ["planes"]
+    assert [r.name for r in demo["planes"].children] == ["flights_planes"]
+    rel = link_relationships(demo, "planes")[0]
+    assert (rel.child, rel.parent, rel.child_keys, rel.name) == ("flights", "planes", ("tailnum",), "flights")
+    assert [r.name for r in demo["flights"].lookups] == ["flights_dest", "flights_weather"]
+    assert demo.reads("planes") == ("flights", "airports", "weather")
+    assert demo.reads("flights") == ("airports", "weather")
+
+
+def test_each_target_sits_on_the_space_the_topology_names(demo):
+    by_name = {t.name: t for t in demo.targets}
+    assert by_name["plane_manufacturer"].space_key == ("planes", "relational_space")
+    assert by_name["arr_delay15"].space_key == ("flights", "embedding_space")
+    assert not demo["airlines"].has_space and demo["flights"].has_space  # embedding_space: false in the spec
+
+
+def test_the_plan_is_frozen(demo):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        demo["planes"].has_relational_space = False
+    with pytest.raises(TypeError):
+        demo.tables["planes"] = demo["flights"]
+
+
+def test_relational_space_can_be_switched_on_and_off_per_table(tmp_path):
+    text = DEMO_SPEC.read_text().replace("  weather:\n", "  weather:\n    relational_space: true\n").replace(
+        "  planes:\n", "  planes:\n    relational_space: false\n")
+    topology = Topology.from_spec(load_spec(write_spec(tmp_path, tmp_path / "wh.duckdb", text)))
+    assert [p.name for p in topology.relational] == ["weather"]  # flights are weather's children too
+    assert {t.name: t.space_key for t in topology.targets}["plane_manufacturer"] == ("planes", "embedding_space")
+
+
+def test_lookups_keep_every_row_and_name_columns_by_foreign_key(demo, nyc_frames):
+    flights = nyc_frames["flights"]
+    out = demo["flights"].model_frame(flights, nyc_frames)
+    assert len(out) == len(flights) and (out["flight_id"].to_numpy() == flights["flight_id"].to_numpy()).all()
+    assert {"dest.lat", "dest.lon", "dest.alt", "weather.precip", "weather.visib"} <= set(out.columns)
+    assert "dest.faa" not in out.columns and "dest.name" not in out.columns  # only the columns the spec lists
+    # destinations missing from airports (Puerto Rico, Virgin Islands) keep their rows, with missing places
+    pr = out[out["dest"].isin(["BQN", "SJU", "STT", "PSE"])]
+    assert len(pr) > 0 and pr["dest.lat"].isna().all()
+    assert out.loc[out["dest"] == "LAX", "dest.lat"].round(2).eq(33.94).all()
+    tables = demo.model_tables("planes", nyc_frames)
+    assert set(tables) == {"planes", "flights"} and "weather.precip" in tables["flights"].columns
+    assert isinstance(tables["planes"], pd.DataFrame) and len(tables["planes"]) == len(nyc_frames["planes"])
+
+
+def test_lookup_column_lists_and_composite_keys(tmp_path, nyc_frames):
+    text = DEMO_SPEC.read_text().replace(
+        "    lookup: [temp, dewp, humid, wind_speed, wind_gust, precip, pressure, visib]\n", "    lookup: [precip, visib]\n")
+    topology = Topology.from_spec(load_spec(write_spec(tmp_path, tmp_path / "wh.duckdb", text)))
+    out = topology["flights"].model_frame(nyc_frames["flights"], nyc_frames)
+    weather = [c for c in out.columns if c.startswith("weather.")]
+    assert weather == ["weather.precip", "weather.visib"]  # composite key: prefixed by the lookup table
+    assert out["weather.visib"].notna().mean() > 0.9 and len(out) == len(nyc_frames["flights"])
