@@ -33,6 +33,13 @@ def complementary_masks(present: torch.Tensor, generator: torch.Generator) -> to
     return ~masked
 
 
+def complementary_views(present: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Visibility (B, C) of the two views of spec §8: view 1 from ``complementary_masks``, view 2 its
+    complement (what one view masks, the other reveals)."""
+    vis1 = complementary_masks(present, generator)
+    return vis1, ~vis1
+
+
 def info_nce(query: torch.Tensor, keys: torch.Tensor, temperature: float) -> torch.Tensor:
     """Per-row InfoNCE loss (B,): row i's positive is keys[i]; inputs are L2-normalised."""
     logits = query @ keys.T / temperature

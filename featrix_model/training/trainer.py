@@ -37,6 +37,24 @@ def lr_factor(step: int, total: int) -> float:
     return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * min(1.0, q)))
 
 
+def effective_temperature(base: float, multiplier: float) -> float:
+    """The contrastive temperature an epoch trains with: the configured (adaptive) temperature times the
+    intervention ladder's boost, clamped to [0.01, 0.2]."""
+    return float(min(0.2, max(0.01, base * multiplier)))
+
+
+def clip_gradients(parameters, loss: float, clip_ratio: float) -> tuple[float, float]:
+    """Spec §10 adaptive clipping: clip the total gradient norm at ``loss × clip_ratio`` (at least 1e-6).
+    Returns (the unclipped norm, the threshold)."""
+    threshold = max(loss * clip_ratio, 1e-6)
+    return float(torch.nn.utils.clip_grad_norm_(parameters, threshold)), threshold
+
+
+def gradient_warning(unclipped: float, loss: float) -> bool:
+    """Spec §10: warn when the gradient norm exceeds 10× the loss."""
+    return unclipped > 10 * loss
+
+
 class Trainer:
     """Trains an ``EmbeddingNetwork`` on pre-encoded column tensors; returns the timeline dict."""
 
@@ -53,8 +71,7 @@ class Trainer:
         net = self.net
         cols_full, cols_short = net.encode_columns(batch)
         present = net.present(batch)
-        vis1 = L.complementary_masks(present.cpu(), gen).to(present.device)
-        vis2 = ~vis1
+        vis1, vis2 = (v.to(present.device) for v in L.complementary_views(present.cpu(), gen))
         B, C = present.shape
         everything = torch.ones_like(vis1)
         emb, _ = net.joint(cols_full.repeat(3, 1, 1), torch.cat([everything, vis1, vis2]))
@@ -111,7 +128,7 @@ class Trainer:
             dropout = dropout_at(p_epoch, cfg.dropout_start, cfg.dropout_end)
             net.set_dropout(dropout)
             weights = curriculum_weights(p_epoch)
-            temperature = float(min(0.2, max(0.01, cfg.temperature * ladder.temperature_multiplier)))
+            temperature = effective_temperature(cfg.temperature, ladder.temperature_multiplier)
             net.train()
             order = train_idx[torch.randperm(len(train_idx), generator=gen)]
             sums = {"loss": 0.0, "fixed": 0.0, "spread": 0.0, "joint": 0.0, "marginal": 0.0, "reconstruction": 0.0}
@@ -124,9 +141,9 @@ class Trainer:
                         + weights["marginal"] * parts["marginal"] + cfg.reconstruction_weight * parts["reconstruction"])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                threshold = max(float(loss.detach()) * cfg.clip_ratio, 1e-6)  # spec §10 adaptive clipping
-                unclipped = float(torch.nn.utils.clip_grad_norm_(net.parameters(), threshold))
-                if unclipped > 10 * float(loss.detach()) and "GRADIENT_WARNING" not in notes:
+                loss_value = float(loss.detach())
+                unclipped, threshold = clip_gradients(net.parameters(), loss_value, cfg.clip_ratio)
+                if gradient_warning(unclipped, loss_value) and "GRADIENT_WARNING" not in notes:
                     notes.append("GRADIENT_WARNING")
                 lr = cfg.lr * cfg.max_lr_multiplier * lr_factor(step, total) * ladder.lr_multiplier
                 for g in opt.param_groups:
