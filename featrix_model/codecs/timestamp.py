@@ -176,5 +176,5 @@ class TimestampCodec(Codec):
         st = self.state_
         out = {k: st[k] for k in ("n_rows", "n_present", "n_unparseable", "unparseable_examples", "min", "max",
                                   "tz_aware_ratio")}
-        out["features"] = "12 features (§5.4): 8 cyclical sin/cos pairs + year, timezone offset, years since 2000/2020"
+        out["features"] = "12 features: 8 cyclical sin/cos pairs + year, timezone offset, years since 2000/2020"
         return out

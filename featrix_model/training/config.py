@@ -87,7 +87,7 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
     cfg.device = device
 
     cfg.batch_size = min(2048, max(32, _pow2(n_rows / 100)))
-    why["batch_size"] = f"min(2048, max(32, n_rows/100 = {n_rows / 100:.0f})) rounded to a power of 2 (spec §4.4)"
+    why["batch_size"] = f"min(2048, max(32, n_rows/100 = {n_rows / 100:.0f})) rounded to a power of 2"
     if not gpu and cfg.batch_size > 256:
         why["batch_size"] += (f"; capped at 256 on CPU (spec value {cfg.batch_size}): the time budget buys a fixed "
                               "number of row-passes, so a smaller batch gives ~8× more updates, and the per-column "
@@ -101,13 +101,13 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
         cfg.lr, cfg.weight_decay, size = 2e-4, 1e-3, "5K–20K rows"
     else:
         cfg.lr, cfg.weight_decay, size = 3e-4, 1e-4, "> 20K rows"
-    why["lr"] = f"{cfg.lr:g} for {size} (spec §4.4); OneCycle peaks at 3× ({cfg.lr * 3:g})"
-    why["weight_decay"] = f"{cfg.weight_decay:g} for {size} (spec §4.4; 5K–20K interpolated)"
+    why["lr"] = f"{cfg.lr:g} for {size}; OneCycle peaks at 3× ({cfg.lr * 3:g})"
+    why["weight_decay"] = f"{cfg.weight_decay:g} for {size} (5K–20K interpolated)"
 
     if gpu:
         cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.rel_mode = 256, 3, 8, "full"
         cfg.max_pairs = min(n_cols * (n_cols - 1) // 2, max(5, n_cols // 2))
-        why["d_model"] = ("256 / 3 layers / 8 heads, 8 relationship tokens per pair: spec §6 defaults on a GPU (all "
+        why["d_model"] = ("256 / 3 layers / 8 heads, 8 relationship tokens per pair: the full-size defaults on a GPU (all "
                           "pairs at once would be N(N-1)/2 × 8 tokens; until causal pruning explores them, the "
                           "spec's floor of max(5, n_cols/2) pairs is used)")
     else:
@@ -126,7 +126,7 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
                         "binned values (causal lift pruning is a later issue)")
     cfg.temperature = adaptive_temperature(cfg.batch_size, n_cols)
     why["temperature"] = (f"{cfg.temperature:.3f} = 0.2 / (batch factor × column factor), clamped to [0.01, 0.2] "
-                          "(spec §4.4, §9)")
+                          "(more columns or a larger batch: sharper contrast)")
 
     budget = time_budget_s if time_budget_s is not None else (None if gpu else 150.0)
     cfg.time_budget_s = budget or 0.0
@@ -147,9 +147,9 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
                                      "seeded subset of rows is trained on (all rows are still encoded)")
     else:
         cfg.epochs = target_epochs
-        why["epochs"] = f"{target_epochs} = {TARGET_UPDATES:,} updates / {steps_per_epoch} steps per epoch (spec §4.4)"
+        why["epochs"] = f"{target_epochs} = {TARGET_UPDATES:,} updates / {steps_per_epoch} steps per epoch"
     why["time_budget_s"] = f"{cfg.time_budget_s:.0f}s wall clock" if budget else "none (GPU: the update target rules)"
-    why["dropout"] = "0.5 for the first third, ramp to 0.25, hold (spec §10)"
+    why["dropout"] = "0.5 for the first third, ramp to 0.25, hold"
 
     for k, v in overrides.items():
         if v is None:
