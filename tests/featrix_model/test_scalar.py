@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ from featrix_model.codecs.scalar import (
     ScalarCodec,
 )
 from featrix_model.encoders.scalar import AdaptiveScalarEncoder
+from tests.featrix_model.vectorised import lines_run
 
 torch.set_num_threads(1)
 D = 64
@@ -97,29 +97,7 @@ def test_nan_inf_huge_unseen_and_strings_stay_finite():
 
 
 def test_transform_is_vectorised():
-    # A deterministic stand-in for a timer: count the Python lines executed inside featrix_model (every
-    # loop iteration, comprehension step or per-row lambda of ours is a line event) at two sizes.
-    # Vectorised code runs the same lines at any size; per-row Python would run ~100x more.
-    import featrix_model
-
-    root = featrix_model.__path__[0]
-
-    def lines_run(fn):
-        count = 0
-
-        def local(frame, event, arg):
-            nonlocal count
-            count += event == "line"
-            return local
-
-        old = sys.gettrace()
-        sys.settrace(lambda frame, event, arg: local if frame.f_code.co_filename.startswith(root) else None)
-        try:
-            out = fn()
-        finally:
-            sys.settrace(old)
-        return count, out
-
+    # Python lines run inside featrix_model at two sizes (tests/featrix_model/vectorised.py)
     codec = ScalarCodec("x").fit(_lognormal(20_000))
     small, big = _lognormal(2_000, seed=1), _lognormal(200_000, seed=1)
     n_small, _ = lines_run(lambda: codec.transform(small))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,7 @@ import torch
 
 from featrix_model.codecs.timestamp import FEATURE_NAMES, TimestampCodec
 from featrix_model.encoders.timestamp import TimestampEncoder
+from tests.featrix_model.vectorised import lines_run
 
 torch.set_num_threads(1)
 D = 64
@@ -120,29 +120,7 @@ def test_state_round_trip_identical_bytes():
 
 
 def test_transform_is_vectorised():
-    # A deterministic stand-in for a timer: count the Python lines executed inside featrix_model (every
-    # loop iteration, comprehension step or per-row lambda of ours is a line event) at two sizes.
-    # Vectorised code runs the same lines at any size; per-row Python would run ~100x more.
-    import featrix_model
-
-    root = featrix_model.__path__[0]
-
-    def lines_run(fn):
-        count = 0
-
-        def local(frame, event, arg):
-            nonlocal count
-            count += event == "line"
-            return local
-
-        old = sys.gettrace()
-        sys.settrace(lambda frame, event, arg: local if frame.f_code.co_filename.startswith(root) else None)
-        try:
-            out = fn()
-        finally:
-            sys.settrace(old)
-        return count, out
-
+    # Python lines run inside featrix_model at two sizes (tests/featrix_model/vectorised.py)
     s = pd.Series(pd.date_range("2000-01-01", periods=100_000, freq="37min"))
     codec = TimestampCodec("t").fit(s)
     strings = s.dt.strftime("%Y-%m-%dT%H:%M:%S-05:00")  # 100K distinct strings

