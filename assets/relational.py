@@ -24,7 +24,7 @@ def build_relational_assets(topology: Topology, store_dir: Path) -> list:
 def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
     parent, key, children = plan.name, plan.key("relational_space"), plan.child_tables
     out_dir = store_dir.joinpath(*key)
-    ins = {**rows_in((parent, *topology.reads(parent))),
+    ins = {**rows_in((parent, *topology.reads(parent))), "profile": dg.AssetIn(list(plan.key("profile"))),
            **{f"{c}_space": dg.AssetIn([c, "embedding_space"]) for c in children},
            **{f"{r.name}_join": dg.AssetIn([r.name, "join_report"]) for r in plan.children}}  # their blocking checks gate this
 
@@ -35,7 +35,7 @@ def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
     def relational_space(context: dg.AssetExecutionContext, model_settings: ModelSettings, **inputs):
         rs, summary = train_relational_space(topology, parent, rows_of(inputs),
                                              {c: inputs[f"{c}_space"]["path"] for c in children}, out_dir,
-                                             model_settings.fit_settings())
+                                             model_settings.fit_settings(), profile=inputs["profile"])
         for d in rs.decisions:
             context.log.info(f"[{parent}] {d}")
         orphans = {r.name: {"orphan_rows": inputs[f"{r.name}_join"]["report"]["orphan_rows"],

@@ -74,7 +74,7 @@ class RelationalSpace(EmbeddingSpace):
             child_time_budget_s: float | None = None, child_hide: dict[str, list[str]] | None = None,
             output_dir: str | Path | None = None, threads: int | None = None, epochs: int | None = None,
             max_epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
-            d_model: int | None = None) -> "RelationalSpace":
+            d_model: int | None = None, analysis: dict | None = None) -> "RelationalSpace":
         """Train child spaces (unless given), then the parent-level space.
 
         ``child_time``: {table: time column} orders children (and enables ``cutoff``: a parent column,
@@ -82,7 +82,8 @@ class RelationalSpace(EmbeddingSpace):
         ``child_statistics``: which of mean, std, min, max of each numeric child column become parent
         columns. ``primary_keys``: {table: columns} left out of that table's space (row identifiers).
         ``child_hide``: {child table: columns} hidden (MARGINAL token) when its rows are encoded, e.g.
-        the parent's own columns joined into them. ``exclude``/``keep``: parent columns. The training
+        the parent's own columns joined into them. ``exclude``/``keep``: parent columns;
+        ``analysis``: {parent column: (profile, verdict)} computed earlier, as for ``EmbeddingSpace.fit``. The training
         settings (``threads``, ``epochs``, ``max_epochs``, ``lr``, ``batch_size``, ``d_model``) are the
         parent-level space's, as for ``EmbeddingSpace.fit``; child spaces get the thread count."""
         settings = training_settings(threads=threads, epochs=epochs, max_epochs=max_epochs, lr=lr,
@@ -91,12 +92,12 @@ class RelationalSpace(EmbeddingSpace):
                         child_time=child_time or {}, cutoff=cutoff, max_children=max_children,
                         child_statistics=tuple(child_statistics), primary_keys=primary_keys, exclude=exclude,
                         keep=keep, child_time_budget_s=child_time_budget_s, child_hide=child_hide or {},
-                        output_dir=output_dir, ancestors=())
+                        output_dir=output_dir, ancestors=(), analysis=analysis)
 
     @classmethod
     def _fit(cls, tables, relationships, parent, child_spaces, time_budget_s, seed, progress, settings, *,
              child_time, cutoff, max_children, child_statistics, primary_keys, exclude, keep,
-             child_time_budget_s, child_hide, output_dir, ancestors) -> "RelationalSpace":
+             child_time_budget_s, child_hide, output_dir, ancestors, analysis=None) -> "RelationalSpace":
         started = time.monotonic()
         primary_keys = {t: [k] if isinstance(k, str) else list(k) for t, k in (primary_keys or {}).items()}
         unknown = set(child_statistics) - set(STATISTICS)
@@ -130,7 +131,7 @@ class RelationalSpace(EmbeddingSpace):
         for link in links:
             link.build_bank(tables)
         prepared, report = with_children(frame, links, parent)
-        plan = cls._plan(prepared, links, report, primary_keys.get(parent, []), exclude, keep, seed)
+        plan = cls._plan(prepared, links, report, primary_keys.get(parent, []), exclude, keep, seed, analysis)
         plan.decisions[:0] = decisions
         settings = {**settings, "every_row_each_epoch": True}
         if "epochs" not in settings and "max_epochs" not in settings:
@@ -199,12 +200,12 @@ class RelationalSpace(EmbeddingSpace):
 
     @staticmethod
     def _plan(prepared: pd.DataFrame, links: list[ChildLink], report: dict, own_keys: list[str], exclude, keep,
-              seed: int):
+              seed: int, analysis: dict | None):
         """The parent-level plan: the parent's columns (its own key left out) plus one children column per link."""
         own_keys = [c for c in own_keys if c in prepared.columns and c not in keep]
         plan = plan_columns(prepared.drop(columns=[lk.column for lk in links]),
                             exclude=tuple(dict.fromkeys([*exclude, *own_keys])), keep=keep,
-                            context=codec_context(seed))
+                            context=codec_context(seed), analysis=analysis)
         for link in links:
             codec = ChildrenCodec(link.column, cap=link.cap, d_child=link.space.d_model).fit(prepared[link.column])
             codec.attach(link.bank.embeddings)

@@ -19,9 +19,10 @@ import sqlglot
 from sqlglot import exp
 
 from featrix_model.keys import compatible, key_family
+from featrix_model.types import INTERNAL_PREFIX
 
 CARDINALITIES = ("many_to_one", "one_to_one", "one_to_many")
-KEY_PREFIX = "__featrix_key"  # temporary join-key names; never a user's column
+KEY_PREFIX = f"{INTERNAL_PREFIX}_key"  # temporary join-key names; never a user's column
 
 
 @dataclass(frozen=True)

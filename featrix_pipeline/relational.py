@@ -14,6 +14,7 @@ import pandas as pd
 from featrix_model import EmbeddingSpace
 from featrix_model.relational import RelationalSpace
 from featrix_model.relationships import Relationship
+from featrix_pipeline.columns import analysis_of
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.spaces import space_summary
 from featrix_pipeline.topology import Topology
@@ -41,10 +42,11 @@ def _hidden_child_columns(topology: Topology, parent: str, frames: dict[str, pd.
 
 
 def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.DataFrame],
-                           child_space_paths: dict[str, str], out_dir: Path,
-                           settings: FitSettings) -> tuple[RelationalSpace, dict]:
+                           child_space_paths: dict[str, str], out_dir: Path, settings: FitSettings,
+                           profile: dict | None = None) -> tuple[RelationalSpace, dict]:
     """Fit on the filtered parent and child tables (``rows``: those and their lookup tables' filtered
-    rows), reusing the children's spaces; save and summarise."""
+    rows), reusing the children's spaces; ``profile``: the parent's profile asset (its columns are not
+    profiled again). Save and summarise."""
     plan = topology[parent]
     frames = topology.model_tables(parent, rows)
     rels = link_relationships(topology, parent)
@@ -53,7 +55,8 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
                              child_spaces={t: EmbeddingSpace.load(p) for t, p in child_space_paths.items()},
                              time_budget_s=settings.time_budget_s, seed=settings.seed, child_time=child_time,
                              cutoff=plan.spec.cutoff_column, child_hide=_hidden_child_columns(topology, parent, frames),
-                             primary_keys=_single_keys(topology, frames), output_dir=out_dir, threads=settings.threads)
+                             primary_keys=_single_keys(topology, frames), output_dir=out_dir, threads=settings.threads,
+                             analysis=analysis_of(profile, frames[parent].columns) if profile else None)
     rs.save(out_dir)
     summary = {**space_summary(rs, parent, len(frames[parent]), out_dir), "links": rs.report()["links"],
                "decisions": rs.decisions}
