@@ -11,6 +11,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from featrix_model.calibration import (
     METHODS,
+    NLL_TIE,
     Calibrator,
     _as_logits,
     best_threshold,
@@ -66,6 +67,23 @@ def test_isotonic_does_not_win_by_memorising():
     cal = Calibrator().fit(z, y)
     assert cal.method_ != "isotonic"
     assert cal.scores_["isotonic"]["nll"] > min(s["nll"] for s in cal.scores_.values())
+
+
+def test_selection_is_lowest_out_of_fold_nll_then_lowest_ece_among_ties():
+    z, y = _binary(3000, 6, scale=1.0)  # already calibrated: none / temperature / platt tie on NLL
+    cal = Calibrator().fit(z, y)
+    nll = {m: s["nll"] for m, s in cal.scores_.items()}
+    tied = [m for m in METHODS if nll[m] <= min(nll.values()) + NLL_TIE]
+    assert len(tied) > 1 and cal.method_ == min(tied, key=lambda m: cal.scores_[m]["ece"])
+    assert cal.method_ != min(nll, key=nll.get)  # the tie-break decided, not the raw NLL order
+    assert "tie" in cal.reason_
+
+
+def test_cross_fitting_folds_follow_the_seed():
+    z, y = _binary(600, 7)
+    a, b, c = Calibrator(seed=0).fit(z, y), Calibrator(seed=0).fit(z, y), Calibrator(seed=1).fit(z, y)
+    assert a.scores_ == b.scores_ and a.scores_ != c.scores_
+    assert Calibrator.from_state(c.get_state()).seed == 1
 
 
 def test_calibration_fixes_overconfident_multiclass():
