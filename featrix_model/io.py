@@ -38,7 +38,9 @@ def space_kind(path: Path, config: dict) -> str:
 def save_tensors(path: Path, state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> None:
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     tensors.update({f"__{k}": v.detach().cpu().contiguous().clone() for k, v in extra.items()})
-    save_file(tensors, str(path), metadata={"format": FORMAT, "version": str(VERSION)})
+    # one metadata key: safetensors writes several in no fixed order, so two saves of the same tensors
+    # would differ in bytes (the version lives in config.json)
+    save_file(tensors, str(path), metadata={"format": FORMAT})
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

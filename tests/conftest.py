@@ -35,9 +35,21 @@ def small_warehouse(tmp_path, nyc_frames, monkeypatch) -> Path:
     """A fresh DuckDB demo warehouse (2-day slice) + spec; FEATRIX_HOME points at tmp_path."""
     monkeypatch.setenv("FEATRIX_HOME", str(tmp_path))
     monkeypatch.setenv("FEATRIX_TIME_BUDGET_S", "4")  # short model training in tests
-    # a 4-second space on a 2-day slice is not expected to match LightGBM: require beating the
-    # majority/mean baseline only (the check still reports all three numbers)
-    monkeypatch.setenv("FEATRIX_LIGHTGBM_MARGIN", "1.0")
+    monkeypatch.delenv("FEATRIX_LIGHTGBM_MARGIN", raising=False)
     db = tmp_path / "wh.duckdb"
     demo.seed(db, frames={k: v.copy() for k, v in nyc_frames.items()})
-    return write_spec(tmp_path, db)
+    return write_spec(tmp_path, db, slice_margins(DEMO_SPEC.read_text()))
+
+
+# How far each demo predictor may trail LightGBM on the 2-day slice with 4-second spaces, measured
+# (held-out rows, same split): arr_delay15 AUC 0.693 vs 0.743 (6.7 % behind), so 10 % still fails a
+# predictor that lost its signal; plane_manufacturer accuracy 0.537 vs 0.629 (majority 0.486) — two
+# days give planes about two flights each, so the relational predictor gets 20 %.
+SLICE_MARGINS = {"arr_delay15": 0.10, "plane_manufacturer": 0.20}
+
+
+def slice_margins(text: str) -> str:
+    """The demo spec with the slice's per-target ``lightgbm_margin`` set."""
+    for name, margin in SLICE_MARGINS.items():
+        text = text.replace(f"  - name: {name}\n", f"  - name: {name}\n    lightgbm_margin: {margin}\n")
+    return text

@@ -78,7 +78,7 @@ def relational_predictor(churn, split):
 def test_label_in_the_children_is_learned_only_by_the_relational_space(churn, split, relational_predictor):
     parents, _, _ = churn
     train, test = split
-    assert relational_predictor.config["fine_tune"] is True  # automatic on a relational space
+    assert relational_predictor.summary()["fine_tune"] is True  # automatic on a relational space
     auc = roc_auc_score(test["churned"], positive_probability(relational_predictor.predict_frame(test, explain=False)))
     assert auc > 0.9, f"relational AUC {auc:.3f}"
     es = EmbeddingSpace.fit(parents[["region", "age"]], time_budget_s=2, seed=0, progress=False)
