@@ -35,12 +35,13 @@ def space_kind(path: Path, config: dict) -> str:
     return config.get("kind") or ("relational" if (path / "relational.json").exists() else "table")
 
 
-def save_tensors(path: Path, state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor]) -> None:
+def save_tensors(path: Path, state: dict[str, torch.Tensor], extra: dict[str, torch.Tensor],
+                 format: str = FORMAT) -> None:
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     tensors.update({f"__{k}": v.detach().cpu().contiguous().clone() for k, v in extra.items()})
     # one metadata key: safetensors writes several in no fixed order, so two saves of the same tensors
     # would differ in bytes (the version lives in config.json)
-    save_file(tensors, str(path), metadata={"format": FORMAT})
+    save_file(tensors, str(path), metadata={"format": format})
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:

@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save_file
 
 from featrix_model import io
 from featrix_model.guardrails import OODDetector, ood_warning
 from featrix_model.head import OVER_BUDGET_WARN, HeadTrainer, PredictorMLP, choose_depth, hidden_width, plan_epochs
 from featrix_model.jsonable import to_jsonable
+from featrix_model.loading import load_space
 from featrix_model.tasks import TaskType, detect_kind, make_task, resolve_kind, task_from_state  # noqa: F401 (re-exported)
 
 log = logging.getLogger("featrix_model")
@@ -256,17 +256,13 @@ class Predictor:
                                              "fitted": {**self._fitted_state(), "ood": self.ood_.get_state(),
                                                         "model_version": self.model_version_}})
         io.write_json(path / "timeline.json", self.timeline_)
-        # one metadata key: safetensors writes its metadata map in hash order, so two keys can swap between saves
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.mlp_.state_dict().items()},
-                  str(path / "model.safetensors"), metadata={"format": FORMAT})
+        io.save_tensors(path / "model.safetensors", self.mlp_.state_dict(), {}, format=FORMAT)
         return path
 
     @classmethod
     def load(cls, path: str | Path, tables: dict | None = None) -> "Predictor":
         """``tables``: the child tables a predictor on a ``RelationalSpace`` reads its parents' children
         from (``{table name: DataFrame}``); not needed for a table space."""
-        from featrix_model.loading import load_space
-
         path = Path(path)
         doc = io.read_json(path / "config.json")
         if doc.get("format") != FORMAT:

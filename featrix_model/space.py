@@ -18,7 +18,7 @@ import torch
 
 from featrix_model import io
 from featrix_model.codecs.base import CodecContext
-from featrix_model.columns import ColumnPlan, plan_columns
+from featrix_model.columns import ColumnPlan, default_column_types, plan_columns
 from featrix_model.joint import JointEncoder
 from featrix_model.network import EmbeddingNetwork
 from featrix_model.pairs import select_pairs
@@ -332,7 +332,7 @@ class EmbeddingSpace:
 def codec_context(seed: int, column_types: dict | None = None) -> CodecContext:
     """What this space's codecs get: the seed, and the class (and column types) that a JSON column's
     child space is trained with — a plain table space."""
-    return CodecContext(seed=seed, space_class=EmbeddingSpace, column_types=column_types)
+    return CodecContext(seed=seed, space_class=EmbeddingSpace, column_types=column_types or default_column_types())
 
 
 def training_settings(config: TrainingConfig | None = None, **given) -> dict:

@@ -70,9 +70,9 @@ class JsonCodec(Codec):
         return self
 
     def _space_class(self) -> type:
-        if self.context.space_class is None:
-            raise RuntimeError(f"JSON column '{self.name}': the codec was not given the space class that trains "
-                               "its child space (CodecContext.space_class).")
+        if self.context.space_class is None or not self.context.column_types:
+            raise RuntimeError(f"JSON column '{self.name}': the codec was not given the space class and column "
+                               "types that train its child space (CodecContext.space_class, column_types).")
         return self.context.space_class
 
     def fit(self, values: pd.Series) -> "JsonCodec":
@@ -83,12 +83,11 @@ class JsonCodec(Codec):
         if len(self.keys_) < 2:
             raise ValueError(f"JSON column '{self.name}' flattens to {len(self.keys_)} key(s); "
                              "a child space needs at least 2 (treat it as a string column instead).")
-        types = dict(self.context.column_types or {})
-        if "string" in types:
-            types["json"] = types["string"]  # nested lists inside the object are text to the child: no recursion
-        self.child_ = self._space_class().fit(present[self.keys_].reset_index(drop=True),
-                                              time_budget_s=self.child_budget_s, seed=self.seed, progress=False,
-                                              keep_training_rows=False, column_types=types or None)
+        space_class = self._space_class()
+        types = {**self.context.column_types, "json": self.context.column_types["string"]}  # nested objects are
+        # text to the child: no recursion
+        self.child_ = space_class.fit(present[self.keys_].reset_index(drop=True), time_budget_s=self.child_budget_s,
+                                      seed=self.seed, progress=False, keep_training_rows=False, column_types=types)
         self.missing_share_ = float(missing.mean())
         return self
 

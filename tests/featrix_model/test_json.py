@@ -12,6 +12,10 @@ from sklearn.model_selection import cross_val_score
 
 from featrix_model import EmbeddingSpace
 from featrix_model.codecs.json_codec import JsonCodec, flatten
+from featrix_model.codecs.scalar import ScalarCodec
+from featrix_model.columns import default_column_types
+from featrix_model.encoders.scalar import AdaptiveScalarEncoder
+from featrix_model.space import codec_context
 
 torch.set_num_threads(1)
 
@@ -46,3 +50,23 @@ def test_json_column_trains_child_space_and_round_trips(tmp_path):
     es.save(tmp_path / "es", figures=False)
     again = EmbeddingSpace.load(tmp_path / "es")
     assert again.encode(df).tobytes() == es.encode(df).tobytes()
+
+
+
+def test_the_callers_seed_reaches_every_codec_and_the_json_child_space():
+    seen = {}
+
+    class Recorder(ScalarCodec):
+        @classmethod
+        def build(cls, name, semantic_type, context):
+            seen[name] = context.seed
+            return super().build(name, semantic_type, context)
+
+    df, _ = frame(300)
+    types = {**default_column_types(), "scalar": (Recorder, AdaptiveScalarEncoder)}
+    EmbeddingSpace.fit(df[["spend"]].assign(other=df["spend"] * 2), seed=5, progress=False, epochs=1,
+                       column_types=types)
+    assert seen == {"spend": 5, "other": 5}
+    assert JsonCodec.build("meta", "json", codec_context(5)).seed == 5
+    child = JsonCodec("meta", child_budget_s=1, seed=5).bind(codec_context(5)).fit(df["meta"]).child_
+    assert child.config.seed == 5  # not a fixed 0
