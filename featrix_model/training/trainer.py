@@ -117,7 +117,7 @@ class Trainer:
         ladder = InterventionLadder()
         history, frames = [], []
         best = (math.inf, None, 0)
-        step, start = 0, time.monotonic()
+        step, start, over_budget = 0, time.monotonic(), False
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -199,10 +199,11 @@ class Trainer:
                 entry["corrective_actions"].append("EARLY_STOP")
                 self.log(f"early stop at epoch {epoch}: no validation improvement > {cfg.min_delta} for {cfg.patience} epochs")
                 break
-            if cfg.time_budget_s and time.monotonic() - start > 3 * cfg.time_budget_s:
-                entry["corrective_actions"].append("TIME_GUARD_STOP")
-                self.log(f"stopped at epoch {epoch}: three times the {cfg.time_budget_s:.0f}s budget elapsed")
-                break
+            if cfg.time_budget_s and not over_budget and time.monotonic() - start > 3 * cfg.time_budget_s:
+                over_budget = True  # the clock only warns: the planned epochs still run, so results stay reproducible
+                entry["corrective_actions"].append("TIME_OVER_BUDGET")
+                self.log(f"[WARN] epoch {epoch}: three times the {cfg.time_budget_s:.0f}s budget has elapsed; this "
+                         "machine is slower than the fixed cost model assumes (training continues)")
         if bar is not None:
             bar.close()
         if best[1] is not None:

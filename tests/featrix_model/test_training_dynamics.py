@@ -551,3 +551,22 @@ def test_clip_threshold_is_loss_times_clip_ratio():
 def test_gradient_warning_above_10x_loss():
     assert gradient_warning(11.0, 1.0) and not gradient_warning(9.0, 1.0)
     assert gradient_warning(0.011, 0.001) and not gradient_warning(100.0, 20.0)
+
+
+def test_a_slow_clock_warns_but_never_cuts_the_planned_epochs(monkeypatch):
+    """Nothing that decides a result may read the clock: a machine 1,000 s slower per step trains the same
+    epochs (and the same bytes) and only gets a warning."""
+    import pandas as pd
+
+    from featrix_model import EmbeddingSpace
+    from featrix_model.training import trainer as trainer_module
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.normal(size=200), "b": rng.choice(["x", "y"], 200)})
+    quiet = EmbeddingSpace.fit(df, time_budget_s=1, seed=0, progress=False)
+    ticks = iter(range(0, 10**9, 1000))
+    monkeypatch.setattr(trainer_module.time, "monotonic", lambda: float(next(ticks)))
+    busy = EmbeddingSpace.fit(df, time_budget_s=1, seed=0, progress=False)
+    assert len(busy.timeline) == len(quiet.timeline) == busy.config.epochs
+    assert any("TIME_OVER_BUDGET" in e["corrective_actions"] for e in busy.timeline)
+    assert busy.encode(df).tobytes() == quiet.encode(df).tobytes()
