@@ -20,9 +20,8 @@ from featrix_pipeline.store import ParquetJsonIOManager, default_store_dir, repo
 from featrix_pipeline.topology import Topology
 
 
-def build_assets(spec: DatasetSpec, topology: Topology | None = None) -> list:
-    topology = topology or Topology.from_spec(spec)
-    store, reports = default_store_dir(spec.name), reports_dir(spec.name)
+def build_assets(topology: Topology) -> list:
+    store, reports = default_store_dir(topology.spec.name), reports_dir(topology.spec.name)
     return (build_table_assets(topology, store, reports) + build_join_assets(topology, store, reports)
             + build_space_assets(topology, store) + build_relational_assets(topology, store)
             + build_predictor_assets(topology, store))
@@ -35,7 +34,7 @@ def build_resources(spec: DatasetSpec) -> dict:
 
 
 def build_definitions(spec: DatasetSpec) -> dg.Definitions:
-    return dg.Definitions(assets=build_assets(spec, Topology.from_spec(spec)), resources=build_resources(spec))
+    return dg.Definitions(assets=build_assets(Topology.from_spec(spec)), resources=build_resources(spec))
 
 
 defs = build_definitions(load_spec())

@@ -5,12 +5,19 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from featrix_pipeline.topology import Topology
+
 SUFFIX = "_rows"
 
 
-def rows_in(tables) -> dict[str, dg.AssetIn]:
+def asset_in(key) -> dg.AssetIn:
+    """An input from the asset with the topology's key ``key`` (a tuple of strings)."""
+    return dg.AssetIn(list(key))
+
+
+def rows_in(topology: Topology, tables) -> dict[str, dg.AssetIn]:
     """Inputs ``<table>_rows`` ← ``<table>/filtered`` for the tables a model reads (lookups, children)."""
-    return {f"{t}{SUFFIX}": dg.AssetIn([t, "filtered"]) for t in tables}
+    return {f"{t}{SUFFIX}": asset_in(topology[t].key("filtered")) for t in tables}
 
 
 def rows_of(inputs: dict) -> dict[str, pd.DataFrame]:

@@ -5,10 +5,11 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from assets.inputs import asset_in
+from featrix_model.jsonable import to_jsonable
 from featrix_pipeline.joins import validate_join
 from featrix_pipeline.report import refresh_report
-from featrix_model.jsonable import to_jsonable
-from featrix_pipeline.spec import DatasetSpec, RelationshipSpec
+from featrix_pipeline.spec import RelationshipSpec
 from featrix_pipeline.targets import target_values
 from featrix_pipeline.topology import Topology
 
@@ -22,22 +23,18 @@ CHECKS = {
 }
 
 
-def has_time_info(spec: DatasetSpec, rel: RelationshipSpec) -> bool:
-    return bool(spec.tables[rel.child].time_column and spec.tables[rel.parent].time_column)
-
-
 def build_join_assets(topology: Topology, store_dir: Path, reports_dir: Path) -> list:
-    spec = topology.spec
-    return [_join_asset(spec, rel, store_dir, reports_dir) for rel in spec.relationships]
+    return [_join_asset(topology, rel, store_dir, reports_dir) for rel in topology.spec.relationships]
 
 
-def _join_asset(spec: DatasetSpec, rel: RelationshipSpec, store_dir: Path, reports_dir: Path):
-    names = [n for n in CHECKS if n != "temporal_consistency" or has_time_info(spec, rel)]
-    specs = [dg.AssetCheckSpec(n, asset=[rel.name, "join_report"], blocking=True, description=CHECKS[n]) for n in names]
-    child_t, parent_t = spec.tables[rel.child], spec.tables[rel.parent]
+def _join_asset(topology: Topology, rel: RelationshipSpec, store_dir: Path, reports_dir: Path):
+    spec, key = topology.spec, list(topology.join_key(rel))
+    child_time, parent_time = topology.time_columns(rel)
+    names = [n for n in CHECKS if n != "temporal_consistency" or child_time]
+    specs = [dg.AssetCheckSpec(n, asset=key, blocking=True, description=CHECKS[n]) for n in names]
 
-    @dg.asset(key=[rel.name, "join_report"], group_name="joins", check_specs=specs, kinds={"pandas"},
-              ins={"child": dg.AssetIn([rel.child, "raw"]), "parent": dg.AssetIn([rel.parent, "raw"])},
+    @dg.asset(key=key, group_name="joins", check_specs=specs, kinds={"pandas"},
+              ins={"child": asset_in(topology[rel.child].key("raw")), "parent": asset_in(topology[rel.parent].key("raw"))},
               description=f"Validation of the join `{rel.condition}` ({rel.cardinality}): coverage, key types, "
                           "declared vs observed cardinality, orphans, duplicate parent keys, distribution shift.")
     def join_report(context: dg.AssetExecutionContext, child: pd.DataFrame, parent: pd.DataFrame):
@@ -47,11 +44,8 @@ def _join_asset(spec: DatasetSpec, rel: RelationshipSpec, store_dir: Path, repor
                 targets[tgt.name] = target_values(child, tgt)
             except (KeyError, ValueError) as e:
                 context.log.warning(str(e))
-        rep = validate_join(
-            rel, child, parent, parent_primary_key=parent_t.primary_key,
-            child_time_column=child_t.time_column if has_time_info(spec, rel) else None,
-            parent_time_column=parent_t.time_column if has_time_info(spec, rel) else None,
-            target_columns=targets or None)
+        rep = validate_join(rel, child, parent, parent_primary_key=topology[rel.parent].spec.primary_key,
+                            child_time_column=child_time, parent_time_column=parent_time, target_columns=targets or None)
         md = rep.markdown()
         yield dg.Output({"report": rep.to_dict(), "markdown": md}, metadata={
             "coverage": float(rep.coverage), "observed_cardinality": rep.observed_cardinality,

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.checks import beats_baselines, beats_baselines_spec
-from assets.inputs import rows_in, rows_of
+from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import figure_metadata
 from featrix_pipeline.predictors import score_table, train_predictor
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
@@ -22,12 +22,12 @@ def build_predictor_assets(topology: Topology, store_dir: Path) -> list:
 def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> list:
     table, key = plan.table.name, plan.key("predictor")
     out_dir = store_dir.joinpath(*key)
-    other_ins = rows_in(topology.reads(table))
+    other_ins = rows_in(topology, topology.reads(table))
     space_kind = "relational" if plan.table.has_relational_space else "embedding"
 
     @dg.asset(key=list(key), group_name="predictors", kinds={"pytorch"},
-              ins={"raw": dg.AssetIn([table, "raw"]), "filtered": dg.AssetIn([table, "filtered"]),
-                   "space": dg.AssetIn(list(plan.space_key)), **other_ins},
+              ins={"raw": asset_in(plan.table.key("raw")), "filtered": asset_in(plan.table.key("filtered")),
+                   "space": asset_in(plan.space_key), **other_ins},
               check_specs=[beats_baselines_spec(key)],
               description=f"Calibrated, guarded predictor of `{plan.name}` on `{table}`'s {space_kind} space, with "
                           "held-out metrics and a LightGBM baseline trained on the same split.")
@@ -47,12 +47,13 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
         yield beats_baselines(s, settings.margin_for(plan.target.lightgbm_margin), plan.target.note)
 
     @dg.asset(key=list(plan.key("predictions")), group_name="predictors", kinds={"duckdb", "parquet"},
-              ins={"filtered": dg.AssetIn([table, "filtered"]), "model": dg.AssetIn(list(key)), **other_ins},
+              ins={"filtered": asset_in(plan.table.key("filtered")), "model": asset_in(key), **other_ins},
               description=f"Every `{table}` row scored by the `{plan.name}` predictor, written back to the "
                           f"warehouse as table `{plan.name}_predictions` (run id, model version, timestamp).")
     def predictions(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model: dict,
-                    warehouse: WarehouseResource, **other_rows) -> dg.Output[pd.DataFrame]:
-        scored = score_table(topology, plan, filtered, model["path"], context.run_id, rows_of(other_rows))
+                    warehouse: WarehouseResource, model_settings: ModelSettings, **other_rows) -> dg.Output[pd.DataFrame]:
+        scored = score_table(topology, plan, filtered, model["path"], context.run_id, model_settings.fit_settings(),
+                             rows_of(other_rows))
         warehouse.get().write_table(f"{plan.name}_predictions", scored)
         return dg.Output(scored, metadata={"dagster/row_count": len(scored),
                                            "warehouse_table": f"{plan.name}_predictions",

@@ -7,7 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.checks import collapse_check, collapse_spec
-from assets.inputs import rows_in, rows_of
+from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import space_metadata
 from featrix_pipeline.relational import train_relational_space
 from featrix_pipeline.resources import ModelSettings
@@ -24,9 +24,9 @@ def build_relational_assets(topology: Topology, store_dir: Path) -> list:
 def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
     parent, key, children = plan.name, plan.key("relational_space"), plan.child_tables
     out_dir = store_dir.joinpath(*key)
-    ins = {**rows_in((parent, *topology.reads(parent))), "profile": dg.AssetIn(list(plan.key("profile"))),
-           **{f"{c}_space": dg.AssetIn([c, "embedding_space"]) for c in children},
-           **{f"{r.name}_join": dg.AssetIn([r.name, "join_report"]) for r in plan.children}}  # their blocking checks gate this
+    ins = {**rows_in(topology, (parent, *topology.reads(parent))), "profile": asset_in(plan.key("profile")),
+           **{f"{c}_space": asset_in(topology[c].key("embedding_space")) for c in children},
+           **{f"{r.name}_join": asset_in(topology.join_key(r)) for r in plan.children}}  # their blocking checks gate this
 
     @dg.asset(key=list(key), group_name=parent, kinds={"pytorch"}, ins=ins, check_specs=[collapse_spec(key)],
               description=f"Hierarchical embedding space of `{parent}`: each row with its "

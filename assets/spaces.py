@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.checks import collapse_check, collapse_spec
-from assets.inputs import rows_in, rows_of
+from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import space_metadata
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.spaces import row_embeddings, train_space
@@ -14,17 +14,16 @@ from featrix_pipeline.topology import TablePlan, Topology
 
 
 def build_space_assets(topology: Topology, store_dir: Path) -> list:
-    return [a for plan in topology.tables.values() if plan.has_space for a in _space_assets(plan, store_dir)]
+    return [a for plan in topology.tables.values() if plan.has_space for a in _space_assets(topology, plan, store_dir)]
 
 
-def _space_assets(plan: TablePlan, store_dir: Path) -> list:
+def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
     table, key = plan.name, plan.key("embedding_space")
     space_dir = store_dir.joinpath(*key)
-    lookup_ins = rows_in(plan.lookup_tables)
+    lookup_ins = rows_in(topology, plan.lookup_tables)
 
     @dg.asset(key=list(key), group_name=table, kinds={"pytorch"},
-              ins={"filtered": dg.AssetIn(list(plan.key("filtered"))), "profile": dg.AssetIn(list(plan.key("profile"))),
-                   **lookup_ins},
+              ins={"filtered": asset_in(plan.key("filtered")), "profile": asset_in(plan.key("profile")), **lookup_ins},
               check_specs=[collapse_spec(key)],
               description=f"Self-supervised embedding space of `{table}` (its lookups joined in): every automatic "
                           "choice with its reason, final losses, top mutual-information pairs and training figures.")
@@ -41,10 +40,11 @@ def _space_assets(plan: TablePlan, store_dir: Path) -> list:
         yield collapse_check(summary)
 
     @dg.asset(key=list(plan.key("row_embeddings")), group_name=table, kinds={"parquet"},
-              ins={"filtered": dg.AssetIn(list(plan.key("filtered"))), "space": dg.AssetIn(list(key)), **lookup_ins},
+              ins={"filtered": asset_in(plan.key("filtered")), "space": asset_in(key), **lookup_ins},
               description=f"One embedding per `{table}` row: primary key, emb_0..emb_d, short 3D vector.")
-    def row_embeddings_asset(filtered: pd.DataFrame, space: dict, **lookup_rows) -> dg.Output[pd.DataFrame]:
-        out = row_embeddings(plan, filtered, space["path"], rows_of(lookup_rows))
+    def row_embeddings_asset(filtered: pd.DataFrame, space: dict, model_settings: ModelSettings,
+                             **lookup_rows) -> dg.Output[pd.DataFrame]:
+        out = row_embeddings(plan, filtered, space["path"], model_settings.fit_settings(), rows_of(lookup_rows))
         return dg.Output(out, metadata={"dagster/row_count": len(out), "d_model": space["d_model"]})
 
     return [embedding_space, row_embeddings_asset]

@@ -11,7 +11,7 @@ from featrix_pipeline.expectations import validate_table
 from featrix_pipeline.report import refresh_report
 from featrix_pipeline.resources import WarehouseResource
 from featrix_pipeline.spec import DatasetSpec, SpecError, check_columns
-from featrix_pipeline.topology import Topology
+from featrix_pipeline.topology import TablePlan, Topology
 from featrix_pipeline.warehouse import WarehouseError
 
 PK_EXPECTATIONS = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_unique",
@@ -19,14 +19,15 @@ PK_EXPECTATIONS = ("expect_column_values_to_not_be_null", "expect_column_values_
 
 
 def build_table_assets(topology: Topology, store_dir: Path, reports_dir: Path) -> list:
-    spec = topology.spec
-    return [a for name, t in spec.tables.items() for a in _table_assets(spec, name, t.source, store_dir, reports_dir)]
+    return [a for plan in topology.tables.values() for a in _table_assets(topology.spec, plan, store_dir, reports_dir)]
 
 
-def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, reports_dir: Path) -> list:
-    t = spec.tables[table]
+def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_dir: Path) -> list:
+    table, t = plan.name, plan.spec
+    source = t.source
+    raw_key, profile_key, filtered_key = (list(plan.key(s)) for s in ("raw", "profile", "filtered"))
 
-    @dg.asset(key=[table, "raw"], group_name=table, kinds={"duckdb", "pandas"},
+    @dg.asset(key=raw_key, group_name=table, kinds={"duckdb", "pandas"},
               description=f"Snapshot of `{source}` read from the warehouse, ordered by its primary key. {t.description}")
     def raw(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
         wh = warehouse.get()
@@ -38,13 +39,13 @@ def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, r
         return dg.Output(df, metadata=table_metadata(df))
 
     suite_checks = [
-        dg.AssetCheckSpec("primary_key", asset=[table, "profile"], blocking=True,
+        dg.AssetCheckSpec("primary_key", asset=profile_key, blocking=True,
                           description=f"Great Expectations: primary key ({', '.join(t.primary_key)}) is present and unique."),
-        dg.AssetCheckSpec("expectation_suite", asset=[table, "profile"],
+        dg.AssetCheckSpec("expectation_suite", asset=profile_key,
                           description="Great Expectations suite: foreign-key null ratios and value types from the profile."),
     ]
 
-    @dg.asset(key=[table, "profile"], group_name=table, ins={"raw": dg.AssetIn([table, "raw"])},
+    @dg.asset(key=profile_key, group_name=table, ins={"raw": dg.AssetIn(raw_key)},
               check_specs=suite_checks, kinds={"pandas"},
               description="Per column: detected semantic type (from values), null and unique ratios, examples and "
                           "a usefulness verdict (all-null, constant, random identifier), plus the table's Great "
@@ -69,8 +70,8 @@ def _table_assets(spec: DatasetSpec, table: str, source: str, store_dir: Path, r
                 metadata={"failed": dg.MetadataValue.json(failed), "expectations_run": len(group),
                           "examples": dg.MetadataValue.md(_examples_md(failed))})
 
-    @dg.asset(key=[table, "filtered"], group_name=table, kinds={"pandas"},
-              ins={"raw": dg.AssetIn([table, "raw"]), "profile": dg.AssetIn([table, "profile"])},
+    @dg.asset(key=filtered_key, group_name=table, kinds={"pandas"},
+              ins={"raw": dg.AssetIn(raw_key), "profile": dg.AssetIn(profile_key)},
               description="The table minus useless columns (all-null, constant, random identifiers), each with "
                           "its reason. Keys stay for joining. Rows are never dropped.")
     def filtered(context: dg.AssetExecutionContext, raw: pd.DataFrame, profile: dict) -> dg.Output[pd.DataFrame]:

@@ -155,6 +155,10 @@ def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | 
 
 def _analyse(df: pd.DataFrame, known: dict[str, Analysis]) -> tuple[dict, dict]:
     """Profiles and verdicts of every column: the known ones as given, the rest computed here."""
+    stale = [c for c in df.columns if c in known and known[c][0].n_rows != len(df)]
+    if stale:
+        raise ValueError(f"the profile handed in for column(s) {stale} was made on {known[stale[0]][0].n_rows:,} rows, "
+                         f"but the frame has {len(df):,}: profile these rows again (leave analysis= out).")
     rest = [c for c in df.columns if c not in known]
     profiles = {c: known[c][0] for c in df.columns if c in known}
     verdicts = {c: known[c][1] for c in df.columns if c in known}

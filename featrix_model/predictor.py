@@ -36,6 +36,7 @@ from featrix_model.guardrails import OODDetector, ood_warning
 from featrix_model.head import OVER_BUDGET_WARN, HeadTrainer, PredictorMLP, choose_depth, hidden_width, plan_epochs
 from featrix_model.jsonable import to_jsonable
 from featrix_model.loading import load_space
+from featrix_model.space import use_threads
 from featrix_model.tasks import TaskType, detect_kind, make_task, resolve_kind, task_from_state  # noqa: F401 (re-exported)
 
 log = logging.getLogger("featrix_model")
@@ -61,6 +62,7 @@ class PredictorConfig:
     exclude_features: tuple[str, ...] = ()
     epochs: int | None = None
     validation_fraction: float = 0.2
+    threads: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "exclude_features", tuple(self.exclude_features))
@@ -88,10 +90,11 @@ class Predictor:
             cost_false_positive: float | None = None, cost_false_negative: float | None = None,
             fine_tune: bool | None = None, time_budget_s: float | None = None, *, seed: int = 0, loss: str = "auto",
             n_hidden_layers: int | None = None, exclude_features: tuple[str, ...] = (), epochs: int | None = None,
-            validation_fraction: float = 0.2, progress: bool = False) -> "Predictor":
+            validation_fraction: float = 0.2, threads: int | None = None) -> "Predictor":
+        """``threads``: torch's thread count (None: the current one); recorded, as it changes result bytes."""
         settings = PredictorConfig(target, kind, positive_label, cost_false_positive, cost_false_negative, fine_tune,
                                    time_budget_s, seed, loss, n_hidden_layers, exclude_features, epochs,
-                                   validation_fraction)
+                                   validation_fraction, use_threads(threads))
         return cls(space, settings)._fit(df)
 
     def _fit(self, df: pd.DataFrame) -> "Predictor":

@@ -39,7 +39,7 @@ from featrix_model.codecs.children import ChildrenCodec
 from featrix_model.columns import default_column_types, plan_columns
 from featrix_model.encoders.children import ChildrenEncoder
 from featrix_model.relationships import Relationship, denormalise, lookups_of, parse_relationship
-from featrix_model.space import EmbeddingSpace, codec_context, training_settings
+from featrix_model.space import EmbeddingSpace, codec_context, training_settings, use_threads
 
 MAX_CHILDREN = 64
 MAX_STAT_COLUMNS = 16
@@ -86,7 +86,7 @@ class RelationalSpace(EmbeddingSpace):
         ``analysis``: {parent column: (profile, verdict)} computed earlier, as for ``EmbeddingSpace.fit``. The training
         settings (``threads``, ``epochs``, ``max_epochs``, ``lr``, ``batch_size``, ``d_model``) are the
         parent-level space's, as for ``EmbeddingSpace.fit``; child spaces get the thread count."""
-        settings = training_settings(threads=threads, epochs=epochs, max_epochs=max_epochs, lr=lr,
+        settings = training_settings(threads=use_threads(threads), epochs=epochs, max_epochs=max_epochs, lr=lr,
                                      batch_size=batch_size, d_model=d_model)
         return cls._fit(tables, relationships, parent, child_spaces, time_budget_s, seed, progress, settings,
                         child_time=child_time or {}, cutoff=cutoff, max_children=max_children,

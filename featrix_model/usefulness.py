@@ -67,8 +67,8 @@ from featrix_model.types import (
     SNOWFLAKE_RE,
     ColumnProfile,
     SemanticType,
-    _non_null,
-    _sample,
+    non_null,
+    sample_values,
     id_pattern,
     profile_column,
 )
@@ -138,7 +138,7 @@ def semantic_similarity(values: pd.Series, n: int = SIM_SAMPLE) -> dict[str, flo
     docstring). Returns {"semantic_similarity", "mean_cosine", "shape_baseline", "n_sampled"}."""
     from featrix_model.sentence import embed
 
-    distinct = sorted({str(v).strip() for v in _non_null(values)})
+    distinct = sorted({str(v).strip() for v in non_null(values)})
     if len(distinct) < 2:
         return None
     rng = random.Random(SEED)
@@ -155,7 +155,7 @@ def semantic_similarity(values: pd.Series, n: int = SIM_SAMPLE) -> dict[str, flo
 
 def _pattern(values: pd.Series) -> tuple[str | None, float]:
     """The structural ID pattern matched by >= 80% of a sample, and its match ratio."""
-    nn = _sample(_non_null(values))
+    nn = sample_values(non_null(values))
     if nn.empty:
         return None, 0.0
     if pd.api.types.is_numeric_dtype(nn.dtype) and not pd.api.types.is_bool_dtype(nn.dtype):
@@ -183,7 +183,7 @@ def score_useless(values: pd.Series, name: str, profile: ColumnProfile | None = 
         return UselessVerdict(name, True, 1.0, zero, f"Column '{name}' is entirely null ({p.n_rows:,} rows). "
                               "No data. Excluding from training.", "all_null", metrics)
     if p.n_unique == 1:
-        value = str(_non_null(values).iloc[0])
+        value = str(non_null(values).iloc[0])
         return UselessVerdict(name, True, 1.0, zero, f"Column '{name}' has only 1 unique value ('{value}'). "
                               "Provides no discrimination. Excluding from training.", "constant", metrics)
 

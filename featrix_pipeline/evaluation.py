@@ -49,7 +49,7 @@ def lightgbm_baseline(task, X_tr: pd.DataFrame, y_tr, X_te: pd.DataFrame, seed: 
     if task.kind == TaskType.REGRESSION:
         return pd.DataFrame({"prediction": lgb.LGBMRegressor(**params).fit(tr, y_tr).predict(te)})
     if task.kind == TaskType.BINARY:
-        positive = _is_positive(task, y_tr)
+        positive = task.is_positive(y_tr)
         m = lgb.LGBMClassifier(**params).fit(tr, positive)
         proba = m.predict_proba(te)[:, list(m.classes_).index(True)]
         return _binary_frame(task, m.predict(te).astype(bool), proba)
@@ -62,12 +62,8 @@ def naive_baseline(task, y_tr, n: int) -> pd.DataFrame:
     if task.kind == TaskType.REGRESSION:
         return pd.DataFrame({"prediction": np.full(n, float(np.mean(np.asarray(y_tr, dtype=float))))})
     if task.kind == TaskType.BINARY:
-        return _binary_frame(task, np.full(n, bool(_is_positive(task, y_tr).mean() > 0.5)), np.full(n, 0.5))
+        return _binary_frame(task, np.full(n, bool(task.is_positive(y_tr).mean() > 0.5)), np.full(n, 0.5))
     return pd.DataFrame({"prediction": np.full(n, pd.Series(y_tr).astype(str).mode()[0], dtype=object)})
-
-
-def _is_positive(task, y) -> np.ndarray:
-    return (pd.Series(np.asarray(y)).astype(str) == str(task.positive_label_)).to_numpy()
 
 
 def _binary_frame(task, positive: np.ndarray, probability: np.ndarray) -> pd.DataFrame:

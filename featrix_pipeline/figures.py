@@ -15,8 +15,7 @@ def predictor_figures(task, y_true, resp: pd.DataFrame, out_dir: Path) -> dict[s
     """{figure name: PNG path}; ``y_true``: the held-out labels, ``resp``: the predictor's frame for them."""
     figs = {}
     if task.kind == TaskType.BINARY:
-        positive = (pd.Series(np.asarray(y_true)).astype(str) == str(task.positive_label_)).to_numpy()
-        figs["calibration"] = _calibration(resp["probability"].to_numpy(), positive.astype(int), out_dir)
+        figs["calibration"] = _calibration(resp["probability"].to_numpy(), task.is_positive(y_true).astype(int), out_dir)
     if task.kind != TaskType.REGRESSION:
         figs["confusion_matrix"] = _confusion(pd.Series(np.asarray(y_true)).astype(str),
                                               resp["prediction"].astype(str), out_dir)

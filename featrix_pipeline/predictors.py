@@ -10,6 +10,7 @@ import pandas as pd
 
 from featrix_model import load_space
 from featrix_model.predictor import Predictor
+from featrix_model.space import use_threads
 from featrix_pipeline.evaluation import held_out_split, lightgbm_baseline, naive_baseline
 from featrix_pipeline.figures import predictor_figures
 from featrix_pipeline.settings import FitSettings
@@ -31,8 +32,8 @@ def training_frame(plan: TargetPlan, raw: pd.DataFrame, filtered: pd.DataFrame, 
 
 def hidden_features(plan: TargetPlan) -> tuple[str, ...]:
     """Columns the predictor may not use: the target's ``exclude_features`` and a single-column key."""
-    pk = plan.table.spec.primary_key
-    return tuple(dict.fromkeys((*plan.target.exclude_features, *(pk if len(pk) == 1 else ()))))
+    row_id = plan.table.row_id
+    return tuple(dict.fromkeys((*plan.target.exclude_features, *((row_id,) if row_id else ()))))
 
 
 def _child_tables(topology: Topology, plan: TargetPlan, rows: dict[str, pd.DataFrame]) -> dict | None:
@@ -48,7 +49,11 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
     table's models read (lookups; children of a relational space and their lookups)."""
     target = plan.target
     df, notes = training_frame(plan, raw, filtered, settings.predictor_max_rows, settings.seed)
-    df = df[df[target.column].notna()].reset_index(drop=True)
+    unlabelled = df[target.column].isna()
+    if unlabelled.any():
+        notes.append(f"[WARN] {int(unlabelled.sum()):,} rows have no value for '{target.name}': left out of training "
+                     "and of the held-out metrics (they are still scored by the predictions asset)")
+    df = df[~unlabelled].reset_index(drop=True)
     rows = {**(rows or {}), plan.table.name: filtered}
     df = plan.table.model_frame(df, rows)
     hide = hidden_features(plan)
@@ -57,7 +62,8 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
     train_df, test_df = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
     p = Predictor.fit(es, train_df, target=target.column, kind=target.kind, positive_label=target.positive_label,
                       cost_false_positive=target.cost_false_positive, cost_false_negative=target.cost_false_negative,
-                      exclude_features=hide, seed=settings.seed, time_budget_s=settings.time_budget_s)
+                      exclude_features=hide, seed=settings.seed, time_budget_s=settings.time_budget_s,
+                      threads=settings.threads)
     p.save(out_dir)
     task = p.task_
     resp = p.predict_frame(test_df.drop(columns=[target.column]), explain=False)
@@ -80,9 +86,10 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
 
 
 def score_table(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, predictor_path: str | Path,
-                run_id: str, rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+                run_id: str, settings: FitSettings, rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every row of the table scored: primary key, prediction, probability/interval, confidence, OOD.
     ``rows``: as for ``train_predictor``."""
+    use_threads(settings.threads)
     table = plan.table
     rows = {**(rows or {}), table.name: filtered}
     p = Predictor.load(predictor_path, tables=_child_tables(topology, plan, rows))

@@ -21,16 +21,14 @@ from featrix_pipeline.topology import Topology
 
 
 def link_relationships(topology: Topology, parent: str) -> list[Relationship]:
-    """The parent's child relationships for ``featrix_model``; a link is named after its child table
-    (columns ``flights.children``, ``flights.count``) unless one child table links twice."""
-    rels = topology[parent].children
-    children = [r.child for r in rels]
-    return [r.to_model(r.child if children.count(r.child) == 1 else r.name) for r in rels]
+    """The parent's child relationships for ``featrix_model``, unnamed: the model names each link
+    after its child table (columns ``flights.children``, ``flights.count``)."""
+    return [r.to_model(name="") for r in topology[parent].children]
 
 
-def _single_keys(topology: Topology, tables) -> dict[str, list[str]]:
-    """Single-column primary keys: row identifiers, left out of the tables' spaces."""
-    return {t: list(topology[t].spec.primary_key) for t in tables if len(topology[t].spec.primary_key) == 1}
+def _row_ids(topology: Topology, tables) -> dict[str, list[str]]:
+    """The tables' row ids, left out of their spaces."""
+    return {t: [topology[t].row_id] for t in tables if topology[t].row_id}
 
 
 def _hidden_child_columns(topology: Topology, parent: str, frames: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
@@ -55,7 +53,7 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
                              child_spaces={t: EmbeddingSpace.load(p) for t, p in child_space_paths.items()},
                              time_budget_s=settings.time_budget_s, seed=settings.seed, child_time=child_time,
                              cutoff=plan.spec.cutoff_column, child_hide=_hidden_child_columns(topology, parent, frames),
-                             primary_keys=_single_keys(topology, frames), output_dir=out_dir, threads=settings.threads,
+                             primary_keys=_row_ids(topology, frames), output_dir=out_dir, threads=settings.threads,
                              analysis=analysis_of(profile, frames[parent].columns) if profile else None)
     rs.save(out_dir)
     summary = {**space_summary(rs, parent, len(frames[parent]), out_dir), "links": rs.report()["links"],

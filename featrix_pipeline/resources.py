@@ -1,7 +1,8 @@
 """Dagster resources: the warehouse and the model settings of a run.
 
 Fields can come from environment variables (``dg.EnvVar``: resolved when a run starts, never shown
-in the UI); ``build_model_settings`` uses the variable when it is set and the default otherwise.
+in the UI); ``build_model_settings`` uses a variable that is set when the code location loads, and
+the default otherwise.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from featrix_model import EmbeddingSpace
+from featrix_model.space import use_threads
 from featrix_pipeline.columns import analysis_of
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.topology import TablePlan
@@ -19,15 +20,13 @@ FIGURES = {"timeline": "training_timeline.png", "mutual_information": "mutual_in
 def feature_frame(plan: TablePlan, filtered: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """The columns an embedding space learns from, and why any filtered column is left out.
 
-    A single-column primary key identifies rows and is unique by definition, so it carries no
-    shared structure: it is left out. Parts of a composite key (origin, time_hour) are ordinary
-    attributes and stay. Columns computed away by targets' ``exclude_features`` stay too: the space
+    The table's row id (``TablePlan.row_id``) is left out. Columns computed away by targets' ``exclude_features`` stay too: the space
     is task-agnostic; predictors decide what they may use.
     """
-    pk = plan.spec.primary_key
     left_out = {}
-    if len(pk) == 1 and pk[0] in filtered.columns:
-        left_out[pk[0]] = f"'{pk[0]}' is the single-column primary key of {plan.name}: a row identifier, not a feature."
+    if plan.row_id in filtered.columns:
+        left_out[plan.row_id] = (f"'{plan.row_id}' is the single-column primary key of {plan.name}: a row identifier, "
+                                 "not a feature.")
     return filtered.drop(columns=list(left_out)), left_out
 
 
@@ -65,9 +64,10 @@ def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, o
     return es, {**space_summary(es, plan.name, len(features), out_dir), "left_out": left_out}
 
 
-def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space_path: str | Path,
+def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space_path: str | Path, settings: FitSettings,
                    rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Primary key + ``emb_0..emb_{d-1}`` + short ``sx, sy, sz`` for every row (no row dropped)."""
+    use_threads(settings.threads)
     es = EmbeddingSpace.load(space_path)
     if es.train_embeddings_ is not None and len(es.train_embeddings_) == len(filtered):
         emb = es.train_embeddings_  # the space was fitted on exactly these rows, in this order

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,6 @@ class DatasetSpec:
     description: str = ""
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
-    def relationships_of(self, table: str) -> list[RelationshipSpec]:
-        return [r for r in self.relationships if table in (r.left, r.right)]
-
     def key_columns(self, table: str) -> set[str]:
         """Primary-key columns plus every column a relationship joins on."""
         keys = set(self.tables[table].primary_key)
@@ -125,7 +123,7 @@ _Loader.yaml_implicit_resolvers = {
 }
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
-    __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
 )
 

@@ -52,6 +52,13 @@ class TablePlan:
         """The space a predictor of this table sits on: the relational space when there is one."""
         return self.key("relational_space" if self.has_relational_space else "embedding_space")
 
+    @property
+    def row_id(self) -> str | None:
+        """A single-column primary key: it identifies rows and carries no shared structure, so no
+        model of the table uses it as a feature (parts of a composite key are ordinary attributes)."""
+        pk = self.spec.primary_key
+        return pk[0] if len(pk) == 1 else None
+
     # ---------------------------------------------------------------- tables read
 
     @property
@@ -120,6 +127,16 @@ class Topology:
 
     def __getitem__(self, table: str) -> TablePlan:
         return self.tables[table]
+
+    @staticmethod
+    def join_key(rel: RelationshipSpec) -> Key:
+        """``(relationship, "join_report")``."""
+        return (rel.name, "join_report")
+
+    def time_columns(self, rel: RelationshipSpec) -> tuple[str | None, str | None]:
+        """(child, parent) time columns when both sides of ``rel`` have one (temporal join checks), else Nones."""
+        child, parent = self.tables[rel.child].spec.time_column, self.tables[rel.parent].spec.time_column
+        return (child, parent) if child and parent else (None, None)
 
     @property
     def relational(self) -> tuple[TablePlan, ...]:

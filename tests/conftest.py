@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from featrix_pipeline import demo
 
-os.environ.setdefault("FEATRIX_TORCH_THREADS", "1")
+os.environ.setdefault("FEATRIX_TORCH_THREADS", "1")  # the pipeline's model_settings read it
+torch.set_num_threads(1)  # fits that name no thread count keep torch's current one
 REPO = Path(__file__).resolve().parent.parent
 DEMO_SPEC = REPO / "schemas" / "datasets" / "nycflights13.yaml"
 

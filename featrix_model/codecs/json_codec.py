@@ -69,11 +69,14 @@ class JsonCodec(Codec):
         self.context = context
         return self
 
-    def _space_class(self) -> type:
-        if self.context.space_class is None or not self.context.column_types:
+    def _child(self) -> tuple[type, dict]:
+        """The class and column types of the child space, the same at fit and at load: the parent's
+        types, with nested objects read as text (no recursion)."""
+        c = self.context
+        if c.space_class is None or not c.column_types:
             raise RuntimeError(f"JSON column '{self.name}': the codec was not given the space class and column "
                                "types that train its child space (CodecContext.space_class, column_types).")
-        return self.context.space_class
+        return c.space_class, {**c.column_types, "json": c.column_types["string"]}
 
     def fit(self, values: pd.Series) -> "JsonCodec":
         flat, missing = flatten(values)
@@ -83,9 +86,7 @@ class JsonCodec(Codec):
         if len(self.keys_) < 2:
             raise ValueError(f"JSON column '{self.name}' flattens to {len(self.keys_)} key(s); "
                              "a child space needs at least 2 (treat it as a string column instead).")
-        space_class = self._space_class()
-        types = {**self.context.column_types, "json": self.context.column_types["string"]}  # nested objects are
-        # text to the child: no recursion
+        space_class, types = self._child()
         self.child_ = space_class.fit(present[self.keys_].reset_index(drop=True), time_budget_s=self.child_budget_s,
                                       seed=self.seed, progress=False, keep_training_rows=False, column_types=types)
         self.missing_share_ = float(missing.mean())
@@ -113,7 +114,8 @@ class JsonCodec(Codec):
             for f, doc in state["child"].items():
                 (Path(tmp) / f).write_text(json.dumps(doc))
             (Path(tmp) / "model.safetensors").write_bytes(base64.b64decode(state["weights"]))
-            self.child_ = self._space_class().load(tmp)
+            space_class, types = self._child()
+            self.child_ = space_class.load(tmp, column_types=types)
         self.keys_, self.missing_share_ = state["keys"], state["missing_share"]
         return self
 

@@ -89,7 +89,7 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
     cfg.batch_size = min(2048, max(32, _pow2(n_rows / 100)))
     why["batch_size"] = f"min(2048, max(32, n_rows/100 = {n_rows / 100:.0f})) rounded to a power of 2"
     if not gpu and cfg.batch_size > 256:
-        why["batch_size"] += (f"; capped at 256 on CPU (spec value {cfg.batch_size}): the time budget buys a fixed "
+        why["batch_size"] += (f"; capped at 256 on CPU (the rule gives {cfg.batch_size}): the time budget buys a fixed "
                               "number of row-passes, so a smaller batch gives ~8× more updates, and the per-column "
                               "InfoNCE logits grow with batch² (2048² × columns does not fit a CPU step)")
         cfg.batch_size = 256
@@ -109,21 +109,21 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
         cfg.max_pairs = min(n_cols * (n_cols - 1) // 2, max(5, n_cols // 2))
         why["d_model"] = ("256 / 3 layers / 8 heads, 8 relationship tokens per pair: the full-size defaults on a GPU (all "
                           "pairs at once would be N(N-1)/2 × 8 tokens; until causal pruning explores them, the "
-                          "spec's floor of max(5, n_cols/2) pairs is used)")
+                          "floor of max(5, n_cols/2) pairs is used)")
     else:
         cfg.d_model = 64 if n_cols <= 60 else 32
         cfg.n_layers, cfg.n_heads, cfg.rel_mode = 2, 4, "fused"
         cfg.max_pairs = min(n_cols * (n_cols - 1) // 2, max(5, n_cols // 2))
         why["d_model"] = (f"{cfg.d_model} / 2 layers / 4 heads on CPU: measured ~1,900 row-views/s at d=64 vs ~280 at "
-                          "the spec's d=128/3 layers, so the default budget could not reach a useful number of updates")
+                          "d=128/3 layers, so the default budget could not reach a useful number of updates")
         cfg.attention_dropout = 0.0
         why["attention_dropout"] = ("0 inside the transformer on CPU: drawing its dropout masks took ~20% of a training "
                                     "step (profiled); the scheduled 0.5→0.25 dropout still regularises encoders and "
                                     "in-converters, and CPU budgets allow only a few epochs, far from overfitting")
     why["max_pairs"] = (f"{cfg.max_pairs} column pairs get relationship tokens "
                         f"({'8 tokens each' if cfg.rel_mode == 'full' else 'one fused token each (8 ops → 1 token)'}): "
-                        "the spec's floor of max(5, n_cols/2) active pairs; pairs ranked by mutual information of "
-                        "binned values (causal lift pruning is a later issue)")
+                        "the floor of max(5, n_cols/2) active pairs; pairs ranked by mutual information of "
+                        "binned values")
     cfg.temperature = adaptive_temperature(cfg.batch_size, n_cols)
     why["temperature"] = (f"{cfg.temperature:.3f} = 0.2 / (batch factor × column factor), clamped to [0.01, 0.2] "
                           "(more columns or a larger batch: sharper contrast)")
@@ -139,7 +139,7 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
         if affordable < steps_per_epoch:
             cfg.max_train_rows = max(cfg.batch_size, affordable * cfg.batch_size)
         cfg.epochs = epochs
-        why["epochs"] = (f"{epochs}: the spec targets {TARGET_UPDATES:,} updates ({target_epochs} epochs of "
+        why["epochs"] = (f"{epochs}: the target is {TARGET_UPDATES:,} updates ({target_epochs} epochs of "
                          f"{steps_per_epoch} steps); the {budget:.0f}s budget affords ~{affordable:,} steps by the "
                          f"fixed CPU cost model ({step_seconds(cfg, n_cols, rel_tokens) * 1000:.0f} ms/step)")
         if cfg.max_train_rows:

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from featrix_model.keys import key_family, naive_utc
-from featrix_pipeline.joins.codes import (MAX_EXAMPLES, KeyMatch, RelationshipLike, example_rows, first_rows, pct,
-                                          show_key)
+from featrix_pipeline.joins.codes import MAX_EXAMPLES, KeyMatch, example_rows, first_rows, pct, show_key
 from featrix_pipeline.joins.report import ERROR, WARN, CheckOutcome
+from featrix_pipeline.spec import RelationshipSpec
 
 
-def coverage(rel: RelationshipLike, child: pd.DataFrame, m: KeyMatch, ctx: list[str],
+def coverage(rel: RelationshipSpec, child: pd.DataFrame, m: KeyMatch, ctx: list[str],
              types_differ: bool) -> CheckOutcome:
     """ERROR under ``coverage_error_below``, WARN under ``coverage_warn_below``; the metadata's
     ``examples`` are the first row of each of the most frequent orphan keys."""
@@ -57,7 +57,7 @@ def _orphan_examples(child: pd.DataFrame, m: KeyMatch, ctx: list[str]) -> list[d
     return example_rows(orphan_df)
 
 
-def key_nulls(rel: RelationshipLike, child: pd.DataFrame, m: KeyMatch, ctx: list[str]) -> CheckOutcome:
+def key_nulls(rel: RelationshipSpec, child: pd.DataFrame, m: KeyMatch, ctx: list[str]) -> CheckOutcome:
     """WARN when more than ``max_key_null_ratio`` of the child rows have a NULL in the key."""
     n_child, n_keyed = m.n_child, m.n_keyed
     null_ratio = 1 - n_keyed / n_child if n_child else 0.0
@@ -71,7 +71,7 @@ def key_nulls(rel: RelationshipLike, child: pd.DataFrame, m: KeyMatch, ctx: list
                                                       "examples": example_rows(child.loc[~m.keyed, ctx])})
 
 
-def cardinality(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch) -> CheckOutcome:
+def cardinality(rel: RelationshipSpec, parent: pd.DataFrame, m: KeyMatch) -> CheckOutcome:
     """ERROR when a child row matches several parents (the join multiplies rows), or when a
     declared one_to_one parent is matched by several children."""
     C, P, n_child = rel.child, rel.parent, m.n_child
@@ -104,7 +104,7 @@ def cardinality(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch) -> Che
         "examples": examples})
 
 
-def _fanout_examples(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch, by_parents: bool) -> list[dict]:
+def _fanout_examples(rel: RelationshipSpec, parent: pd.DataFrame, m: KeyMatch, by_parents: bool) -> list[dict]:
     """The keys that add the most joined rows (repeated parent keys, or else repeated child keys),
     with their child, parent and joined row counts."""
     score = np.where(m.parent_counts > 1 if by_parents else m.child_counts > 1, m.child_counts * m.parent_counts, 0)
@@ -116,7 +116,7 @@ def _fanout_examples(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch, b
     return examples
 
 
-def duplicate_parent_keys(rel: RelationshipLike, parent: pd.DataFrame, m: KeyMatch,
+def duplicate_parent_keys(rel: RelationshipSpec, parent: pd.DataFrame, m: KeyMatch,
                           primary_key: Sequence[str]) -> CheckOutcome:
     """ERROR when a join-key value or a primary-key value is held by more than one parent row."""
     keys = list(rel.parent_keys)
@@ -168,7 +168,7 @@ def _primary_key_duplicates(parent: pd.DataFrame, pk: list[str]) -> tuple[dict, 
     return meta, [{"duplicated_on": f"primary key ({', '.join(pk)})", **r} for r in example_rows(dup_rows)]
 
 
-def temporal_consistency(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFrame, tc: str | None,
+def temporal_consistency(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, tc: str | None,
                          tp: str | None, ctx: list[str]) -> tuple[dict | None, CheckOutcome | None]:
     """WARN when more than 5% of the child rows fall outside the parent's time range.
 

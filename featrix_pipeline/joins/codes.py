@@ -9,7 +9,7 @@ once in ``match_keys`` and shared through a ``KeyMatch``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,34 +21,6 @@ MAX_EXAMPLES = 10
 # (child series, parent series, compatible): one comparable key pair, as featrix_model.keys.comparable gives it
 KeyPair = tuple[pd.Series, pd.Series, bool]
 
-
-class RelationshipLike(Protocol):
-    """What the join checks read from a declared relationship (the pipeline spec's relationship)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def condition(self) -> str: ...
-    @property
-    def cardinality(self) -> str: ...  # many_to_one | one_to_many | one_to_one
-    @property
-    def left(self) -> str: ...  # first table named in the condition
-    @property
-    def child(self) -> str: ...  # the many side
-    @property
-    def parent(self) -> str: ...  # the one side
-    @property
-    def child_keys(self) -> tuple[str, ...]: ...
-    @property
-    def parent_keys(self) -> tuple[str, ...]: ...  # parent_keys[i] = child_keys[i] in the condition
-    @property
-    def coverage_warn_below(self) -> float: ...
-    @property
-    def coverage_error_below(self) -> float: ...
-    @property
-    def max_key_null_ratio(self) -> float: ...
-    @property
-    def note(self) -> str: ...
 
 
 def factorize(s: pd.Series) -> tuple[np.ndarray, int]:

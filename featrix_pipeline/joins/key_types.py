@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from featrix_model.keys import SQL_TYPE, comparable, compatible, key_family, naive_utc
-from featrix_pipeline.joins.codes import MAX_EXAMPLES, KeyMatch, KeyPair, RelationshipLike, pct, sample_values
+from featrix_pipeline.joins.codes import MAX_EXAMPLES, KeyMatch, KeyPair, pct, sample_values
 from featrix_pipeline.joins.report import ERROR, WARN, CheckOutcome
+from featrix_pipeline.spec import RelationshipSpec
 
 
-def pair_types(rel: RelationshipLike, child: pd.DataFrame,
+def pair_types(rel: RelationshipSpec, child: pd.DataFrame,
                parent: pd.DataFrame) -> tuple[list[dict], list[KeyPair], list[KeyPair]]:
     """Per key pair: dtype families, compatibility and an explanation (``key_types``); the comparable
     series as they are (``typed``) and after the suggested CAST of a string side (``casted``)."""
@@ -28,7 +29,7 @@ def pair_types(rel: RelationshipLike, child: pd.DataFrame,
     return key_types, typed, casted
 
 
-def _pair_type(rel: RelationshipLike, c: str, cs: pd.Series, p: str, ps: pd.Series) -> tuple[dict, KeyPair, KeyPair]:
+def _pair_type(rel: RelationshipSpec, c: str, cs: pd.Series, p: str, ps: pd.Series) -> tuple[dict, KeyPair, KeyPair]:
     """One key pair described, with its comparable series as they are and after any CAST."""
     C, P = rel.child, rel.parent
     fc, fp = key_family(cs), key_family(ps)
@@ -57,7 +58,7 @@ def _pair_type(rel: RelationshipLike, c: str, cs: pd.Series, p: str, ps: pd.Seri
     return info, as_is, as_is
 
 
-def _suggest_cast(rel: RelationshipLike, info: dict, cs: pd.Series, ps: pd.Series) -> KeyPair | None:
+def _suggest_cast(rel: RelationshipSpec, info: dict, cs: pd.Series, ps: pd.Series) -> KeyPair | None:
     """Finish the explanation of a type mismatch. When one side is a string column and the other a
     number or timestamp, suggest casting the string side and return the pair as it would be after
     that CAST (its coverage is filled in later); otherwise ask for a conversion and return None."""
@@ -79,7 +80,7 @@ def _suggest_cast(rel: RelationshipLike, info: dict, cs: pd.Series, ps: pd.Serie
     return comparable(cs, fc, fp), comparable(ps, fp, fc), compatible(fc, fp)
 
 
-def key_types_check(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
+def key_types_check(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
                     key_types: list[dict], typed: list[KeyPair], casted: list[KeyPair]) -> CheckOutcome:
     """ERROR when a key pair's types can never compare equal; WARN when string keys would match
     better once trimmed and upper-cased. Adds ``coverage_after_cast`` / ``coverage_after_normalize``
@@ -114,7 +115,7 @@ def _norm(s: pd.Series) -> pd.Series:
     return s.astype("str").str.strip().str.upper()
 
 
-def _hint_normalize(rel: RelationshipLike, m: KeyMatch, key_types: list[dict], typed: list[KeyPair]) -> None:
+def _hint_normalize(rel: RelationshipSpec, m: KeyMatch, key_types: list[dict], typed: list[KeyPair]) -> None:
     """When coverage is under the warning threshold and trimming and upper-casing the string key
     parts would raise it (by more than half a point), record that coverage and explain it."""
     strings = [i for i, kt in enumerate(key_types) if kt["child_family"] == kt["parent_family"] == "string"]
@@ -132,7 +133,7 @@ def _hint_normalize(rel: RelationshipLike, m: KeyMatch, key_types: list[dict], t
                              f"to {pct(after)}; clean the keys at the source or normalise both sides.")
 
 
-def _normalize_examples(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
+def _normalize_examples(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
                         kt: dict) -> list[dict]:
     """Orphan child keys next to the parent key they equal once trimmed and upper-cased."""
     orphan_vals = child.loc[m.orphan, kt["child_column"]].astype("str")

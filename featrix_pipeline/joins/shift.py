@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from featrix_pipeline.joins.codes import KeyMatch, RelationshipLike
+from featrix_pipeline.joins.codes import KeyMatch
+from featrix_pipeline.spec import RelationshipSpec
 
 MAX_SHIFT_COLUMNS = 30
 
@@ -50,7 +51,7 @@ def _kl(all_counts: np.ndarray, joined_counts: np.ndarray, labels: list[str]) ->
             "share_all": float(sa[i]), "share_joined": float(sj[i])}
 
 
-def distribution_shift(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
+def distribution_shift(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
                        target_columns: dict[str, pd.Series] | None) -> dict:
     """Per child column (first ``MAX_SHIFT_COLUMNS`` that can be binned) and per target: how the
     joined rows differ from all rows. The ten most shifted columns are listed under ``top``."""
@@ -67,7 +68,7 @@ def distribution_shift(rel: RelationshipLike, child: pd.DataFrame, parent: pd.Da
     return out
 
 
-def _column_shifts(rel: RelationshipLike, child: pd.DataFrame, matched: np.ndarray) -> dict[str, dict]:
+def _column_shifts(rel: RelationshipSpec, child: pd.DataFrame, matched: np.ndarray) -> dict[str, dict]:
     """KL of each non-key child column that can be binned, up to ``MAX_SHIFT_COLUMNS`` columns."""
     columns: dict[str, dict] = {}
     for c in [c for c in child.columns if c not in rel.child_keys]:
@@ -84,7 +85,7 @@ def _column_shifts(rel: RelationshipLike, child: pd.DataFrame, matched: np.ndarr
     return columns
 
 
-def _target_shift(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch, name: str,
+def _target_shift(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch, name: str,
                   s: pd.Series) -> dict:
     """A target's class (or bin) shares before and after the join, and their KL divergence.
 

@@ -7,13 +7,14 @@ from typing import Sequence
 import pandas as pd
 
 from featrix_pipeline.joins.checks import cardinality, coverage, duplicate_parent_keys, key_nulls, temporal_consistency
-from featrix_pipeline.joins.codes import RelationshipLike, context_columns, match_keys
+from featrix_pipeline.joins.codes import context_columns, match_keys
 from featrix_pipeline.joins.key_types import key_types_check, pair_types
 from featrix_pipeline.joins.report import ERROR, CheckOutcome, JoinReport
 from featrix_pipeline.joins.shift import distribution_shift
+from featrix_pipeline.spec import RelationshipSpec
 
 
-def validate_join(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFrame, *,
+def validate_join(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, *,
                   parent_primary_key: Sequence[str] = (), child_time_column: str | None = None,
                   parent_time_column: str | None = None,
                   target_columns: dict[str, pd.Series] | None = None) -> JoinReport:
@@ -57,7 +58,7 @@ def validate_join(rel: RelationshipLike, child: pd.DataFrame, parent: pd.DataFra
                       key_types=key_types, distribution_shift=shift, temporal=temporal, checks=checks)
 
 
-def _missing_columns_report(rel: RelationshipLike, base: dict, missing: list[str]) -> JoinReport:
+def _missing_columns_report(rel: RelationshipSpec, base: dict, missing: list[str]) -> JoinReport:
     """The report when key columns are missing: nothing can be matched, key_types and coverage fail."""
     desc = (f"Join {rel.child} → {rel.parent} cannot run: column(s) {', '.join(missing)} are missing; "
             f"fix the condition `{rel.condition}` or the source tables.")

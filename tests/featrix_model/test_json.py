@@ -70,3 +70,16 @@ def test_the_callers_seed_reaches_every_codec_and_the_json_child_space():
     assert JsonCodec.build("meta", "json", codec_context(5)).seed == 5
     child = JsonCodec("meta", child_budget_s=1, seed=5).bind(codec_context(5)).fit(df["meta"]).child_
     assert child.config.seed == 5  # not a fixed 0
+
+
+def test_a_space_with_custom_column_types_loads_back_its_json_child(tmp_path):
+    class MyScalar(ScalarCodec):
+        pass
+
+    df, _ = frame(300)
+    types = {**default_column_types(), "scalar": (MyScalar, AdaptiveScalarEncoder)}
+    es = EmbeddingSpace.fit(df, seed=0, progress=False, epochs=1, column_types=types)
+    assert any(isinstance(c, MyScalar) for c in es.plan.codecs["meta"].child_.plan.codecs.values())
+    es.save(tmp_path / "es", figures=False)
+    again = EmbeddingSpace.load(tmp_path / "es", column_types=types)
+    assert again.encode(df).tobytes() == es.encode(df).tobytes()

@@ -383,6 +383,9 @@ def test_bad_relationships_get_clear_errors():
     text_keys = {**tables, "orders": orders.astype({"customer_id": str})}
     with pytest.raises(TypeError, match=r"key 'customer_id' is string.*'customer_id' is integer"):
         parse_relationship("orders.customer_id = customers.customer_id", text_keys)
+    no_keys = {**tables, "orders": orders.assign(customer_id=None)}
+    with pytest.raises(TypeError, match=r"key 'customer_id' holds only NULLs"):
+        parse_relationship("orders.customer_id = customers.customer_id", no_keys)
     visits = pd.DataFrame({"customer_id": [1, 1, 2], "day": [1.0, 2.0, 3.0]})
     with pytest.raises(ValueError, match=r"orders\.customer_id = visits\.customer_id.*many-to-many"):
         parse_relationship("orders.customer_id = visits.customer_id", {**tables, "visits": visits})

@@ -24,7 +24,7 @@ def test_demo_spec_puts_a_relational_space_on_planes_only(demo):
     assert [p.name for p in demo.relational] == ["planes"]
     assert [r.name for r in demo["planes"].children] == ["flights_planes"]
     rel = link_relationships(demo, "planes")[0]
-    assert (rel.child, rel.parent, rel.child_keys, rel.name) == ("flights", "planes", ("tailnum",), "flights")
+    assert (rel.child, rel.parent, rel.child_keys, rel.name) == ("flights", "planes", ("tailnum",), "")  # the model names links
     assert [r.name for r in demo["flights"].lookups] == ["flights_dest", "flights_weather"]
     assert demo.reads("planes") == ("flights", "airports", "weather")
     assert demo.reads("flights") == ("airports", "weather")
@@ -75,3 +75,16 @@ def test_lookup_column_lists_and_composite_keys(tmp_path, nyc_frames):
     weather = [c for c in out.columns if c.startswith("weather.")]
     assert weather == ["weather.precip", "weather.visib"]  # composite key: prefixed by the lookup table
     assert out["weather.visib"].notna().mean() > 0.9 and len(out) == len(nyc_frames["flights"])
+
+
+def test_a_handed_on_profile_plans_the_columns_exactly_as_profiling_again(nyc_frames):
+    from featrix_model.columns import plan_columns
+    from featrix_pipeline.columns import analysis_of, profile_table
+
+    spec = load_spec(DEMO_SPEC)
+    planes = nyc_frames["planes"]
+    profile = profile_table(spec, "planes", planes)
+    again, handed = plan_columns(planes), plan_columns(planes, analysis=analysis_of(profile, planes.columns))
+    assert handed.info == again.info and handed.decisions == again.decisions and handed.columns == again.columns
+    with pytest.raises(ValueError, match="was made on .* rows, but the frame has"):
+        plan_columns(planes.head(10), analysis=analysis_of(profile, planes.columns))

@@ -72,6 +72,19 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def test_imports_are_absolute_and_static():
+    """The walker below sees absolute imports only: a relative or dynamic import would hide an edge."""
+    hidden = []
+    for m, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                hidden.append(f"{m}: relative import at line {node.lineno}")
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                    "import_module", "__import__"):
+                hidden.append(f"{m}: dynamic import at line {node.lineno}")
+    assert hidden == []
+
+
 def test_no_import_circles_lazy_imports_included():
     assert cycles(import_graph()) == []
 
