@@ -104,7 +104,8 @@ class KeyMatch:
         """The coverage these same keyed child rows would get with the keys rewritten as ``pairs``
         (after a CAST, or after trimming and upper-casing strings)."""
         cc, pc, kk = key_codes(pairs)
-        hit = np.bincount(pc[pc >= 0], minlength=kk)[np.maximum(cc, 0)] > 0
+        hit = (np.bincount(pc[pc >= 0], minlength=kk)[np.maximum(cc, 0)] > 0) & (cc >= 0)  # a value the
+        # cast turns into NULL matches nothing
         return float((hit & self.keyed).sum() / self.n_keyed) if self.n_keyed else 0.0
 
 

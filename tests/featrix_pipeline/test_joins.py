@@ -140,6 +140,10 @@ def test_int_vs_string_keys_fail_key_types_with_cast_advice():
     assert r.coverage == 0.0  # a type mismatch matches nothing, as in a warehouse
     assert r.key_types[0]["coverage_after_cast"] == pytest.approx(1.0)
     assert not check(r, "coverage").passed and "key types differ" in check(r, "coverage").description
+    # a value the cast cannot parse becomes NULL and matches nothing, whatever key code 0 would have matched
+    garbled = orders.assign(customer_id=["1", "2", "3", "x", "y", "z", "w", "v"])
+    r = validate_join(RELS["customer_orders"], garbled, customers, parent_primary_key=["id"])
+    assert r.key_types[0]["coverage_after_cast"] == pytest.approx(3 / 8)
 
 
 def test_timestamp_vs_string_keys_fail_key_types(flights, weather):
