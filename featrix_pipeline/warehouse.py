@@ -19,6 +19,8 @@ FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv_auto", ".json": "
 SQLALCHEMY_DIALECTS = {"postgresql": "postgres", "postgres": "postgres", "mysql": "mysql",
                        "sqlite": "sqlite", "mssql": "tsql", "snowflake": "snowflake",
                        "bigquery": "bigquery", "redshift": "redshift", "trino": "trino"}
+# dialects whose ALTER TABLE ... RENAME moves an unqualified new name out of the table's schema
+QUALIFIED_RENAME = {"mysql", "snowflake", "trino"}
 
 
 class WarehouseError(RuntimeError):
@@ -149,30 +151,146 @@ class Warehouse:
             raise WarehouseError(f"Reading table '{source}' from {self.url} failed: {str(e).splitlines()[0]}") from None
 
     def write_table(self, name: str, df: pd.DataFrame) -> None:
-        """Create or replace a table with the frame's rows (used for predictions and the demo seed)."""
+        """Create or replace a table with the frame's rows (used for predictions and the demo seed).
+        All or nothing on every kind: a process killed in the middle leaves the previous table (or
+        none, if there was none) exactly as it was, never a partial one. DuckDB: one transaction
+        around ``CREATE OR REPLACE TABLE``; SQLAlchemy: the rows go to a uniquely named table first,
+        then one transaction drops the old table and renames the new one; files: the Parquet file
+        is written next to its final name and moved over it with ``os.replace``."""
         if self.kind == "files":
-            df.to_parquet(Path(self.location) / f"{name}.parquet", index=False)
-            return
-        target = self._table_expr(name)
-        if self.kind == "sqlalchemy":
-            import sqlalchemy
+            self._write_file(name, df)
+        elif self.kind == "sqlalchemy":
+            self._write_sqlalchemy(name, df)
+        else:
+            self._write_duckdb(name, df)
 
-            engine = sqlalchemy.create_engine(self.url)
-            try:
-                df.to_sql(name, engine, schema=self.schema, if_exists="replace", index=False)
-            finally:
-                engine.dispose()
-            return
+    def _write_file(self, name: str, df: pd.DataFrame) -> None:
+        final = Path(self.location) / f"{name}.parquet"
+        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
+        try:
+            df.to_parquet(tmp, index=False)
+            with open(tmp, "rb") as fh:  # on disk before it replaces the previous file
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _write_duckdb(self, name: str, df: pd.DataFrame) -> None:
+        target = self._table_expr(name)
         Path(self.location).parent.mkdir(parents=True, exist_ok=True)
         con = self._connect_for_write()
         try:
             con.register("__featrix_frame", df)
             create = exp.Create(this=target, kind="TABLE", replace=True,
                                 expression=exp.select("*").from_(exp.to_table("__featrix_frame")))
-            con.execute(create.sql(dialect="duckdb"))
+            con.execute(exp.Transaction().sql(dialect="duckdb"))
+            try:
+                con.execute(create.sql(dialect="duckdb"))
+                con.execute(exp.Commit().sql(dialect="duckdb"))
+            except BaseException:
+                _quietly(lambda: con.execute(exp.Rollback().sql(dialect="duckdb")))
+                raise
             con.unregister("__featrix_frame")
         finally:
             con.close()
+
+    def _write_sqlalchemy(self, name: str, df: pd.DataFrame) -> None:
+        import uuid
+
+        import sqlalchemy
+
+        # the unique part first: a dialect that truncates long names (PostgreSQL: 63) keeps it
+        tmp_name = f"__featrix_{uuid.uuid4().hex[:12]}_{name}"[:60]
+        target, tmp = self._named_table(name), self._named_table(tmp_name)
+        renamed = (target.copy() if self.dialect in QUALIFIED_RENAME
+                   else exp.Table(this=exp.to_identifier(name, quoted=True)))
+        swap = [exp.Drop(tables=[target], kind="TABLE", exists=True),
+                exp.Alter(this=tmp, kind="TABLE", actions=[exp.AlterRename(this=renamed)])]
+        engine = sqlalchemy.create_engine(self.url)
+        try:
+            try:
+                df.to_sql(tmp_name, engine, schema=self.schema, if_exists="fail", index=False)
+                with engine.begin() as con:
+                    if self.dialect == "sqlite":  # pysqlite runs DDL outside a transaction unless told
+                        con.exec_driver_sql(exp.Transaction().sql(dialect="sqlite"))
+                    for statement in swap:
+                        con.execute(sqlalchemy.text(statement.sql(dialect=self.dialect)))
+            except BaseException:
+                drop_tmp = exp.Drop(tables=[tmp], kind="TABLE", exists=True).sql(dialect=self.dialect)
+
+                def cleanup():
+                    with engine.begin() as con:
+                        con.execute(sqlalchemy.text(drop_tmp))
+                _quietly(cleanup)
+                raise
+        finally:
+            engine.dispose()
+
+    def _named_table(self, name: str) -> exp.Table:
+        """One quoted table name (dots included) in the handle's schema."""
+        return exp.Table(this=exp.to_identifier(name, quoted=True),
+                         db=exp.to_identifier(self.schema, quoted=True) if self.schema else None)
+
+    def read_optional(self, name: str) -> pd.DataFrame | None:
+        """The rows of a table this pipeline wrote (e.g. the predictions of a previous run), or
+        None when it does not exist yet. The name is the one given to ``write_table``."""
+        if self.kind == "files":
+            folder = Path(self.location)
+            if not folder.is_dir():
+                raise WarehouseError(f"Folder warehouse {self.location} does not exist.")
+            if not any((folder / f"{name}{suffix}").exists() for suffix in FILE_SUFFIXES):
+                return None
+            return self.read_table(name)
+        if self.kind == "sqlalchemy":
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(self.url)
+            try:
+                with engine.connect() as con:
+                    if not sqlalchemy.inspect(con).has_table(name, schema=self.schema):
+                        return None
+                    select = exp.select("*").from_(self._named_table(name))
+                    return pd.read_sql(sqlalchemy.text(select.sql(dialect=self.dialect)), con)
+            finally:
+                engine.dispose()
+        table = self._table_expr(name)
+        schema = exp.Literal.string(table.db) if table.db else exp.func("current_schema")
+        tables = exp.Table(this=exp.to_identifier("tables", quoted=True),
+                           db=exp.to_identifier("information_schema", quoted=True))
+        exists = (exp.select(exp.Literal.number(1)).from_(tables)
+                  .where(exp.column("table_name", quoted=True).eq(exp.Literal.string(table.name)))
+                  .where(exp.column("table_schema", quoted=True).eq(schema)))
+        with self._duckdb() as con:
+            if not con.execute(exists.sql(dialect="duckdb")).fetchall():
+                return None
+            return con.execute(exp.select("*").from_(table).sql(dialect="duckdb")).df()
+
+    def sql_schema(self, source: str) -> dict[str, str]:
+        """Column → the warehouse's SQL type, in column order, without reading rows (DuckDB and
+        files: ``DESCRIBE`` of the query; SQLAlchemy: the inspector). Cheap; imports no model code."""
+        try:
+            if self.kind == "sqlalchemy":
+                import sqlalchemy
+
+                parts = source.split(".")
+                schema = parts[-2] if len(parts) > 1 else self.schema
+                engine = sqlalchemy.create_engine(self.url)
+                try:
+                    with engine.connect() as con:
+                        cols = sqlalchemy.inspect(con).get_columns(parts[-1], schema=schema)
+                    return {c["name"]: _type_text(c["type"], engine.dialect) for c in cols}
+                finally:
+                    engine.dispose()
+            describe = exp.Describe(this=exp.select("*").from_(self._table_expr(source)))
+            with self._duckdb() as con:
+                rows = con.execute(describe.sql(dialect="duckdb")).fetchall()
+            return {str(r[0]): str(r[1]) for r in rows}
+        except WarehouseError:
+            raise
+        except Exception as e:
+            raise WarehouseError(f"The schema of table '{source}' could not be read from {self.url}: "
+                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
     def _connect_for_write(self, attempts: int = 20, wait_s: float = 0.5):
         """A read-write DuckDB connection. DuckDB allows one writer process, and readers of other
@@ -190,3 +308,18 @@ class Warehouse:
                                          "Another process holds it; close it or retry.") from None
                 time.sleep(wait_s)
         raise WarehouseError(f"Cannot open {self.location} for writing.")
+
+
+def _quietly(action) -> None:
+    """Run a clean-up step after a failure without hiding the failure that caused it."""
+    try:
+        action()
+    except Exception:
+        pass
+
+
+def _type_text(sql_type, dialect) -> str:
+    try:
+        return str(sql_type.compile(dialect=dialect))
+    except Exception:  # a type the dialect cannot render (NullType, ...)
+        return str(sql_type)
