@@ -25,9 +25,16 @@ def figure_metadata(figures: dict[str, str]) -> dict:
     return {f"figure_{k}": dg.MetadataValue.path(v) for k, v in figures.items()}
 
 
+def version_metadata(summary: dict) -> dict:
+    """Which content-addressed version an asset holds, and whether this run trained or reused it."""
+    how = "reused" if summary.get("reused") else "trained"
+    return {"version": summary["key"],
+            "reuse": f"{how} {summary['key']}, trained {summary.get('trained_at')} by run {summary.get('trained_by_run')}"}
+
+
 def space_metadata(summary: dict) -> dict:
     """What every space asset (table or relational) shows: its folder, size, epochs, settings, figures."""
-    return {"path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
+    return {**version_metadata(summary), "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
             "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
             "columns": dg.MetadataValue.json(summary["columns"]), "config": config_table(summary),
             **figure_metadata(summary["figures"])}

@@ -7,8 +7,11 @@ import pandas as pd
 
 from assets.checks import beats_baselines, beats_baselines_spec
 from assets.inputs import asset_in, rows_in, rows_of
-from assets.metadata import figure_metadata
-from featrix_pipeline.predictors import score_table, train_predictor
+from assets.metadata import figure_metadata, version_metadata
+from assets.versions import model_code_version, versioned_output
+from featrix_pipeline.predictions import score_table
+from featrix_pipeline.predictors import train_predictor
+from featrix_pipeline.reuse import ArtifactStore
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
 from featrix_pipeline.topology import TargetPlan, Topology
 
@@ -21,11 +24,11 @@ def build_predictor_assets(topology: Topology, store_dir: Path) -> list:
 
 def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> list:
     table, key = plan.table.name, plan.key("predictor")
-    out_dir = store_dir.joinpath(*key)
+    store = ArtifactStore(store_dir.joinpath(*key), topology.spec.retention)
     other_ins = rows_in(topology, topology.reads(table))
     space_kind = "relational" if plan.table.has_relational_space else "embedding"
 
-    @dg.asset(key=list(key), group_name="predictors", kinds={"pytorch"},
+    @dg.asset(key=list(key), group_name="predictors", kinds={"pytorch"}, code_version=model_code_version(plan.table, plan.target),
               ins={"raw": asset_in(plan.table.key("raw")), "filtered": asset_in(plan.table.key("filtered")),
                    "space": asset_in(plan.space_key), **other_ins},
               check_specs=[beats_baselines_spec(key)],
@@ -34,11 +37,15 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
     def predictor(context: dg.AssetExecutionContext, raw: pd.DataFrame, filtered: pd.DataFrame, space: dict,
                   model_settings: ModelSettings, **other_rows):
         settings = model_settings.fit_settings()
-        p, s = train_predictor(topology, plan, raw, filtered, space["path"], out_dir, settings, rows=rows_of(other_rows))
-        for d in s["decisions"]:
+        s = train_predictor(topology, plan, raw, filtered, space, store, settings, context.run_id,
+                            rows=rows_of(other_rows))
+        for d in s["decisions"] + s["notes"]:
             context.log.info(f"[{plan.name}] {d}")
+        context.log.info(f"[{plan.name}] promotion: {s['promotion']['why']}")
         compare = pd.DataFrame([{"model": name, **s[k]} for k, name in MODELS.items()])
-        yield dg.Output(s, metadata={
+        yield versioned_output(s, {
+            **version_metadata(s), "promotion": s["promotion"]["why"],
+            "candidate": dg.MetadataValue.json(s["candidate"]),
             "path": dg.MetadataValue.path(s["path"]), "kind": s["kind"],
             "held_out": dg.MetadataValue.md(compare.to_markdown(index=False)),
             "loss": f"{s['loss']} — {s['loss_reason']}",

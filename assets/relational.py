@@ -9,7 +9,9 @@ import pandas as pd
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import space_metadata
+from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.relational import train_relational_space
+from featrix_pipeline.reuse import ArtifactStore
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.topology import TablePlan, Topology
 
@@ -23,25 +25,26 @@ def build_relational_assets(topology: Topology, store_dir: Path) -> list:
 
 def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
     parent, key, children = plan.name, plan.key("relational_space"), plan.child_tables
-    out_dir = store_dir.joinpath(*key)
+    store = ArtifactStore(store_dir.joinpath(*key), topology.spec.retention)
     ins = {**rows_in(topology, (parent, *topology.reads(parent))), "profile": asset_in(plan.key("profile")),
            **{f"{c}_space": asset_in(topology[c].key("embedding_space")) for c in children},
            **{f"{r.name}_join": asset_in(topology.join_key(r)) for r in plan.children}}  # their blocking checks gate this
 
     @dg.asset(key=list(key), group_name=parent, kinds={"pytorch"}, ins=ins, check_specs=[collapse_spec(key)],
+              code_version=model_code_version(plan),
               description=f"Hierarchical embedding space of `{parent}`: each row with its "
                           f"{', '.join(f'`{c}`' for c in children)} rows encoded by their own spaces and pooled by "
                           "attention with learned queries; every parent row seen once per epoch.")
     def relational_space(context: dg.AssetExecutionContext, model_settings: ModelSettings, **inputs):
-        rs, summary = train_relational_space(topology, parent, rows_of(inputs),
-                                             {c: inputs[f"{c}_space"]["path"] for c in children}, out_dir,
-                                             model_settings.fit_settings(), profile=inputs["profile"])
-        for d in rs.decisions:
+        summary = train_relational_space(topology, parent, rows_of(inputs), {c: inputs[f"{c}_space"] for c in children},
+                                         store, model_settings.fit_settings(), profile=inputs["profile"],
+                                         run_id=context.run_id)
+        for d in summary["decisions"]:
             context.log.info(f"[{parent}] {d}")
         orphans = {r.name: {"orphan_rows": inputs[f"{r.name}_join"]["report"]["orphan_rows"],
                             "examples": inputs[f"{r.name}_join"]["report"]["orphan_examples"][:5]} for r in plan.children}
         links = pd.DataFrame([{"link": k, **{c: v[c] for c in LINK_COLUMNS}} for k, v in summary["links"].items()])
-        yield dg.Output(summary, metadata={
+        yield versioned_output(summary, {
             **space_metadata(summary), "children": dg.MetadataValue.md(links.to_markdown(index=False)),
             "orphans_in_join_reports": dg.MetadataValue.json(orphans)})
         yield collapse_check(summary)

@@ -8,7 +8,9 @@ import pandas as pd
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import space_metadata
+from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.resources import ModelSettings
+from featrix_pipeline.reuse import ArtifactStore
 from featrix_pipeline.spaces import row_embeddings, train_space
 from featrix_pipeline.topology import TablePlan, Topology
 
@@ -19,21 +21,21 @@ def build_space_assets(topology: Topology, store_dir: Path) -> list:
 
 def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
     table, key = plan.name, plan.key("embedding_space")
-    space_dir = store_dir.joinpath(*key)
+    store = ArtifactStore(store_dir.joinpath(*key), topology.spec.retention)
     lookup_ins = rows_in(topology, plan.lookup_tables)
 
-    @dg.asset(key=list(key), group_name=table, kinds={"pytorch"},
+    @dg.asset(key=list(key), group_name=table, kinds={"pytorch"}, code_version=model_code_version(plan),
               ins={"filtered": asset_in(plan.key("filtered")), "profile": asset_in(plan.key("profile")), **lookup_ins},
               check_specs=[collapse_spec(key)],
               description=f"Self-supervised embedding space of `{table}` (its lookups joined in): every automatic "
                           "choice with its reason, final losses, top mutual-information pairs and training figures.")
     def embedding_space(context: dg.AssetExecutionContext, filtered: pd.DataFrame, profile: dict,
                         model_settings: ModelSettings, **lookup_rows):
-        es, summary = train_space(plan, filtered, profile, space_dir, model_settings.fit_settings(),
-                                  rows=rows_of(lookup_rows))
-        for d in es.decisions:
+        summary = train_space(plan, filtered, profile, store, model_settings.fit_settings(), context.run_id,
+                              rows=rows_of(lookup_rows))
+        for d in summary["decisions"]:
             context.log.info(f"[{table}] {d}")
-        yield dg.Output(summary, metadata={
+        yield versioned_output(summary, {
             **space_metadata(summary), "final_losses": dg.MetadataValue.json(summary["final"]),
             "top_mi_pairs": dg.MetadataValue.md(pd.DataFrame(summary["top_mi_pairs"]).to_markdown(index=False)),
             "excluded_columns": dg.MetadataValue.json({**summary["left_out"], **summary["excluded"]})})

@@ -7,8 +7,6 @@ the learned aggregation of each parent's child rows.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
 from featrix_model import EmbeddingSpace
@@ -16,7 +14,9 @@ from featrix_model.relational import RelationalSpace
 from featrix_model.relationships import Relationship
 from featrix_pipeline.columns import analysis_of
 from featrix_pipeline.settings import FitSettings
-from featrix_pipeline.spaces import space_summary
+from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
+from featrix_pipeline.reuse import ArtifactStore, reused
+from featrix_pipeline.spaces import space_summary, trained
 from featrix_pipeline.topology import Topology
 
 
@@ -40,22 +40,31 @@ def _hidden_child_columns(topology: Topology, parent: str, frames: dict[str, pd.
 
 
 def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.DataFrame],
-                           child_space_paths: dict[str, str], out_dir: Path, settings: FitSettings,
-                           profile: dict | None = None) -> tuple[RelationalSpace, dict]:
-    """Fit on the filtered parent and child tables (``rows``: those and their lookup tables' filtered
-    rows), reusing the children's spaces; ``profile``: the parent's profile asset (its columns are not
-    profiled again). Save and summarise."""
+                           child_spaces: dict[str, dict], store: ArtifactStore, settings: FitSettings,
+                           profile: dict | None = None, run_id: str = "") -> dict:
+    """The parent's relational space fitted on the filtered parent and child tables (``rows``: those and
+    their lookup tables' filtered rows), reusing the children's spaces (``child_spaces``: their asset
+    summaries); ``profile``: the parent's profile asset (its columns are not profiled again). Saved and
+    summarised — or reused when the same code, spec, settings, rows and child spaces made it before."""
     plan = topology[parent]
     frames = topology.model_tables(parent, rows)
+    key = digest({"code": model_code_version(), "spec": plan.describe(), "settings": settings.training(),
+                  "data": {t: frame_fingerprint(f) for t, f in frames.items()},
+                  "child_spaces": {t: s["key"] for t, s in child_spaces.items()}})
+    if (found := store.find(key)) is not None:
+        return reused(found)
+    out_dir = store.start(key)
     rels = link_relationships(topology, parent)
     child_time = {c: topology[c].spec.time_column for c in plan.child_tables if topology[c].spec.time_column}
     rs = RelationalSpace.fit(frames, rels, parent,
-                             child_spaces={t: EmbeddingSpace.load(p) for t, p in child_space_paths.items()},
+                             child_spaces={t: EmbeddingSpace.load(s["path"]) for t, s in child_spaces.items()},
                              time_budget_s=settings.time_budget_s, seed=settings.seed, child_time=child_time,
                              cutoff=plan.spec.cutoff_column, child_hide=_hidden_child_columns(topology, parent, frames),
                              primary_keys=_row_ids(topology, frames), output_dir=out_dir, threads=settings.threads,
                              analysis=analysis_of(profile, frames[parent].columns) if profile else None)
     rs.save(out_dir)
     summary = {**space_summary(rs, parent, len(frames[parent]), out_dir), "links": rs.report()["links"],
-               "decisions": rs.decisions}
-    return rs, summary
+               **trained(key, run_id, rs.decisions)}
+    store.finish(key, summary)
+    store.prune(protect={key})
+    return summary

@@ -26,6 +26,10 @@ class FitSettings:
     predictor_max_rows: int = 50_000
     lightgbm_margin: float | None = None
 
+    def training(self) -> dict:
+        """The settings that decide a trained artifact's bytes (what its key hashes)."""
+        return {"time_budget_s": self.time_budget_s, "seed": self.seed, "threads": self.threads}
+
     def margin_for(self, target_margin: float | None) -> float:
         """The margin a target's ``beats_baselines`` check allows: the run's, the target's, or the default."""
         return next(m for m in (self.lightgbm_margin, target_margin, DEFAULT_LIGHTGBM_MARGIN) if m is not None)

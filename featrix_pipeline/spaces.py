@@ -10,6 +10,8 @@ import pandas as pd
 from featrix_model import EmbeddingSpace
 from featrix_model.space import use_threads
 from featrix_pipeline.columns import analysis_of
+from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
+from featrix_pipeline.reuse import ArtifactStore, now_utc, reused
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.topology import TablePlan
 
@@ -50,18 +52,33 @@ def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path) -> d
     }
 
 
-def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, out_dir: Path,
-                settings: FitSettings, rows: dict[str, pd.DataFrame] | None = None) -> tuple[EmbeddingSpace, dict]:
-    """Fit, save (config.json + model.safetensors + JSON + figures) and summarise a table's space.
-    ``profile``: the table's profile asset (its columns are not profiled again); ``rows``: filtered
-    rows of the table's lookup tables, joined in first."""
+def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, store: ArtifactStore,
+                settings: FitSettings, run_id: str = "", rows: dict[str, pd.DataFrame] | None = None) -> dict:
+    """A table's space, trained, saved (config.json + model.safetensors + JSON + figures) and
+    summarised — or, when the same code, spec, settings and data trained it before, that version
+    reused as it is. ``profile``: the table's profile asset (its columns are not profiled again);
+    ``rows``: filtered rows of the table's lookup tables, joined in first."""
     features, left_out = feature_frame(plan, filtered)
     features = plan.model_frame(features, rows or {})
+    key = digest({"code": model_code_version(), "spec": plan.describe(), "settings": settings.training(),
+                  "data": frame_fingerprint(features)})
+    if (found := store.find(key)) is not None:
+        return reused(found)
+    out_dir = store.start(key)
     es = EmbeddingSpace.fit(features, time_budget_s=settings.time_budget_s, seed=settings.seed, progress=False,
                             threads=settings.threads, output_dir=out_dir,
                             analysis=analysis_of(profile, features.columns) if profile else None)
     es.save(out_dir)
-    return es, {**space_summary(es, plan.name, len(features), out_dir), "left_out": left_out}
+    summary = {**space_summary(es, plan.name, len(features), out_dir), "left_out": left_out,
+               **trained(key, run_id, es.decisions)}
+    store.finish(key, summary)
+    store.prune(protect={key})
+    return summary
+
+
+def trained(key: str, run_id: str, decisions: list[str]) -> dict:
+    """What every freshly trained artifact's summary records about its making."""
+    return {"key": key, "reused": False, "trained_at": now_utc(), "trained_by_run": run_id, "decisions": decisions}
 
 
 def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space_path: str | Path, settings: FitSettings,

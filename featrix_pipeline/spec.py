@@ -23,6 +23,7 @@ from featrix_model.relationships import JoinSyntaxError, Relationship, parse_joi
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "schemas" / "dataset.schema.json"
 DEFAULT_SPEC = REPO_ROOT / "schemas" / "datasets" / "nycflights13.yaml"
+DEFAULT_CRON = "0 6 * * *"  # the refresh-and-score job: daily at 06:00
 
 
 class SpecError(ValueError):
@@ -42,6 +43,7 @@ class TableSpec:
     embedding_space: bool = True
     relational_space: bool | str = "auto"
     cutoff_column: str | None = None
+    drift: dict = field(default_factory=dict, compare=False)  # this table's drift thresholds (over the dataset's)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,10 @@ class DatasetSpec:
     relationships: tuple[RelationshipSpec, ...] = ()
     targets: tuple[TargetSpec, ...] = ()
     description: str = ""
+    schedule_cron: str = DEFAULT_CRON
+    schedule_timezone: str = "UTC"
+    drift: dict = field(default_factory=dict, compare=False)  # dataset-wide drift thresholds
+    retention: int = 3
     raw: dict = field(default_factory=dict, repr=False, compare=False)
 
     def key_columns(self, table: str) -> set[str]:
@@ -108,6 +114,10 @@ class DatasetSpec:
 
     def targets_of(self, table: str) -> list[TargetSpec]:
         return [t for t in self.targets if t.table == table]
+
+    def drift_thresholds(self, table: str) -> dict:
+        """The drift thresholds that apply to ``table``: the dataset's, overridden by the table's own."""
+        return {**self.drift, **self.tables[table].drift}
 
 
 # ---------------------------------------------------------------- YAML with line numbers
@@ -199,6 +209,7 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
             embedding_space=t.get("embedding_space", True),
             relational_space=t.get("relational_space", "auto"),
             cutoff_column=t.get("cutoff_column"),
+            drift=dict(t.get("drift") or {}),
         )
 
     rels = []
@@ -233,6 +244,9 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
         name=doc["name"], path=path, warehouse_url=wh.get("url", "duckdb:///data/nycflights13.duckdb"),
         warehouse_schema=wh.get("schema"), tables=tables, relationships=tuple(rels), targets=tuple(targets),
         description=doc.get("description", ""), raw=doc,
+        schedule_cron=(doc.get("schedule") or {}).get("cron", DEFAULT_CRON),
+        schedule_timezone=(doc.get("schedule") or {}).get("timezone", "UTC"),
+        drift=dict(doc.get("drift") or {}), retention=doc.get("retention", 3),
     )
 
 

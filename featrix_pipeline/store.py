@@ -24,8 +24,12 @@ def reports_dir(spec_name: str) -> Path:
     return featrix_home() / "reports" / spec_name
 
 
+STORE = "${store}"  # stands for base_dir in stored JSON, so a store can be moved or copied
+
+
 class ParquetJsonIOManager(dg.ConfigurableIOManager):
-    """DataFrames ↔ ``<base_dir>/<asset/key>.parquet``; dicts and lists ↔ ``.json``."""
+    """DataFrames ↔ ``<base_dir>/<asset/key>.parquet``; dicts and lists ↔ ``.json`` (paths inside the
+    store are written relative to it, so a store can be moved or copied)."""
 
     base_dir: str
 
@@ -42,16 +46,22 @@ class ParquetJsonIOManager(dg.ConfigurableIOManager):
         elif isinstance(obj, (dict, list)):
             path = self._path(context, ".json")
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(to_jsonable(obj), indent=1, default=str))
+            text = json.dumps(to_jsonable(obj), indent=1, default=str)
+            path.write_text(text.replace(self._escaped_base(), STORE))
         else:
             raise TypeError(f"{context.asset_key.to_user_string()}: cannot store a {type(obj).__name__}; "
                             "return a DataFrame or a JSON-able dict.")
         context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
 
+    def _escaped_base(self) -> str:
+        return json.dumps(str(Path(self.base_dir)))[1:-1]
+
     def load_input(self, context: dg.InputContext):
         for suffix in (".parquet", ".json"):
             path = self._path(context.upstream_output, suffix) if context.upstream_output else None
             if path is not None and path.exists():
-                return pd.read_parquet(path) if suffix == ".parquet" else json.loads(path.read_text())
+                if suffix == ".parquet":
+                    return pd.read_parquet(path)
+                return json.loads(path.read_text().replace(STORE, self._escaped_base()))
         raise FileNotFoundError(f"{context.asset_key.to_user_string()} has not been materialized yet "
                                 f"(nothing under {self.base_dir}). Materialize it first.")

@@ -52,6 +52,18 @@ class TablePlan:
         """The space a predictor of this table sits on: the relational space when there is one."""
         return self.key("relational_space" if self.has_relational_space else "embedding_space")
 
+    def describe(self) -> dict:
+        """This table's part of the spec that decides its models: the table's declaration and the
+        lookups and child relationships as declared (what a model key hashes, beside the data)."""
+        def rel(r: RelationshipSpec) -> dict:
+            return {**r.to_dict(), "lookup": r.lookup, "lookup_columns": list(r.lookup_columns)}
+
+        t = self.spec
+        return {"table": self.name, "primary_key": list(t.primary_key), "time_column": t.time_column,
+                "exclude_columns": list(t.exclude_columns), "keep_columns": list(t.keep_columns),
+                "cutoff_column": t.cutoff_column, "lookups": [rel(r) for r in self.lookups],
+                "children": [rel(r) for r in self.children] if self.has_relational_space else []}
+
     @property
     def row_id(self) -> str | None:
         """A single-column primary key: it identifies rows and carries no shared structure, so no

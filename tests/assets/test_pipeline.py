@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import dagster as dg
 import duckdb
 import pandas as pd
@@ -11,6 +14,7 @@ from assets.definitions import build_assets, build_definitions, build_resources
 from featrix_model import EmbeddingSpace, columns
 from featrix_pipeline import demo
 from featrix_pipeline.spec import load_spec
+from featrix_pipeline.store import STORE
 from featrix_pipeline.topology import Topology
 from tests.conftest import DEMO_SPEC, write_spec
 
@@ -47,11 +51,10 @@ def test_definitions_load_from_default_spec(monkeypatch):
         dg.AssetKey(["flights", "embedding_space"])).parent_keys  # lookups joined into flights' rows
 
 
-def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_path, monkeypatch):
-    profiled = []  # columns the model library profiles itself: those no profile asset handed on
-    real = columns.profile_frame
-    monkeypatch.setattr(columns, "profile_frame", lambda df: profiled.extend(df.columns) or real(df))
-    spec, result, checks = run(small_warehouse)
+def test_clean_slice_materializes_and_passes_every_check(trained_slice):
+    spec, result, checks, tmp_path = load_spec(trained_slice.spec_path), trained_slice.result, trained_slice.checks, \
+        trained_slice.home
+    profiled = trained_slice.profiled
     failed = {k: e.description for k, e in checks.items() if not e.passed}
     assert failed == {}
     # each table is profiled once: spaces re-profile only columns their table's profile cannot know
@@ -77,7 +80,8 @@ def test_clean_slice_materializes_and_passes_every_check(small_warehouse, tmp_pa
     assert checks[("flights/embedding_space", "no_embedding_collapse")].passed
     emb = pd.read_parquet(tmp_path / "artifacts" / spec.name / "flights" / "row_embeddings.parquet")
     assert len(emb) == len(raw) and list(emb.columns[:2]) == ["flight_id", "emb_0"]
-    space = tmp_path / "artifacts" / spec.name / "flights" / "embedding_space"
+    store = tmp_path / "artifacts" / spec.name
+    space = Path(json.loads((store / "flights" / "embedding_space.json").read_text())["path"].replace(STORE, str(store)))
     assert (space / "model.safetensors").exists() and (space / "training_timeline.png").exists()
     space_mat = [m for m in result.get_asset_materialization_events()
                  if m.asset_key == dg.AssetKey(["flights", "embedding_space"])][0].materialization.metadata

@@ -1,0 +1,38 @@
+"""Which trained version of a predictor serves predictions.
+
+A retrained predictor (the *candidate*) replaces the serving one only when it is no worse on the
+same held-out rows — the candidate's own held-out split, on which the serving version is scored
+again — so a retrain triggered by drift or a code change never silently lowers quality. The choice
+is recorded in ``serving.json`` beside the versions, written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from featrix_pipeline.reuse import now_utc, write_json_atomically
+
+SERVING = "serving.json"
+
+
+def serving_key(root: Path) -> str | None:
+    path = Path(root) / SERVING
+    return json.loads(path.read_text())["key"] if path.exists() else None
+
+
+def set_serving(root: Path, key: str, run_id: str, why: str) -> None:
+    write_json_atomically(Path(root) / SERVING, {"key": key, "since": now_utc(), "run": run_id, "why": why})
+
+
+def decide(candidate: dict, serving_metrics: dict | None) -> tuple[bool, str]:
+    """Promote the candidate? ``serving_metrics``: the serving version's metrics on the candidate's
+    held-out rows (None when nothing serves yet)."""
+    m = candidate["primary_metric"]
+    if serving_metrics is None:
+        return True, "first trained version"
+    new, old = candidate["metrics"][m], serving_metrics[m]
+    better = new >= old if candidate["higher_is_better"] else new <= old
+    verdict = "no worse than" if better else "worse than"
+    return better, (f"candidate {m} {new:.4f} is {verdict} the serving version's {old:.4f} on the same held-out rows"
+                    + ("" if better else "; the serving version keeps serving"))

@@ -1,0 +1,83 @@
+"""Content-addressed artifacts: one folder per key, reused when the key comes back.
+
+``ArtifactStore(root)`` holds the trained versions of one model asset (``<store>/<table>/
+embedding_space/<key>/``). A version counts only once its ``summary.json`` is written, last and
+atomically, so a run killed while training leaves a folder that is never reused (it is trained
+again). ``prune`` keeps the newest versions up to the spec's retention, never the protected ones
+(the version serving predictions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+
+from featrix_model.jsonable import to_jsonable
+
+SUMMARY = "summary.json"
+
+
+def now_utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def write_json_atomically(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(to_jsonable(obj), indent=1, default=str))
+    os.replace(tmp, path)
+
+
+class ArtifactStore:
+    def __init__(self, root: Path, retention: int = 3):
+        self.root, self.retention = Path(root), retention
+
+    def folder(self, key: str) -> Path:
+        return self.root / key
+
+    def find(self, key: str) -> dict | None:
+        """The summary of the finished version ``key``, or None (never trained, or unfinished). Paths in
+        it point into the folder where it is now (an artifact tree can be moved or copied)."""
+        path = self.folder(key) / SUMMARY
+        if not path.exists():
+            return None
+        summary = json.loads(path.read_text())
+        old, new = summary.get("path"), str(self.folder(key))
+        if old and old != new:
+            summary = json.loads(json.dumps(summary).replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]))
+        return summary
+
+    def start(self, key: str) -> Path:
+        """An empty folder for training version ``key`` (what an unfinished earlier attempt left is removed)."""
+        folder = self.folder(key)
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        return folder
+
+    def finish(self, key: str, summary: dict) -> None:
+        write_json_atomically(self.folder(key) / SUMMARY, summary)
+
+    def versions(self) -> list[tuple[str, str]]:
+        """(trained_at, key) of every finished version, oldest first."""
+        out = []
+        for folder in self.root.iterdir() if self.root.exists() else ():
+            summary = folder / SUMMARY
+            if folder.is_dir() and summary.exists():
+                out.append((json.loads(summary.read_text()).get("trained_at", ""), folder.name))
+        return sorted(out)
+
+    def prune(self, protect: set[str] = frozenset()) -> list[str]:
+        """Remove finished versions beyond the newest ``retention`` (never one in ``protect``); their keys."""
+        finished = [key for _, key in self.versions()]
+        removable = [k for k in finished[: max(0, len(finished) - self.retention)] if k not in protect]
+        for key in removable:
+            shutil.rmtree(self.folder(key), ignore_errors=True)
+        return removable
+
+
+def reused(summary: dict) -> dict:
+    """A stored summary as the output of a run that reused it."""
+    return {**summary, "reused": True}
