@@ -5,11 +5,12 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from assets.automation import when_rebuilt
 from assets.checks import beats_baselines, beats_baselines_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import figure_metadata, version_metadata
 from assets.versions import model_code_version, versioned_output
-from featrix_pipeline.predictions import score_table
+from featrix_pipeline.predictions import score_rows
 from featrix_pipeline.predictors import train_predictor
 from featrix_pipeline.reuse import ArtifactStore
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
@@ -29,6 +30,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
     space_kind = "relational" if plan.table.has_relational_space else "embedding"
 
     @dg.asset(key=list(key), group_name="predictors", kinds={"pytorch"}, code_version=model_code_version(plan.table, plan.target),
+              automation_condition=when_rebuilt([plan.space_key]),
               ins={"raw": asset_in(plan.table.key("raw")), "filtered": asset_in(plan.table.key("filtered")),
                    "space": asset_in(plan.space_key), **other_ins},
               check_specs=[beats_baselines_spec(key)],
@@ -54,16 +56,21 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
         yield beats_baselines(s, settings.margin_for(plan.target.lightgbm_margin), plan.target.note)
 
     @dg.asset(key=list(plan.key("predictions")), group_name="predictors", kinds={"duckdb", "parquet"},
+              automation_condition=when_rebuilt([key]),
               ins={"filtered": asset_in(plan.table.key("filtered")), "model": asset_in(key), **other_ins},
-              description=f"Every `{table}` row scored by the `{plan.name}` predictor, written back to the "
-                          f"warehouse as table `{plan.name}_predictions` (run id, model version, timestamp).")
+              description=f"Every `{table}` row scored by the serving `{plan.name}` predictor, in the warehouse table "
+                          f"`{plan.name}_predictions`: only rows that are new, changed or scored by an older model "
+                          "version are scored again; the table is replaced all at once, or not at all.")
     def predictions(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model: dict,
-                    warehouse: WarehouseResource, model_settings: ModelSettings, **other_rows) -> dg.Output[pd.DataFrame]:
-        scored = score_table(topology, plan, filtered, model["path"], context.run_id, model_settings.fit_settings(),
-                             rows_of(other_rows))
-        warehouse.get().write_table(f"{plan.name}_predictions", scored)
-        return dg.Output(scored, metadata={"dagster/row_count": len(scored),
-                                           "warehouse_table": f"{plan.name}_predictions",
-                                           "preview": dg.MetadataValue.md(scored.head(10).to_markdown(index=False))})
+                    warehouse: WarehouseResource, model_settings: ModelSettings, **other_rows) -> dg.Output[dict]:
+        done = score_rows(topology, plan, filtered, model, warehouse.get(), context.run_id,
+                          model_settings.fit_settings(), rows_of(other_rows))
+        scored = done.pop("scored")
+        context.log.info(f"[{plan.name}] {done['to_score']:,} rows scored, {done['kept']:,} kept, "
+                         f"{done['removed']:,} removed" + ("" if done["written"] else "; nothing to write"))
+        return dg.Output(done, metadata={
+            "dagster/row_count": done["current"], "rows_scored": done["to_score"], "rows_kept": done["kept"],
+            "rows_removed": done["removed"], "warehouse_table": done["table"], "model_version": done["model_version"],
+            "scored_preview": dg.MetadataValue.md(scored.head(10).to_markdown(index=False) if len(scored) else "none")})
 
     return [predictor, predictions]

@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import space_metadata
@@ -32,6 +33,7 @@ def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
 
     @dg.asset(key=list(key), group_name=parent, kinds={"pytorch"}, ins=ins, check_specs=[collapse_spec(key)],
               code_version=model_code_version(plan),
+              automation_condition=when_rebuilt([topology[c].key("embedding_space") for c in children]),
               description=f"Hierarchical embedding space of `{parent}`: each row with its "
                           f"{', '.join(f'`{c}`' for c in children)} rows encoded by their own spaces and pooled by "
                           "attention with learned queries; every parent row seen once per epoch.")

@@ -5,6 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import space_metadata
@@ -25,6 +26,7 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
     lookup_ins = rows_in(topology, plan.lookup_tables)
 
     @dg.asset(key=list(key), group_name=table, kinds={"pytorch"}, code_version=model_code_version(plan),
+              automation_condition=when_rebuilt(),
               ins={"filtered": asset_in(plan.key("filtered")), "profile": asset_in(plan.key("profile")), **lookup_ins},
               check_specs=[collapse_spec(key)],
               description=f"Self-supervised embedding space of `{table}` (its lookups joined in): every automatic "
@@ -42,6 +44,7 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
         yield collapse_check(summary)
 
     @dg.asset(key=list(plan.key("row_embeddings")), group_name=table, kinds={"parquet"},
+              automation_condition=when_rebuilt([key]),
               ins={"filtered": asset_in(plan.key("filtered")), "space": asset_in(key), **lookup_ins},
               description=f"One embedding per `{table}` row: primary key, emb_0..emb_d, short 3D vector.")
     def row_embeddings_asset(filtered: pd.DataFrame, space: dict, model_settings: ModelSettings,

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.metadata import table_metadata
+from assets.sensors import SCHEMA
 from featrix_pipeline.columns import decide_columns, filter_table, profile_table
 from featrix_pipeline.expectations import validate_table
 from featrix_pipeline.report import refresh_report
@@ -33,10 +34,11 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
         wh = warehouse.get()
         try:
             check_columns(spec, {table: wh.columns(source)}, only=table)
+            schema = wh.sql_schema(source)
             df = wh.read_table(source, order_by=list(t.primary_key), limit=t.row_limit)
         except (SpecError, WarehouseError) as e:
             raise dg.Failure(description=str(e)) from None
-        return dg.Output(df, metadata=table_metadata(df))
+        return dg.Output(df, metadata={**table_metadata(df), SCHEMA: dg.MetadataValue.json(schema)})
 
     suite_checks = [
         dg.AssetCheckSpec("primary_key", asset=profile_key, blocking=True,

@@ -1,30 +1,79 @@
-"""Predictions of every row of a target's table by its serving predictor, for the warehouse."""
+"""Predictions of a target's table by its serving predictor, written back to the warehouse — only
+for the rows that need one.
+
+A row is scored when it is new, when its content changed since it was scored (its own columns, the
+lookup columns joined into it, and for a relational space its child rows), or when a new model
+version serves. The table ``<target>_predictions`` is then replaced all at once by the kept rows
+plus the new ones; when nothing needs scoring, nothing is written.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pandas as pd
 
 from featrix_model.predictor import Predictor
 from featrix_model.space import use_threads
 from featrix_pipeline.predictors import child_tables
+from featrix_pipeline.scoring import HASH_COLUMN, VERSION_COLUMN, group_hashes, merged, plan_scoring, row_hashes
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.topology import TargetPlan, Topology
+from featrix_pipeline.warehouse import Warehouse
 
 
-def score_table(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, predictor_path: str | Path,
-                run_id: str, settings: FitSettings, rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Every row of the table scored: primary key, prediction, probability/interval, confidence, OOD.
-    ``rows``: as for ``train_predictor``."""
+def table_name(plan: TargetPlan) -> str:
+    return f"{plan.name}_predictions"
+
+
+def current_hashes(topology: Topology, plan: TargetPlan, frame: pd.DataFrame,
+                   rows: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Key columns + the content hash of each row as the predictor sees it (``frame``: the table's
+    rows with their lookups joined in); for a relational space mixed with each parent's child rows."""
+    table = plan.table
+    pk = list(table.spec.primary_key)
+    extra = None
+    if table.has_relational_space:
+        children = topology.model_tables(table.name, rows)
+        links = []
+        for r in table.children:
+            per_parent = group_hashes(children[r.child], list(r.child_keys)).rename(
+                columns=dict(zip(r.child_keys, r.parent_keys)))
+            links.append(frame[list(r.parent_keys)].merge(per_parent, how="left", on=list(r.parent_keys))[HASH_COLUMN]
+                         .rename(f"{r.name}.{HASH_COLUMN}").reset_index(drop=True))
+        extra = row_hashes(pd.concat(links, axis=1))
+    out = frame[pk].reset_index(drop=True).copy()
+    out[HASH_COLUMN] = row_hashes(frame.reset_index(drop=True), extra).to_numpy()
+    return out
+
+
+def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, predictor: dict, warehouse: Warehouse,
+               run_id: str, settings: FitSettings, rows: dict[str, pd.DataFrame] | None = None) -> dict:
+    """Score what needs scoring and write the predictions table back; a summary of what was done.
+    ``predictor``: the predictor asset's summary (the serving version); ``rows``: as for training."""
     use_threads(settings.threads)
     table = plan.table
     rows = {**(rows or {}), table.name: filtered}
-    p = Predictor.load(predictor_path, tables=child_tables(topology, plan, rows))
     frame = table.model_frame(filtered.drop(columns=[plan.target.column], errors="ignore"), rows)
+    pk = list(table.spec.primary_key)
+    current = current_hashes(topology, plan, frame, rows)
+    scoring = plan_scoring(current, pk, warehouse.read_optional(table_name(plan)), predictor["model_version"])
+    summary = {"table": table_name(plan), "model_version": predictor["model_version"], **scoring.summary(),
+               "written": False}
+    if scoring.nothing_to_do():
+        return {**summary, "scored": pd.DataFrame(columns=pk)}
+    todo = scoring.to_score
+    p = Predictor.load(predictor["path"], tables=child_tables(topology, plan, rows))
+    scored = _prediction_frame(p, frame[todo].reset_index(drop=True), pk, run_id)
+    scored[HASH_COLUMN] = current[HASH_COLUMN][todo].to_numpy()
+    warehouse.write_table(table_name(plan), merged(scoring, scored))
+    return {**summary, "written": True, "scored": scored}
+
+
+def _prediction_frame(p: Predictor, frame: pd.DataFrame, pk: list[str], run_id: str) -> pd.DataFrame:
+    """Primary key, prediction, probability/interval, confidence, OOD distance, warnings, provenance."""
     resp = p.predict_frame(frame, explain=False)
-    out = filtered[list(table.spec.primary_key)].reset_index(drop=True).copy()
+    out = frame[pk].reset_index(drop=True).copy()
     out["prediction"] = resp["prediction"].astype(str)
     if "probability" in resp:
         out["probability"] = resp["probability"].astype(float)
@@ -34,6 +83,6 @@ def score_table(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, pr
     out["confidence"] = resp["confidence"]
     out["ood_sigma"] = resp["ood_sigma"].astype(float)
     out["warnings"] = resp["warnings"].map(lambda w: "; ".join(w))
-    out["run_id"], out["model_version"] = run_id, p.model_version_
+    out["run_id"], out[VERSION_COLUMN] = run_id, p.model_version_
     out["scored_at"] = pd.Timestamp(dt.datetime.now(dt.timezone.utc)).tz_localize(None)
     return out

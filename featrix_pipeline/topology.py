@@ -165,6 +165,29 @@ class Topology:
                 own += [child, *self.tables[child].lookup_tables]
         return tuple(t for t in dict.fromkeys(own) if t != table)
 
+    def built_on(self, table: str) -> tuple[Key, ...]:
+        """The model assets to retrain when ``table``'s space must be: the space and its row embeddings,
+        the relational spaces it is the parent or a child of, and the predictors (and predictions) on
+        any of those spaces."""
+        plan = self.tables[table]
+        keys = [plan.key("embedding_space"), plan.key("row_embeddings"), plan.key("drift")] if plan.has_space else []
+        relational = [p for p in self.relational if p.name == table or table in p.child_tables]
+        keys += [p.key("relational_space") for p in relational]
+        spaces = {plan.space_key, *(p.key("relational_space") for p in relational)}
+        keys += [k for t in self.targets if t.space_key in spaces for k in (t.key("predictor"), t.key("predictions"))]
+        return tuple(dict.fromkeys(keys))
+
+    def affected_by_schema(self, table: str) -> tuple[Key, ...]:
+        """Everything to run again when ``table``'s columns change: its snapshot, profile and filter, the
+        join reports it takes part in, and the models built on it or on a table it is looked up into."""
+        plan = self.tables[table]
+        keys = [plan.key(s) for s in ("raw", "profile", "filtered")]
+        keys += [self.join_key(r) for r in self.spec.relationships if table in (r.child, r.parent)]
+        readers = [t for t, p in self.tables.items() if table in p.lookup_tables]
+        for t in (table, *readers):
+            keys += self.built_on(t)
+        return tuple(dict.fromkeys(keys))
+
     def model_tables(self, table: str, rows: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         """The table's and its children's rows as its relational space sees them (lookups joined in);
         ``rows`` holds the filtered rows of those tables and of their lookup tables."""

@@ -23,7 +23,7 @@ def run(spec_path, models: bool = True):
     spec = load_spec(spec_path)
     assets = build_assets(Topology.from_spec(spec))
     if not models:  # the data-quality half only
-        model_assets = ("embedding_space", "row_embeddings", "relational_space", "predictor", "predictions")
+        model_assets = ("embedding_space", "row_embeddings", "relational_space", "predictor", "predictions", "drift")
         assets = [a for a in assets if not any(k.path[-1] in model_assets for k in a.keys)]
     result = dg.materialize(assets, resources=build_resources(spec), raise_on_error=False)
     checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}

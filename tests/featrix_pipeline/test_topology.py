@@ -88,3 +88,15 @@ def test_a_handed_on_profile_plans_the_columns_exactly_as_profiling_again(nyc_fr
     assert handed.info == again.info and handed.decisions == again.decisions and handed.columns == again.columns
     with pytest.raises(ValueError, match="was made on .* rows, but the frame has"):
         plan_columns(planes.head(10), analysis=analysis_of(profile, planes.columns))
+
+
+def test_what_a_retrain_of_one_table_touches(demo):
+    planes = set(demo.built_on("planes"))
+    assert planes == {("planes", "embedding_space"), ("planes", "row_embeddings"), ("planes", "drift"),
+                      ("planes", "relational_space"), ("plane_manufacturer", "predictor"),
+                      ("plane_manufacturer", "predictions")}
+    flights = set(demo.built_on("flights"))  # a child of planes: the planes' relational space is built on it
+    assert {("flights", "embedding_space"), ("planes", "relational_space"), ("arr_delay15", "predictor"),
+            ("plane_manufacturer", "predictor")} <= flights and ("planes", "embedding_space") not in flights
+    airports = set(demo.affected_by_schema("airports"))  # looked up into flights: flights' models too
+    assert {("airports", "raw"), ("flights_dest", "join_report"), ("flights", "embedding_space")} <= airports
