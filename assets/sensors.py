@@ -42,7 +42,7 @@ def build_sensors(topology: Topology, jobs: dict) -> list:
 
     @dg.sensor(job=jobs[RETRAIN], name="drift_sensor", minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.RUNNING,
-               description="After each drift measurement: when a table's rows crossed the spec's retrain threshold, "
+               description="After each drift measurement: when a table's rows crossed the dataset spec's drift threshold, "
                            "retrain its space and everything built on it.")
     def drift_sensor(context: dg.SensorEvaluationContext):
         seen = json.loads(context.cursor) if context.cursor else {}  # drift asset → last storage id handled
