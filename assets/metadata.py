@@ -13,6 +13,15 @@ def table_metadata(df: pd.DataFrame) -> dict:
             "preview": dg.MetadataValue.md(df.head(10).to_markdown(index=False))}
 
 
+def column_lineage(columns, source) -> dg.TableColumnLineage:
+    """``dagster/column_lineage``: each column ← ``source(column)`` = (asset key, column) it is read from."""
+    deps = {}
+    for c in columns:
+        key, col = source(c)
+        deps[str(c)] = [dg.TableColumnDep(asset_key=dg.AssetKey(list(key)), column_name=str(col))]
+    return dg.TableColumnLineage(deps_by_column=deps)
+
+
 def config_table(summary: dict) -> dg.MetadataValue:
     """Every training setting with its value and the reason it was chosen."""
     return dg.MetadataValue.md(pd.DataFrame(

@@ -8,7 +8,7 @@ import pandas as pd
 from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
-from assets.metadata import space_metadata
+from assets.metadata import column_lineage, space_metadata
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.reuse import ArtifactStore
@@ -37,8 +37,13 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
                               rows=rows_of(lookup_rows))
         for d in summary["decisions"]:
             context.log.info(f"[{table}] {d}")
+        def source(column: str):
+            table_name, col = plan.column_source(column)
+            return topology[table_name].key("filtered"), col
+
         yield versioned_output(summary, {
             **space_metadata(summary), "final_losses": dg.MetadataValue.json(summary["final"]),
+            "dagster/column_lineage": column_lineage(summary["columns"], source),
             "top_mi_pairs": dg.MetadataValue.md(pd.DataFrame(summary["top_mi_pairs"]).to_markdown(index=False)),
             "excluded_columns": dg.MetadataValue.json({**summary["left_out"], **summary["excluded"]})})
         yield collapse_check(summary)

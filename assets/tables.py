@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from assets.metadata import table_metadata
+from assets.metadata import column_lineage, table_metadata
 from assets.sensors import SCHEMA
 from featrix_pipeline.columns import decide_columns, filter_table, profile_table
 from featrix_pipeline.expectations import validate_table
@@ -84,7 +84,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
             context.log.warning(f"[{table}] {why}")
         assert len(df) == len(raw)
         return dg.Output(df, metadata={
-            **table_metadata(df),
+            **table_metadata(df), "dagster/column_lineage": column_lineage(df.columns, lambda c: (raw_key, c)),
             "excluded_columns": dg.MetadataValue.json(excluded),
             "key_columns": sorted(c for c, d in decisions.items() if d["role"] == "key"),
             "decisions": dg.MetadataValue.md(_decisions_md(decisions)),

@@ -81,6 +81,15 @@ class TablePlan:
     def child_tables(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(r.child for r in self.children))
 
+    def column_source(self, column: str) -> tuple[str, str]:
+        """(table, column) a model column comes from: a lookup column ``dest.lat`` from ``airports.lat``,
+        any other from this table."""
+        for r in self.lookups:
+            prefix = f"{r.lookup_prefix}."
+            if column.startswith(prefix):
+                return r.parent, column[len(prefix):]
+        return self.name, column
+
     def model_frame(self, frame: pd.DataFrame, rows: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         """``frame`` (rows of this table) with its lookups' columns joined in as ``<prefix>.<column>``:
         what every model of the table sees. ``rows``: the lookup tables' filtered rows. Row count and

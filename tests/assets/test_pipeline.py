@@ -86,6 +86,9 @@ def test_clean_slice_materializes_and_passes_every_check(trained_slice):
     space_mat = [m for m in result.get_asset_materialization_events()
                  if m.asset_key == dg.AssetKey(["flights", "embedding_space"])][0].materialization.metadata
     assert "flight_id" in space_mat["excluded_columns"].value and "batch_size" in space_mat["config"].value
+    lineage = space_mat["dagster/column_lineage"].value.deps_by_column  # raw → filtered → space, lookups included
+    assert lineage["dest.lat"][0].asset_key == dg.AssetKey(["airports", "filtered"]) and lineage["dest.lat"][0].column_name == "lat"
+    assert lineage["dep_delay"][0].asset_key == dg.AssetKey(["flights", "filtered"])
     # lookups are denormalised into flights before its space: destination place, weather at the origin
     flights_space = EmbeddingSpace.load(space)
     # (weather.precip is 0 throughout the 2-day slice: weather/filtered drops it as constant, with its reason)

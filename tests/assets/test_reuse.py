@@ -40,3 +40,9 @@ def test_a_changed_table_retrains_its_space_and_what_is_built_on_it(slice_home):
     assert result.success
     retrained = {k for k, how in reuse_of(result).items() if how == "trained"}
     assert retrained == {"planes/embedding_space", "planes/relational_space", "plane_manufacturer/predictor"}
+    # the retrained predictor is a candidate: it serves only when no worse on the same held-out rows
+    store = slice_home.parent / "artifacts" / "nycflights13" / "plane_manufacturer" / "predictor"
+    served = json.loads((store.parent / "predictor.json").read_text())
+    promotion = served["promotion"]
+    assert promotion["why"] and served["candidate"]["key"] != (served["key"] if not promotion["promoted"] else None)
+    assert json.loads((store / "serving.json").read_text())["key"] == served["key"] == promotion["serving"]

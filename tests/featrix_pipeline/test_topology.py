@@ -100,3 +100,29 @@ def test_what_a_retrain_of_one_table_touches(demo):
             ("plane_manufacturer", "predictor")} <= flights and ("planes", "embedding_space") not in flights
     airports = set(demo.affected_by_schema("airports"))  # looked up into flights: flights' models too
     assert {("airports", "raw"), ("flights_dest", "join_report"), ("flights", "embedding_space")} <= airports
+
+
+def test_model_columns_name_the_table_they_come_from(demo):
+    assert demo["flights"].column_source("dest.lat") == ("airports", "lat")
+    assert demo["flights"].column_source("weather.visib") == ("weather", "visib")
+    assert demo["flights"].column_source("dep_delay") == ("flights", "dep_delay")
+
+
+def test_a_candidate_serves_only_when_no_worse_and_old_versions_are_pruned(tmp_path):
+    from featrix_pipeline.promotion import decide
+    from featrix_pipeline.reuse import ArtifactStore
+
+    higher = {"primary_metric": "roc_auc", "higher_is_better": True, "metrics": {"roc_auc": 0.80}}
+    assert decide(higher, None) == (True, "first trained version")
+    assert decide(higher, {"roc_auc": 0.80})[0] and not decide(higher, {"roc_auc": 0.81})[0]
+    lower = {"primary_metric": "rmse", "higher_is_better": False, "metrics": {"rmse": 5.0}}
+    assert decide(lower, {"rmse": 6.0})[0] and not decide(lower, {"rmse": 4.0})[0]
+    assert "keeps serving" in decide(lower, {"rmse": 4.0})[1]
+    store = ArtifactStore(tmp_path, retention=2)
+    for i, key in enumerate(["a", "b", "c", "d"]):
+        store.start(key)
+        store.finish(key, {"trained_at": f"2026-01-0{i + 1}", "path": str(store.folder(key))})
+    store.start("unfinished")  # a killed training run: never reused, never counted
+    assert store.find("unfinished") is None
+    assert store.prune(protect={"a"}) == ["b"]  # the serving version "a" stays although it is the oldest
+    assert [k for _, k in store.versions()] == ["a", "c", "d"]
