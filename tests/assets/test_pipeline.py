@@ -49,6 +49,13 @@ def test_definitions_load_from_default_spec(monkeypatch):
     assert dg.AssetKey(["flights", "relational_space"]) not in set(graph.get_all_asset_keys())  # no target sits on flights' parents
     assert {dg.AssetKey(["weather", "filtered"]), dg.AssetKey(["airports", "filtered"])} <= graph.get(
         dg.AssetKey(["flights", "embedding_space"])).parent_keys  # lookups joined into flights' rows
+    # what dagster dev shows besides the graph: the two jobs, the refresh schedule, the sensors
+    assert {j.name for j in defs.jobs} == {"refresh_and_score", "retrain"}
+    assert [s.name for s in defs.schedules] == ["refresh_schedule"]
+    assert {s.name for s in defs.sensors} == {"drift_sensor", "schema_sensor", "model_automation"}
+    refresh = set(defs.resolve_job_def("refresh_and_score").asset_layer.executable_asset_keys)
+    assert dg.AssetKey(["arr_delay15", "predictions"]) in refresh and dg.AssetKey(["flights", "drift"]) in refresh
+    assert not {k for k in refresh if k.path[-1] in ("embedding_space", "relational_space", "predictor")}
 
 
 def test_clean_slice_materializes_and_passes_every_check(trained_slice):
