@@ -7,12 +7,13 @@ import warnings
 
 import dagster as dg
 
-from featrix_pipeline.fingerprint import digest
+from featrix_pipeline.fingerprint import digest, target_identity
 from featrix_pipeline.fingerprint import model_code_version as model_code
 
 
 def model_code_version(table_plan, target=None) -> str:
-    return digest({"code": model_code(), "spec": table_plan.describe(), "target": target})
+    return digest({"code": model_code(), "spec": table_plan.describe(),
+                   "target": target_identity(target) if target is not None else None})
 
 
 def versioned_output(summary: dict, metadata: dict) -> dg.Output:

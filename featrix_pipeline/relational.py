@@ -53,16 +53,17 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
                   "child_spaces": {t: s["key"] for t, s in child_spaces.items()}})
     if (found := store.find(key)) is not None:
         return reused(found)
-    out_dir = store.start(key)
+    tmp = store.start(key)
     rels = link_relationships(topology, parent)
     child_time = {c: topology[c].spec.time_column for c in plan.child_tables if topology[c].spec.time_column}
     rs = RelationalSpace.fit(frames, rels, parent,
                              child_spaces={t: EmbeddingSpace.load(s["path"]) for t, s in child_spaces.items()},
                              time_budget_s=settings.time_budget_s, seed=settings.seed, child_time=child_time,
                              cutoff=plan.spec.cutoff_column, child_hide=_hidden_child_columns(topology, parent, frames),
-                             primary_keys=_row_ids(topology, frames), output_dir=out_dir, threads=settings.threads,
+                             primary_keys=_row_ids(topology, frames), output_dir=tmp, threads=settings.threads,
                              analysis=analysis_of(profile, frames[parent].columns) if profile else None)
-    rs.save(out_dir)
+    rs.save(tmp)
+    out_dir = store.publish(key, tmp)
     summary = {**space_summary(rs, parent, len(frames[parent]), out_dir), "links": rs.report()["links"],
                **trained(key, run_id, rs.decisions)}
     store.finish(key, summary)

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from featrix_model.jsonable import to_jsonable
@@ -50,20 +51,35 @@ class ArtifactStore:
         return summary
 
     def start(self, key: str) -> Path:
-        """An empty folder for training version ``key`` (what an unfinished earlier attempt left is removed)."""
-        folder = self.folder(key)
-        if folder.exists():
-            shutil.rmtree(folder)
-        folder.mkdir(parents=True)
-        return folder
+        """A private, empty folder to train version ``key`` in (``publish`` moves it into place), so two
+        runs training the same key never write into one folder."""
+        tmp = self.root / f".training-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def publish(self, key: str, tmp: Path) -> Path:
+        """Move a trained folder into place as version ``key`` and return its final folder. If another
+        run finished the same key meanwhile, its version stays and this copy is dropped; what an
+        unfinished earlier attempt left is replaced."""
+        final = self.folder(key)
+        if (final / SUMMARY).exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+            return final
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        return final
 
     def finish(self, key: str, summary: dict) -> None:
+        """Mark version ``key`` finished: its summary is written last, atomically."""
         write_json_atomically(self.folder(key) / SUMMARY, summary)
 
     def versions(self) -> list[tuple[str, str]]:
         """(trained_at, key) of every finished version, oldest first."""
         out = []
         for folder in self.root.iterdir() if self.root.exists() else ():
+            if folder.name.startswith("."):
+                continue
             summary = folder / SUMMARY
             if folder.is_dir() and summary.exists():
                 out.append((json.loads(summary.read_text()).get("trained_at", ""), folder.name))
