@@ -10,7 +10,7 @@ from assets.checks import beats_baselines, beats_baselines_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import figure_metadata, version_metadata
 from assets.versions import model_code_version, versioned_output
-from featrix_pipeline.predictions import score_rows
+from featrix_pipeline.predictions import QualityGateError, score_rows
 from featrix_pipeline.predictors import train_predictor
 from featrix_pipeline.reuse import ArtifactStore
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
@@ -21,6 +21,14 @@ MODELS = {"metrics": "ours", "lightgbm": "LightGBM", "baseline": "majority/mean"
 
 def build_predictor_assets(topology: Topology, store_dir: Path) -> list:
     return [a for plan in topology.targets for a in _predictor_assets(topology, plan, store_dir)]
+
+
+def _candidate_line(s: dict) -> str:
+    """What this run did: trained a candidate or reused it, and which version serves afterwards."""
+    c = s["candidate"]
+    how = "reused" if c.get("reused") else "trained"
+    serves = "it serves" if c["key"] == s["key"] else f"{s['key']} keeps serving"
+    return f"{how} candidate {c['key']}, trained {c.get('trained_at')}; {serves}"
 
 
 def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> list:
@@ -46,7 +54,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
         context.log.info(f"[{plan.name}] promotion: {s['promotion']['why']}")
         compare = pd.DataFrame([{"model": name, **s[k]} for k, name in MODELS.items()])
         yield versioned_output(s, {
-            **version_metadata(s), "promotion": s["promotion"]["why"],
+            **version_metadata(s), "reuse": _candidate_line(s), "promotion": s["promotion"]["why"],
             "candidate": dg.MetadataValue.json(s["candidate"]),
             "path": dg.MetadataValue.path(s["path"]), "kind": s["kind"],
             "held_out": dg.MetadataValue.md(compare.to_markdown(index=False)),
@@ -63,14 +71,17 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
                           "version are scored again; the table is replaced all at once, or not at all.")
     def predictions(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model: dict,
                     warehouse: WarehouseResource, model_settings: ModelSettings, **other_rows) -> dg.Output[dict]:
-        done = score_rows(topology, plan, filtered, model, warehouse.get(), context.run_id,
-                          model_settings.fit_settings(), rows_of(other_rows))
+        try:
+            done = score_rows(topology, plan, filtered, model, warehouse.get(), context.run_id,
+                              model_settings.fit_settings(), rows_of(other_rows))
+        except QualityGateError as e:
+            raise dg.Failure(description=str(e)) from None
         scored = done.pop("scored")
         context.log.info(f"[{plan.name}] {done['to_score']:,} rows scored, {done['kept']:,} kept, "
                          f"{done['removed']:,} removed" + ("" if done["written"] else "; nothing to write"))
         return dg.Output(done, metadata={
             "dagster/row_count": done["current"], "rows_scored": done["to_score"], "rows_kept": done["kept"],
-            "rows_removed": done["removed"], "warehouse_table": done["table"], "model_version": done["model_version"],
+            "rows_removed": done["removed"], "written": done["written"], "warehouse_table": done["table"], "model_version": done["model_version"],
             "scored_preview": dg.MetadataValue.md(scored.head(10).to_markdown(index=False) if len(scored) else "none")})
 
     return [predictor, predictions]

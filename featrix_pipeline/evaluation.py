@@ -12,13 +12,23 @@ import numpy as np
 import pandas as pd
 
 from featrix_model.tasks import TaskType
+from featrix_pipeline.scoring import row_hashes
 
 TEST_FRACTION = 0.2
 
 
-def held_out_split(n: int, seed: int) -> np.ndarray:
-    """True for the rows held out from training (a seeded ``TEST_FRACTION`` of them)."""
-    return np.random.default_rng(seed).random(n) < TEST_FRACTION
+def key_draws(keys: pd.DataFrame, seed: int) -> np.ndarray:
+    """A seeded number in [0, 1) per row from its primary key alone: the same row draws the same
+    number in every run, whatever rows were added or removed around it."""
+    salted = keys.reset_index(drop=True).assign(**{"\x00seed": seed})
+    return np.array([int(h, 16) for h in row_hashes(salted)], dtype=np.float64) / 2.0**64
+
+
+def held_out_split(keys: pd.DataFrame, seed: int) -> np.ndarray:
+    """True for the rows held out from training: a seeded ``TEST_FRACTION`` of them, chosen by key, so
+    a row held out once is held out in every version (and a new version can be compared with the
+    serving one on rows neither trained on)."""
+    return key_draws(keys, seed) < TEST_FRACTION
 
 
 def _lightgbm_inputs(X_tr: pd.DataFrame, X_te: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -3,13 +3,16 @@ on held-out rows against the baselines (``evaluation``), and score every row for
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 
 from featrix_model import load_space
 from featrix_model.predictor import Predictor
-from featrix_pipeline.evaluation import held_out_split, lightgbm_baseline, naive_baseline
+from featrix_pipeline.evaluation import held_out_split, key_draws, lightgbm_baseline, naive_baseline, quality_gate
 from featrix_pipeline.figures import predictor_figures
-from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
+from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version, target_identity
 from featrix_pipeline.promotion import decide, serving_key, set_serving
 from featrix_pipeline.reuse import ArtifactStore, reused
 from featrix_pipeline.settings import FitSettings
@@ -23,12 +26,14 @@ LABELS = "labels.parquet"  # a version's training labels, for the target's drift
 
 def training_frame(plan: TargetPlan, raw: pd.DataFrame, filtered: pd.DataFrame, max_rows: int | None,
                    seed: int) -> tuple[pd.DataFrame, list[str]]:
-    """Filtered table + the target column (evaluated on the raw snapshot), at most ``max_rows`` rows."""
+    """Filtered table + the target column (evaluated on the raw snapshot), at most ``max_rows`` rows
+    (the rows with the lowest seeded draws of their keys, so the sample moves little as rows arrive)."""
     df = filtered.copy()
     df[plan.target.column] = target_values(raw, plan.target).to_numpy()
     notes = []
     if max_rows and len(df) > max_rows:
-        df = df.sample(n=max_rows, random_state=seed).reset_index(drop=True)
+        draws = key_draws(df[list(plan.table.spec.primary_key)], seed + 1)
+        df = df.iloc[np.sort(np.argsort(draws, kind="stable")[:max_rows])].reset_index(drop=True)
         notes.append(f"trained on a seeded sample of {max_rows:,} of {len(filtered):,} rows")
     return df, notes
 
@@ -61,9 +66,9 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
     df = df[~unlabelled].reset_index(drop=True)
     rows = {**(rows or {}), plan.table.name: filtered}
     df = plan.table.model_frame(df, rows)
-    test = held_out_split(len(df), settings.seed)
+    test = held_out_split(df[list(plan.table.spec.primary_key)], settings.seed)
     train_df, test_df = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
-    key = digest({"code": model_code_version(), "target": target, "spec": plan.table.describe(),
+    key = digest({"code": model_code_version(), "target": target_identity(target), "spec": plan.table.describe(),
                   "settings": {**settings.training(), "max_rows": settings.predictor_max_rows},
                   "data": frame_fingerprint(df), "space": space["key"]})
     tables = child_tables(topology, plan, rows)
@@ -73,21 +78,21 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
                                    settings, run_id, notes)
     else:
         candidate = reused(candidate)
-    return _promote(plan, candidate, test_df, tables, store, run_id)
+    return _promote(plan, candidate, test_df, tables, store, run_id, settings.margin_for(target.lightgbm_margin))
 
 
 def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.DataFrame, store: ArtifactStore,
                    key: str, settings: FitSettings, run_id: str, notes: list[str]) -> dict:
     """Fit, save and measure a new version against the baselines on the held-out rows."""
-    target, out_dir = plan.target, store.start(key)
+    target, tmp = plan.target, store.start(key)
     hide = hidden_features(plan)
     p = Predictor.fit(es, train_df, target=target.column, kind=target.kind, positive_label=target.positive_label,
                       cost_false_positive=target.cost_false_positive, cost_false_negative=target.cost_false_negative,
                       exclude_features=hide, seed=settings.seed, time_budget_s=settings.time_budget_s,
                       threads=settings.threads)
-    p.save(out_dir)
+    p.save(tmp)
     y_tr, y_te = train_df[target.column].to_numpy(), test_df[target.column].to_numpy()
-    pd.DataFrame({"label": train_df[target.column]}).to_parquet(out_dir / LABELS, index=False)  # for drift
+    pd.DataFrame({"label": train_df[target.column]}).to_parquet(tmp / LABELS, index=False)  # for drift
     task = p.task_
     resp = p.predict_frame(test_df.drop(columns=[target.column]), explain=False)
     lgb_train, lgb_test = train_df, test_df
@@ -96,6 +101,8 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
     features = [c for c in es.plan.columns if c not in hide and c != target.column and c in lgb_train.columns]
     lgb = lightgbm_baseline(task, lgb_train[features], y_tr, lgb_test[features], settings.seed)
     fitted = p.summary()
+    figures = {k: Path(v).name for k, v in predictor_figures(task, y_te, resp, tmp).items()}
+    out_dir = store.publish(key, tmp)
     summary = {**{k: fitted.get(k) for k in ("kind", "primary_metric", "higher_is_better", "loss", "loss_reason",
                                              "threshold", "threshold_reason", "model_version")},
                "path": str(out_dir), "target": target.name, "rows_train": int(len(train_df)),
@@ -103,29 +110,48 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
                "metrics": task.metrics(y_te, resp), "lightgbm": task.metrics(y_te, lgb),
                "baseline": task.metrics(y_te, naive_baseline(task, y_tr, len(test_df))),
                "calibration": (fitted.get("calibration") or {}).get("method"),
-               "figures": predictor_figures(task, y_te, resp, out_dir), **trained(key, run_id, fitted["decisions"])}
+               "figures": {k: str(out_dir / name) for k, name in figures.items()}, **trained(key, run_id, fitted["decisions"])}
     store.finish(key, summary)
     return summary
 
 
+def _gated(summary: dict, margin: float) -> dict:
+    """The version with today's quality-gate verdict (the margin is a run setting, not part of the key)."""
+    return {**summary, "quality_gate": dict(zip(("passed", "why"), quality_gate(summary, margin)))}
+
+
 def _promote(plan: TargetPlan, candidate: dict, test_df: pd.DataFrame, tables, store: ArtifactStore,
-             run_id: str) -> dict:
+             run_id: str, margin: float) -> dict:
     """The serving version after this run's candidate was weighed against it."""
+    candidate = _gated(candidate, margin)
     current = serving_key(store.root)
-    if current == candidate["key"]:
+    serving = store.find(current) if current else None
+    if serving is not None and current == candidate["key"]:
         promoted, why = False, "the candidate is the serving version (nothing changed)"
-        serving = candidate
     else:
-        serving = store.find(current) if current else None
-        old = None
-        if serving is not None:
-            old_p = Predictor.load(serving["path"], tables=tables)
-            old = old_p.task_.metrics(test_df[plan.target.column].to_numpy(),
-                                      old_p.predict_frame(test_df.drop(columns=[plan.target.column]), explain=False))
-        promoted, why = decide(candidate, old)
+        promoted, why = decide(candidate, _serving_metrics(plan, serving, test_df, tables, candidate))
         if promoted:
             set_serving(store.root, candidate["key"], run_id, why)
             serving = candidate
     removed = store.prune(protect={candidate["key"], serving["key"]})
-    return {**serving, "candidate": {k: candidate.get(k) for k in ("key", "reused", "metrics", "trained_at")},
+    if serving is not candidate:
+        serving = reused(_gated(serving, margin))  # this run trained nothing that serves
+    return {**serving, "candidate": {k: candidate.get(k) for k in ("key", "reused", "metrics", "trained_at",
+                                                                   "quality_gate")},
             "promotion": {"promoted": promoted, "why": why, "serving": serving["key"], "pruned": removed}}
+
+
+def _serving_metrics(plan: TargetPlan, serving: dict | None, test_df: pd.DataFrame, tables, candidate: dict):
+    """The serving version's metrics on the candidate's held-out rows; None when nothing serves, or a
+    reason string when it cannot be measured (then the candidate takes over)."""
+    if serving is None:
+        return None
+    try:
+        old = Predictor.load(serving["path"], tables=tables)
+        y = test_df[plan.target.column].to_numpy()
+        metrics = old.task_.metrics(y, old.predict_frame(test_df.drop(columns=[plan.target.column]), explain=False))
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as e:
+        return f"the serving version cannot be measured on these rows ({type(e).__name__}: {e})"
+    if metrics.get(candidate["primary_metric"]) is None:
+        return f"the serving version has no {candidate['primary_metric']} on these rows"
+    return metrics

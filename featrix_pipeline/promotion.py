@@ -25,12 +25,18 @@ def set_serving(root: Path, key: str, run_id: str, why: str) -> None:
     write_json_atomically(Path(root) / SERVING, {"key": key, "since": now_utc(), "run": run_id, "why": why})
 
 
-def decide(candidate: dict, serving_metrics: dict | None) -> tuple[bool, str]:
+def decide(candidate: dict, serving_metrics: dict | str | None) -> tuple[bool, str]:
     """Promote the candidate? ``serving_metrics``: the serving version's metrics on the candidate's
-    held-out rows (None when nothing serves yet)."""
+    held-out rows (None when nothing serves yet; a reason string when they could not be measured).
+    A candidate that fails its quality gate (``beats_baselines``) never replaces a serving version."""
     m = candidate["primary_metric"]
+    gate = candidate.get("quality_gate") or {"passed": True}
     if serving_metrics is None:
-        return True, "first trained version"
+        return True, "first trained version" + ("" if gate["passed"] else " (it fails its quality gate: see the check)")
+    if not gate["passed"]:
+        return False, f"the candidate fails its quality gate ({gate.get('why')}); the serving version keeps serving"
+    if isinstance(serving_metrics, str):
+        return True, f"{serving_metrics}: the candidate takes over"
     new, old = candidate["metrics"][m], serving_metrics[m]
     better = new >= old if candidate["higher_is_better"] else new <= old
     verdict = "no worse than" if better else "worse than"

@@ -43,6 +43,10 @@ def test_a_changed_table_retrains_its_space_and_what_is_built_on_it(slice_home):
     # the retrained predictor is a candidate: it serves only when no worse on the same held-out rows
     store = slice_home.parent / "artifacts" / "nycflights13" / "plane_manufacturer" / "predictor"
     served = json.loads((store.parent / "predictor.json").read_text())
-    promotion = served["promotion"]
-    assert promotion["why"] and served["candidate"]["key"] != (served["key"] if not promotion["promoted"] else None)
+    promotion, candidate = served["promotion"], served["candidate"]
+    assert candidate["reused"] is False
+    if promotion["promoted"]:
+        assert served["key"] == candidate["key"] and "no worse than" in promotion["why"]
+    else:  # worse on the same held-out rows, or failing its quality gate
+        assert served["key"] != candidate["key"] and "keeps serving" in promotion["why"]
     assert json.loads((store / "serving.json").read_text())["key"] == served["key"] == promotion["serving"]

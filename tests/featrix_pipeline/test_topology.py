@@ -118,11 +118,20 @@ def test_a_candidate_serves_only_when_no_worse_and_old_versions_are_pruned(tmp_p
     lower = {"primary_metric": "rmse", "higher_is_better": False, "metrics": {"rmse": 5.0}}
     assert decide(lower, {"rmse": 6.0})[0] and not decide(lower, {"rmse": 4.0})[0]
     assert "keeps serving" in decide(lower, {"rmse": 4.0})[1]
+    failing = {**higher, "metrics": {"roc_auc": 0.99}, "quality_gate": {"passed": False, "why": "trails LightGBM"}}
+    assert decide(failing, {"roc_auc": 0.5}) == (False, "the candidate fails its quality gate (trails LightGBM); "
+                                                         "the serving version keeps serving")
+    assert decide(failing, None)[0]  # nothing else to serve: it serves, and its check says it fails
+    assert decide(higher, "the serving version cannot be loaded")[0]
     store = ArtifactStore(tmp_path, retention=2)
     for i, key in enumerate(["a", "b", "c", "d"]):
-        store.start(key)
+        assert store.publish(key, store.start(key)) == store.folder(key)
         store.finish(key, {"trained_at": f"2026-01-0{i + 1}", "path": str(store.folder(key))})
-    store.start("unfinished")  # a killed training run: never reused, never counted
+    store.folder("unfinished").mkdir()  # a killed training run: never reused, never counted
     assert store.find("unfinished") is None
+    late = store.start("a")  # another run finished "a" first: its version stays, this copy is dropped
+    (late / "model.safetensors").write_text("other bytes")
+    assert store.publish("a", late) == store.folder("a") and not late.exists()
+    assert not (store.folder("a") / "model.safetensors").exists()
     assert store.prune(protect={"a"}) == ["b"]  # the serving version "a" stays although it is the oldest
     assert [k for _, k in store.versions()] == ["a", "c", "d"]
