@@ -32,7 +32,7 @@ def _drift_asset(topology: Topology, plan: TablePlan, reports_dir: Path):
                   "The table's rows against its space's training rows: passes when no column's PSI exceeds the "
                   "warning threshold; WARN between the thresholds; ERROR above the retrain threshold (the drift "
                   "sensor then asks for a retrain)."))],
-              description=f"How far `{plan.name}`'s current rows have moved from the rows its space was trained on "
+              description=f"How far `{plan.name}`'s new and changed rows have moved from the rows its space was trained on "
                           "(PSI and KL per column, share of rows beyond 3σ of the training embeddings, target shift).")
     def drift(context: dg.AssetExecutionContext, raw: pd.DataFrame, filtered: pd.DataFrame, space: dict,
               model_settings: ModelSettings, **inputs):
@@ -43,7 +43,8 @@ def _drift_asset(topology: Topology, plan: TablePlan, reports_dir: Path):
         yield dg.Output(report, metadata={
             "status": report["status"], "drifted_columns": dg.MetadataValue.json(report["drifted"]),
             "retrain_space": report["retrain_space"], "retrain_targets": dg.MetadataValue.json(report["retrain_targets"]),
-            "ood_share": float(report["ood_share"]), "report": dg.MetadataValue.md(report["markdown"])})
+            "ood_share": float(report["ood_share"]), "rows_measured": report["n_new_rows"],
+            "dagster/row_count": report["n_rows"], "report": dg.MetadataValue.md(report["markdown"])})
         yield dg.AssetCheckResult(check_name="drift", passed=report["status"] == "ok",
                                   severity=SEVERITY.get(report["status"], dg.AssetCheckSeverity.WARN),
                                   description=report["summary"],

@@ -54,7 +54,7 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
               description=f"One embedding per `{table}` row: primary key, emb_0..emb_d, short 3D vector.")
     def row_embeddings_asset(filtered: pd.DataFrame, space: dict, model_settings: ModelSettings,
                              **lookup_rows) -> dg.Output[pd.DataFrame]:
-        out = row_embeddings(plan, filtered, space["path"], model_settings.fit_settings(), rows_of(lookup_rows))
+        out = row_embeddings(plan, filtered, space, model_settings.fit_settings(), rows_of(lookup_rows))
         return dg.Output(out, metadata={"dagster/row_count": len(out), "d_model": space["d_model"]})
 
     return [embedding_space, row_embeddings_asset]

@@ -12,9 +12,11 @@ from featrix_model.space import use_threads
 from featrix_pipeline.columns import analysis_of
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
 from featrix_pipeline.reuse import ArtifactStore, now_utc, reused
+from featrix_pipeline.scoring import HASH_COLUMN, row_hashes
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.topology import TablePlan
 
+TRAINING_HASHES = "training_hashes.parquet"  # content hashes of the rows a version was trained on (for drift)
 FIGURES = {"timeline": "training_timeline.png", "mutual_information": "mutual_information.png",
            "sphere": "sphere.html"}
 
@@ -58,18 +60,20 @@ def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, s
     summarised — or, when the same code, spec, settings and data trained it before, that version
     reused as it is. ``profile``: the table's profile asset (its columns are not profiled again);
     ``rows``: filtered rows of the table's lookup tables, joined in first."""
-    features, left_out = feature_frame(plan, filtered)
-    features = plan.model_frame(features, rows or {})
-    key = digest({"code": model_code_version(), "spec": plan.describe(), "settings": settings.training(),
-                  "data": frame_fingerprint(features)})
+    features = space_rows(plan, filtered, rows)
+    left_out = feature_frame(plan, filtered)[1]
+    data = frame_fingerprint(features)
+    key = digest({"code": model_code_version(), "spec": plan.describe(), "settings": settings.training(), "data": data})
     if (found := store.find(key)) is not None:
         return reused(found)
-    out_dir = store.start(key)
+    tmp = store.start(key)
     es = EmbeddingSpace.fit(features, time_budget_s=settings.time_budget_s, seed=settings.seed, progress=False,
-                            threads=settings.threads, output_dir=out_dir,
+                            threads=settings.threads, output_dir=tmp,
                             analysis=analysis_of(profile, features.columns) if profile else None)
-    es.save(out_dir)
-    summary = {**space_summary(es, plan.name, len(features), out_dir), "left_out": left_out,
+    es.save(tmp)
+    pd.DataFrame({HASH_COLUMN: row_hashes(features)}).to_parquet(tmp / TRAINING_HASHES, index=False)
+    out_dir = store.publish(key, tmp)
+    summary = {**space_summary(es, plan.name, len(features), out_dir), "left_out": left_out, "data_hash": data["hash"],
                **trained(key, run_id, es.decisions)}
     store.finish(key, summary)
     store.prune(protect={key})
@@ -81,15 +85,22 @@ def trained(key: str, run_id: str, decisions: list[str]) -> dict:
     return {"key": key, "reused": False, "trained_at": now_utc(), "trained_by_run": run_id, "decisions": decisions}
 
 
-def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space_path: str | Path, settings: FitSettings,
+def space_rows(plan: TablePlan, filtered: pd.DataFrame, rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The rows as the table's space reads them: features (``feature_frame``) with lookups joined in."""
+    return plan.model_frame(feature_frame(plan, filtered)[0], rows or {})
+
+
+def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space: dict, settings: FitSettings,
                    rows: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
-    """Primary key + ``emb_0..emb_{d-1}`` + short ``sx, sy, sz`` for every row (no row dropped)."""
+    """Primary key + ``emb_0..emb_{d-1}`` + short ``sx, sy, sz`` for every row (no row dropped).
+    ``space``: the space asset's summary."""
     use_threads(settings.threads)
-    es = EmbeddingSpace.load(space_path)
-    if es.train_embeddings_ is not None and len(es.train_embeddings_) == len(filtered):
+    es = EmbeddingSpace.load(space["path"])
+    features = space_rows(plan, filtered, rows)
+    if es.train_embeddings_ is not None and frame_fingerprint(features)["hash"] == space.get("data_hash"):
         emb = es.train_embeddings_  # the space was fitted on exactly these rows, in this order
     else:
-        emb = es.encode(plan.model_frame(filtered, rows or {}))
+        emb = es.encode(features)
     short = emb[:, :3] / np.linalg.norm(emb[:, :3], axis=1, keepdims=True).clip(1e-8)  # spec §15
     pk = [c for c in plan.spec.primary_key if c in filtered.columns]
     out = filtered[pk].reset_index(drop=True).copy()
