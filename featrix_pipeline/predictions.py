@@ -22,6 +22,10 @@ from featrix_pipeline.topology import TargetPlan, Topology
 from featrix_pipeline.warehouse import Warehouse
 
 
+class QualityGateError(RuntimeError):
+    """The serving predictor failed its quality gate: its predictions are not written."""
+
+
 def table_name(plan: TargetPlan) -> str:
     return f"{plan.name}_predictions"
 
@@ -52,6 +56,11 @@ def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, pre
     """Score what needs scoring and write the predictions table back; a summary of what was done.
     ``predictor``: the predictor asset's summary (the serving version); ``rows``: as for training."""
     use_threads(settings.threads)
+    gate = predictor.get("quality_gate") or {"passed": True}
+    if not gate["passed"]:
+        raise QualityGateError(f"the serving '{plan.name}' predictor ({predictor['key']}) failed its quality gate "
+                               f"({gate.get('why')}); no predictions are written until a version passes (run retrain "
+                               "after fixing the data or the target, or relax lightgbm_margin with a reason).")
     table = plan.table
     rows = {**(rows or {}), table.name: filtered}
     frame = table.model_frame(filtered.drop(columns=[plan.target.column], errors="ignore"), rows)
@@ -63,11 +72,13 @@ def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, pre
     if scoring.nothing_to_do():
         return {**summary, "scored": pd.DataFrame(columns=pk)}
     todo = scoring.to_score
-    p = Predictor.load(predictor["path"], tables=child_tables(topology, plan, rows))
-    scored = _prediction_frame(p, frame[todo].reset_index(drop=True), pk, run_id)
-    scored[HASH_COLUMN] = current[HASH_COLUMN][todo].to_numpy()
+    scored = pd.DataFrame()
+    if todo.any():  # rows were only removed: nothing to predict, the kept rows are written back
+        p = Predictor.load(predictor["path"], tables=child_tables(topology, plan, rows))
+        scored = _prediction_frame(p, frame[todo].reset_index(drop=True), pk, run_id)
+        scored[HASH_COLUMN] = current[HASH_COLUMN][todo].to_numpy()
     warehouse.write_table(table_name(plan), merged(scoring, scored))
-    return {**summary, "written": True, "scored": scored}
+    return {**summary, "written": True, "scored": scored if len(scored) else pd.DataFrame(columns=pk)}
 
 
 def _prediction_frame(p: Predictor, frame: pd.DataFrame, pk: list[str], run_id: str) -> pd.DataFrame:
