@@ -5,7 +5,6 @@ a target's flipped labels ask for a retrain by name; too few rows never do."""
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 import pandas as pd
@@ -69,10 +68,8 @@ def test_the_time_column_is_measured_on_training_bins_but_only_counted_when_not_
     assert any(x.startswith("time_hour is a time column: PSI ") for x in declared.reasons)
 
 
-def test_the_whole_table_is_fast_and_ok(space, flights):
-    started = time.monotonic()
-    r = drift(space, flights)
-    assert time.monotonic() - started < 20  # measured: 1.5 s for 336,776 rows (2,000 of them encoded: 0.5 s)
+def test_the_whole_table_is_ok(space, flights):
+    r = drift(space, flights)  # all 336,776 rows (2,000 of them encoded); its time is measured in bench/
     assert r.n_current == len(flights) and r.status == "ok", r.reasons
 
 

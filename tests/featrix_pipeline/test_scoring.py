@@ -207,22 +207,18 @@ def test_null_keys_and_duplicate_stored_keys_do_not_crash():
     assert merged(plan, pd.DataFrame())["k"].tolist()[:2] == ["a", "c"]
 
 
-def test_plan_and_hashes_are_vectorised():
-    import time
-
+def test_plan_and_hashes_find_the_one_changed_row_in_a_year_of_rows():
     n = 336_000
     rng = np.random.default_rng(0)
     weather = pd.DataFrame({"origin": rng.choice(["EWR", "JFK", "LGA"], n),
                             "time_hour": pd.Timestamp("2013-01-01") + pd.to_timedelta(np.arange(n), unit="h"),
                             "temp": rng.normal(size=n), "wind": rng.integers(0, 40, n).astype(float)})
-    start = time.perf_counter()
     current = current_of(weather, ["origin", "time_hour"])
     stored = current.assign(prediction="x", model_version="v1")
     weather.loc[7, "temp"] = 1e6
     plan = plan_scoring(current_of(weather, ["origin", "time_hour"]), ["origin", "time_hour"], stored, "v1")
     out = merged(plan, stored.iloc[[7]].assign(row_hash=current_of(weather.iloc[[7]], ["origin", "time_hour"])[HASH_COLUMN]))
-    assert int(plan.to_score.sum()) == 1 and len(out) == n
-    assert time.perf_counter() - start < 10
+    assert int(plan.to_score.sum()) == 1 and bool(plan.to_score[7]) and len(out) == n
 
 
 def test_a_refresh_through_a_duckdb_warehouse_scores_only_what_changed(tmp_path, nyc_frames):

@@ -102,3 +102,26 @@ def test_imports_go_one_way():
 def test_no_module_is_overfull():
     big = {name: n for name, p in modules().items() if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert big == {}, f"modules over {MAX_LINES} lines: {big}"
+
+
+CLOCK_READS = ("perf_counter", "monotonic", "process_time", "time")
+
+
+def _clock_compared(source: str) -> list[int]:
+    """Lines where a test compares a reading of the clock with a number (an elapsed-time assertion)."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assert):
+            for sub in ast.walk(node.test):
+                if (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute)
+                        and sub.func.attr in CLOCK_READS and getattr(sub.func.value, "id", "") == "time"):
+                    lines.append(node.lineno)
+    return lines
+
+
+def test_no_test_asserts_a_wall_clock_time():
+    """Times are measured in bench/, never asserted: a busy machine must not fail the suite."""
+    tests = REPO / "tests"
+    found = [f"{p.relative_to(tests)}:{n}" for p in sorted(tests.rglob("test_*.py")) for n in _clock_compared(p.read_text())]
+    assert found == []
+    assert _clock_compared("import time\nt = time.perf_counter()\nassert time.perf_counter() - t < 10\n") == [3]
