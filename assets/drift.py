@@ -8,6 +8,7 @@ import pandas as pd
 
 from assets.automation import when_rebuilt
 from assets.inputs import asset_in, rows_in, rows_of
+from assets.versions import quality_code_version
 from featrix_pipeline.monitoring import table_drift
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.topology import TablePlan, Topology
@@ -27,6 +28,7 @@ def _drift_asset(topology: Topology, plan: TablePlan, reports_dir: Path):
            **{f"{t.name}_predictor": asset_in(t.key("predictor")) for t in targets}}
 
     @dg.asset(key=key, group_name=plan.name, kinds={"pandas"}, ins=ins,
+              code_version=quality_code_version([plan.describe(), topology.spec.drift_thresholds(plan.name)]),
               automation_condition=when_rebuilt([plan.key("embedding_space")]),
               check_specs=[dg.AssetCheckSpec("drift", asset=key, description=(
                   "The table's rows against its space's training rows: passes when no column's PSI exceeds the "

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.inputs import asset_in
+from assets.versions import quality_code_version
 from featrix_model.jsonable import to_jsonable
 from featrix_pipeline.joins import validate_join
 from featrix_pipeline.report import refresh_report
@@ -33,7 +34,7 @@ def _join_asset(topology: Topology, rel: RelationshipSpec, store_dir: Path, repo
     names = [n for n in CHECKS if n != "temporal_consistency" or child_time]
     specs = [dg.AssetCheckSpec(n, asset=key, blocking=True, description=CHECKS[n]) for n in names]
 
-    @dg.asset(key=key, group_name="joins", check_specs=specs, kinds={"pandas"},
+    @dg.asset(key=key, group_name="joins", check_specs=specs, kinds={"pandas"}, code_version=quality_code_version(rel),
               ins={"child": asset_in(topology[rel.child].key("raw")), "parent": asset_in(topology[rel.parent].key("raw"))},
               description=f"Validation of the join `{rel.condition}` ({rel.cardinality}): coverage, key types, "
                           "declared vs observed cardinality, orphans, duplicate parent keys, distribution shift.")

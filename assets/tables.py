@@ -7,8 +7,10 @@ import pandas as pd
 
 from assets.metadata import column_lineage, table_metadata
 from assets.sensors import SCHEMA
+from assets.versions import quality_code_version, snapshot_output
 from featrix_pipeline.columns import decide_columns, filter_table, profile_table
 from featrix_pipeline.expectations import validate_table
+from featrix_pipeline.fingerprint import frame_fingerprint
 from featrix_pipeline.report import refresh_report
 from featrix_pipeline.resources import WarehouseResource
 from featrix_pipeline.spec import DatasetSpec, SpecError, check_columns
@@ -27,6 +29,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
     table, t = plan.name, plan.spec
     source = t.source
     raw_key, profile_key, filtered_key = (list(plan.key(s)) for s in ("raw", "profile", "filtered"))
+    code_version = quality_code_version(plan.describe())
 
     @dg.asset(key=raw_key, group_name=table, kinds={"duckdb", "pandas"},
               description=f"Snapshot of `{source}` read from the warehouse, ordered by its primary key. {t.description}")
@@ -38,7 +41,8 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
             df = wh.read_table(source, order_by=list(t.primary_key), limit=t.row_limit)
         except (SpecError, WarehouseError) as e:
             raise dg.Failure(description=str(e)) from None
-        return dg.Output(df, metadata={**table_metadata(df), SCHEMA: dg.MetadataValue.json(schema)})
+        return snapshot_output(df, frame_fingerprint(df)["hash"],
+                               {**table_metadata(df), SCHEMA: dg.MetadataValue.json(schema)})
 
     suite_checks = [
         dg.AssetCheckSpec("primary_key", asset=profile_key, blocking=True,
@@ -48,7 +52,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
     ]
 
     @dg.asset(key=profile_key, group_name=table, ins={"raw": dg.AssetIn(raw_key)},
-              check_specs=suite_checks, kinds={"pandas"},
+              check_specs=suite_checks, kinds={"pandas"}, code_version=code_version,
               description="Per column: detected semantic type (from values), null and unique ratios, examples and "
                           "a usefulness verdict (all-null, constant, random identifier), plus the table's Great "
                           "Expectations suite.")
@@ -72,7 +76,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
                 metadata={"failed": dg.MetadataValue.json(failed), "expectations_run": len(group),
                           "examples": dg.MetadataValue.md(_examples_md(failed))})
 
-    @dg.asset(key=filtered_key, group_name=table, kinds={"pandas"},
+    @dg.asset(key=filtered_key, group_name=table, kinds={"pandas"}, code_version=code_version,
               ins={"raw": dg.AssetIn(raw_key), "profile": dg.AssetIn(profile_key)},
               description="The table minus useless columns (all-null, constant, random identifiers), each with "
                           "its reason. Keys stay for joining. Rows are never dropped.")

@@ -44,6 +44,17 @@ def model_code_version() -> str:
     return h.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
+def pipeline_code_version() -> str:
+    """A hash of every ``featrix_pipeline`` and ``featrix_model`` source file: what the data-quality
+    assets (profile, filtered columns, join checks, drift) compute with."""
+    h = hashlib.sha256()
+    for path in sorted([*(REPO / "featrix_pipeline").rglob("*.py"), *(REPO / "featrix_model").rglob("*.py")]):
+        h.update(str(path.relative_to(REPO)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def target_identity(target) -> dict:
     """What of a target's declaration decides its predictor (its ``note`` and the quality gate's
     ``lightgbm_margin`` do not)."""

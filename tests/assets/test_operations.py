@@ -22,6 +22,14 @@ def _refresh(defs: dg.Definitions, instance: dg.DagsterInstance):
     return {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
 
 
+def _data_versions(instance: dg.DagsterInstance, *keys: str) -> dict[str, str]:
+    out = {}
+    for k in keys:
+        event = instance.get_latest_materialization_event(dg.AssetKey(k.split("/")))
+        out[k] = event.asset_materialization.tags["dagster/data_version"]
+    return out
+
+
 def _sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, cursor: str | None = None):
     """One tick of a sensor (``cursor``: what the daemon kept from the previous tick)."""
     ctx = dg.build_sensor_context(instance=instance, definitions=defs, sensor_name=name, cursor=cursor,
@@ -83,7 +91,10 @@ def test_the_scheduled_refresh_scores_new_rows_and_retrains_nothing(defs_and_ins
     assert con.execute("SELECT count(*) FROM arr_delay15_predictions").fetchone()[0] == len(known) + len(new)
     con.close()
 
+    snapshot = ("flights/raw", "flights/profile", "flights/filtered", "flights_planes/join_report")
+    versions = _data_versions(instance, *snapshot)
     again = _refresh(defs, instance)  # the same data again: nothing to score, nothing written
+    assert _data_versions(instance, *snapshot) == versions  # so nothing downstream looks stale
     for target in ("arr_delay15", "plane_manufacturer"):
         m = again[f"{target}/predictions"]
         assert (m["rows_scored"].value, m["rows_removed"].value, m["written"].value) == (0, 0, False)
