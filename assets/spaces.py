@@ -28,6 +28,7 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
     @dg.asset(key=list(key), group_name=table, kinds={"pytorch"}, code_version=model_code_version(plan),
               automation_condition=when_rebuilt(),
               ins={"filtered": asset_in(plan.key("filtered")), "profile": asset_in(plan.key("profile")), **lookup_ins},
+              deps=[dg.AssetKey(list(topology.join_key(r))) for r in plan.lookups],  # their blocking checks gate this
               check_specs=[collapse_spec(key)],
               description=f"Self-supervised embedding space of `{table}` (its lookups joined in): every automatic "
                           "choice with its reason, final losses, top mutual-information pairs and training figures.")

@@ -39,7 +39,7 @@ def new_rows(space_path: Path, current: pd.DataFrame) -> np.ndarray:
 def _labels(predictor: dict) -> Path | None:
     """The training labels of the predictor's latest version (the candidate, promoted or not): a shift
     is measured against what the last retrain saw, so an unpromoted candidate does not ask again."""
-    latest = predictor.get("candidate", {}).get("key") or predictor["key"]
+    latest = predictor["candidate"]["key"]
     path = Path(predictor["path"]).parent / latest / LABELS
     return path if path.exists() else None
 
@@ -68,7 +68,7 @@ def table_drift(plan: TablePlan, raw: pd.DataFrame, filtered: pd.DataFrame, spac
         out = {**report.to_dict(), "markdown": report.markdown(), "summary": report.summary()}
     else:
         out = _unchanged(plan.name, len(training))
-    out.update(space=space.get("key"), n_new_rows=int(len(fresh)), n_rows=int(len(current)))
+    out.update(space=space["key"], n_new_rows=int(len(fresh)), n_rows=int(len(current)))
     _missing_columns(out, [c for c in es.plan.columns if c not in current.columns])
     folder = reports / "drift"
     folder.mkdir(parents=True, exist_ok=True)

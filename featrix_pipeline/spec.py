@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import zoneinfo
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -239,13 +240,19 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
                 lightgbm_margin=t.get("lightgbm_margin"), note=t.get("note", ""),
             )
         )
+    timezone = (doc.get("schedule") or {}).get("timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        fail(("schedule", "timezone"), f"unknown time zone {timezone!r}: use an IANA name such as 'UTC' or "
+                                       "'Europe/Berlin'.")
     wh = doc.get("warehouse", {}) or {}
     return DatasetSpec(
         name=doc["name"], path=path, warehouse_url=wh.get("url", "duckdb:///data/nycflights13.duckdb"),
         warehouse_schema=wh.get("schema"), tables=tables, relationships=tuple(rels), targets=tuple(targets),
         description=doc.get("description", ""), raw=doc,
         schedule_cron=(doc.get("schedule") or {}).get("cron", DEFAULT_CRON),
-        schedule_timezone=(doc.get("schedule") or {}).get("timezone", "UTC"),
+        schedule_timezone=timezone,
         drift=dict(doc.get("drift") or {}), retention=doc.get("retention", 3),
     )
 

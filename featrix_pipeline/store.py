@@ -25,6 +25,7 @@ def reports_dir(spec_name: str) -> Path:
 
 
 STORE = "${store}"  # stands for base_dir in stored JSON, so a store can be moved or copied
+MODEL_STAGES = ("embedding_space", "relational_space", "predictor")  # trained only by the retrain job
 
 
 class ParquetJsonIOManager(dg.ConfigurableIOManager):
@@ -63,5 +64,9 @@ class ParquetJsonIOManager(dg.ConfigurableIOManager):
                 if suffix == ".parquet":
                     return pd.read_parquet(path)
                 return json.loads(path.read_text().replace(STORE, self._escaped_base()))
-        raise FileNotFoundError(f"{context.asset_key.to_user_string()} has not been materialized yet "
-                                f"(nothing under {self.base_dir}). Materialize it first.")
+        name = context.asset_key.to_user_string()
+        model = context.asset_key.path[-1] in MODEL_STAGES
+        raise dg.Failure(description=(
+            f"{name} has not been materialized yet (nothing under {self.base_dir}). "
+            + ("The refresh job scores with models it never trains: run the 'retrain' job (or materialize all "
+               "assets) once first." if model else "Materialize it first.")))

@@ -152,11 +152,13 @@ class Warehouse:
 
     def write_table(self, name: str, df: pd.DataFrame) -> None:
         """Create or replace a table with the frame's rows (used for predictions and the demo seed).
-        All or nothing on every kind: a process killed in the middle leaves the previous table (or
-        none, if there was none) exactly as it was, never a partial one. DuckDB: one transaction
-        around ``CREATE OR REPLACE TABLE``; SQLAlchemy: the rows go to a uniquely named table first,
-        then one transaction drops the old table and renames the new one; files: the Parquet file
-        is written next to its final name and moved over it with ``os.replace``."""
+        All or nothing where the database has transactional DDL: a process killed in the middle
+        leaves the previous table (or none, if there was none) exactly as it was, never a partial
+        one. DuckDB: one transaction around ``CREATE OR REPLACE TABLE``; SQLAlchemy: the rows go to
+        a uniquely named table first, then one transaction drops the old table and renames the new
+        one (atomic on PostgreSQL and SQLite; MySQL and Oracle commit each DDL statement on its
+        own, so there a reader may briefly find no table, but never a partial one); files: the
+        Parquet file is written next to its final name and moved over it with ``os.replace``."""
         if self.kind == "files":
             self._write_file(name, df)
         elif self.kind == "sqlalchemy":

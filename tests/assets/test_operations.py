@@ -12,6 +12,7 @@ import pytest
 from assets.definitions import build_definitions
 from featrix_pipeline import demo
 from featrix_pipeline.spec import load_spec
+from tests.conftest import DEMO_SPEC, write_spec
 
 MODEL_STAGES = {"embedding_space", "relational_space", "predictor"}
 
@@ -155,3 +156,16 @@ def test_drift_in_one_new_day_is_seen_although_the_old_days_are_unchanged(defs_a
     assert meta["rows_measured"].value == len(new) and meta["status"].value == "retrain"
     assert "distance" in meta["drifted_columns"].value
     assert "flights" in _requested(_sensor(defs, instance, "drift_sensor")).tags["featrix/tables"]
+
+
+def test_a_refresh_before_any_retrain_says_to_retrain_first(tmp_path, nyc_frames, monkeypatch):
+    monkeypatch.setenv("FEATRIX_HOME", str(tmp_path))
+    demo.seed(tmp_path / "wh.duckdb", frames={k: v.copy() for k, v in nyc_frames.items()})
+    spec_path = write_spec(tmp_path, tmp_path / "wh.duckdb", DEMO_SPEC.read_text())
+    defs = build_definitions(load_spec(spec_path))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("refresh_and_score").execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
+    assert failures and all("run the 'retrain' job" in m for m in failures), failures
+    assert not any("Traceback" in m for m in failures)

@@ -49,6 +49,8 @@ def test_definitions_load_from_default_spec(monkeypatch):
     assert dg.AssetKey(["flights", "relational_space"]) not in set(graph.get_all_asset_keys())  # no target sits on flights' parents
     assert {dg.AssetKey(["weather", "filtered"]), dg.AssetKey(["airports", "filtered"])} <= graph.get(
         dg.AssetKey(["flights", "embedding_space"])).parent_keys  # lookups joined into flights' rows
+    assert {dg.AssetKey(["flights_dest", "join_report"]), dg.AssetKey(["flights_weather", "join_report"])} <= graph.get(
+        dg.AssetKey(["flights", "embedding_space"])).parent_keys  # whose blocking join checks gate the space
     # what dagster dev shows besides the graph: the two jobs, the refresh schedule, the sensors
     assert {j.name for j in defs.jobs} == {"refresh_and_score", "retrain"}
     assert [s.name for s in defs.schedules] == ["refresh_schedule"]

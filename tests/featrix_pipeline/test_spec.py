@@ -67,3 +67,14 @@ def test_unknown_column_is_named_against_the_warehouse():
         check_columns(spec, cols)
     assert "flights.tail_num" in str(e.value) and "tailnum" in str(e.value)
     check_columns(load_spec(DEMO_SPEC), cols)  # the good spec passes
+
+
+def test_a_bad_schedule_names_its_field():
+    zone = _error(GOOD + "\nschedule:\n  cron: '0 6 * * *'\n  timezone: Mars/Olympus_Mons\n")
+    assert "field 'schedule.timezone'" in zone and "Mars/Olympus_Mons" in zone and "IANA" in zone
+    from assets.schedules import build_schedules
+    from featrix_pipeline.topology import Topology
+
+    spec = parse_spec(GOOD + "\nschedule:\n  cron: '61 6 * * *'\n", "bad.yaml")
+    with pytest.raises(SpecError, match=r"field 'schedule.cron' '61 6 \* \* \*'"):
+        build_schedules(Topology.from_spec(spec), {"refresh_and_score": None})
