@@ -31,6 +31,7 @@ sys.path.insert(0, str(BENCH.parent))
 import dagster as dg  # noqa: E402
 import duckdb  # noqa: E402
 import pandas as pd  # noqa: E402
+from sqlglot import exp  # noqa: E402
 
 from assets.definitions import build_definitions  # noqa: E402
 from featrix_pipeline import demo  # noqa: E402
@@ -82,11 +83,14 @@ def phase(name: str, run, instance) -> dict:
              for m in result.get_asset_materialization_events() if "reuse" in m.materialization.metadata}
     scored = {m.asset_key.to_user_string(): m.materialization.metadata["rows_scored"].value
               for m in result.get_asset_materialization_events() if "rows_scored" in m.materialization.metadata}
+    drift = {m.asset_key.to_user_string(): {k: m.materialization.metadata[k].value
+                                            for k in ("status", "rows_measured", "drifted_columns", "ood_share")}
+             for m in result.get_asset_materialization_events() if m.asset_key.path[-1] == "drift"}
     row = {"phase": name, "success": result.success, "wall_s": round(wall, 1), "model_steps_s": round(models, 1),
            "steps_s": {k: round(v, 1) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
-           "reuse": reuse, "rows_scored": scored}
+           "reuse": reuse, "rows_scored": scored, "drift": drift}
     print(f"{name}: {row['wall_s']} s (model steps {row['model_steps_s']} s), success={result.success}, "
-          f"reuse={reuse}, scored={scored}", flush=True)
+          f"reuse={reuse}, scored={scored}, drift={drift}", flush=True)
     return row
 
 
@@ -114,7 +118,7 @@ def main():
         con = duckdb.connect(str(home / "wh.duckdb"))
         for t, df in held.items():
             con.register("held", df)
-            con.execute(f"INSERT INTO {t} SELECT * FROM held")  # noqa: S608 - bench only, table names are fixed
+            con.execute(exp.insert(exp.select("*").from_("held"), exp.to_table(t)).sql(dialect="duckdb"))
             con.unregister("held")
         con.close()
         rows.append(phase(f"one more day ({len(held['flights']):,} flights), refresh job",
