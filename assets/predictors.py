@@ -28,7 +28,7 @@ def _candidate_line(s: dict) -> str:
     c = s["candidate"]
     how = "reused" if c.get("reused") else "trained"
     serves = "it serves" if c["key"] == s["key"] else f"{s['key']} keeps serving"
-    return f"{how} candidate {c['key']}, trained {c.get('trained_at')}; {serves}"
+    return f"{how} candidate {c['key']}, trained {c.get('trained_at')} by run {c.get('trained_by_run')}; {serves}"
 
 
 def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> list:

@@ -137,7 +137,7 @@ def _promote(plan: TargetPlan, candidate: dict, test_df: pd.DataFrame, tables, s
     if serving is not candidate:
         serving = reused(_gated(serving, margin))  # this run trained nothing that serves
     return {**serving, "candidate": {k: candidate.get(k) for k in ("key", "reused", "metrics", "trained_at",
-                                                                   "quality_gate")},
+                                                                   "trained_by_run", "quality_gate")},
             "promotion": {"promoted": promoted, "why": why, "serving": serving["key"], "pruned": removed}}
 
 

@@ -28,6 +28,8 @@ def test_an_unchanged_rerun_reuses_every_model(slice_home):
     meta = {m.asset_key.to_user_string(): m.materialization.metadata for m in result.get_asset_materialization_events()}
     assert meta["flights/embedding_space"]["reuse"].value.startswith("reused ")
     assert "by run" in meta["flights/embedding_space"]["reuse"].value
+    line = meta["arr_delay15/predictor"]["reuse"].value
+    assert line.startswith("reused candidate ") and " by run " in line and line.endswith("; it serves")
     served = json.loads((home / "artifacts" / "nycflights13" / "plane_manufacturer" / "predictor.json").read_text())
     assert served["promotion"]["promoted"] is False and "nothing changed" in served["promotion"]["why"]
 
