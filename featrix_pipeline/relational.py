@@ -63,9 +63,7 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
                              primary_keys=_row_ids(topology, frames), output_dir=tmp, threads=settings.threads,
                              analysis=analysis_of(profile, frames[parent].columns) if profile else None)
     rs.save(tmp)
-    out_dir = store.publish(key, tmp)
-    summary = {**space_summary(rs, parent, len(frames[parent]), out_dir), "links": rs.report()["links"],
-               **trained(key, run_id, rs.decisions)}
-    store.finish(key, summary)
+    summary = store.publish(key, tmp, {**space_summary(rs, parent, len(frames[parent]), tmp),
+                                       "links": rs.report()["links"], **trained(key, run_id, rs.decisions)})
     store.prune(protect={key})
     return summary

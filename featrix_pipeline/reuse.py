@@ -45,10 +45,7 @@ class ArtifactStore:
         if not path.exists():
             return None
         summary = json.loads(path.read_text())
-        old, new = summary.get("path"), str(self.folder(key))
-        if old and old != new:
-            summary = json.loads(json.dumps(summary).replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]))
-        return summary
+        return _moved(summary, summary.get("path"), str(self.folder(key)))
 
     def start(self, key: str) -> Path:
         """A private, empty folder to train version ``key`` in (``publish`` moves it into place), so two
@@ -57,22 +54,27 @@ class ArtifactStore:
         tmp.mkdir(parents=True)
         return tmp
 
-    def publish(self, key: str, tmp: Path) -> Path:
-        """Move a trained folder into place as version ``key`` and return its final folder. If another
-        run finished the same key meanwhile, its version stays and this copy is dropped; what an
-        unfinished earlier attempt left is replaced."""
+    def publish(self, key: str, tmp: Path, summary: dict) -> dict:
+        """Move a trained folder into place as version ``key`` with its ``summary`` (paths into ``tmp``
+        rewritten to the final folder) and return the summary now in place. The summary is written
+        inside ``tmp`` before the rename, so a version folder only ever appears complete. If another
+        run published the same key meanwhile, its version stays and this copy is dropped."""
         final = self.folder(key)
-        if (final / SUMMARY).exists():
+        summary = _moved(summary, str(tmp), str(final))
+        write_json_atomically(tmp / SUMMARY, summary)
+        if (found := self.find(key)) is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-            return final
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        return final
-
-    def finish(self, key: str, summary: dict) -> None:
-        """Mark version ``key`` finished: its summary is written last, atomically."""
-        write_json_atomically(self.folder(key) / SUMMARY, summary)
+            return found
+        if final.exists():  # left by a version of this code from before summaries were written first
+            shutil.rmtree(final, ignore_errors=True)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another run's rename won the race: keep its version
+            shutil.rmtree(tmp, ignore_errors=True)
+            if (found := self.find(key)) is None:
+                raise
+            return found
+        return summary
 
     def versions(self) -> list[tuple[str, str]]:
         """(trained_at, key) of every finished version, oldest first."""
@@ -91,7 +93,28 @@ class ArtifactStore:
         removable = [k for k in finished[: max(0, len(finished) - self.retention)] if k not in protect]
         for key in removable:
             shutil.rmtree(self.folder(key), ignore_errors=True)
+        for folder in self.root.glob(".training-*") if self.root.exists() else ():
+            if not _alive(folder.name.split("-")[-2]):  # what a killed training run left
+                shutil.rmtree(folder, ignore_errors=True)
         return removable
+
+
+def _moved(summary: dict, old: str | None, new: str) -> dict:
+    """``summary`` with every path under folder ``old`` pointing under ``new`` instead."""
+    if not old or old == new:
+        return summary
+    return json.loads(json.dumps(to_jsonable(summary), default=str).replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]))
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process that started a training folder still runs (on this machine)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def reused(summary: dict) -> dict:

@@ -72,10 +72,8 @@ def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, s
                             analysis=analysis_of(profile, features.columns) if profile else None)
     es.save(tmp)
     pd.DataFrame({HASH_COLUMN: row_hashes(features)}).to_parquet(tmp / TRAINING_HASHES, index=False)
-    out_dir = store.publish(key, tmp)
-    summary = {**space_summary(es, plan.name, len(features), out_dir), "left_out": left_out, "data_hash": data["hash"],
-               **trained(key, run_id, es.decisions)}
-    store.finish(key, summary)
+    summary = store.publish(key, tmp, {**space_summary(es, plan.name, len(features), tmp), "left_out": left_out,
+                                       "data_hash": data["hash"], **trained(key, run_id, es.decisions)})
     store.prune(protect={key})
     return summary
 

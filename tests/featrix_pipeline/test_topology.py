@@ -125,13 +125,21 @@ def test_a_candidate_serves_only_when_no_worse_and_old_versions_are_pruned(tmp_p
     assert decide(higher, "the serving version cannot be loaded")[0]
     store = ArtifactStore(tmp_path, retention=2)
     for i, key in enumerate(["a", "b", "c", "d"]):
-        assert store.publish(key, store.start(key)) == store.folder(key)
-        store.finish(key, {"trained_at": f"2026-01-0{i + 1}", "path": str(store.folder(key))})
-    store.folder("unfinished").mkdir()  # a killed training run: never reused, never counted
+        tmp = store.start(key)
+        (tmp / "figure.png").write_text("png")
+        summary = store.publish(key, tmp, {"trained_at": f"2026-01-0{i + 1}", "path": str(tmp),
+                                           "figures": {"f": str(tmp / "figure.png")}})
+        assert summary["path"] == str(store.folder(key)) and summary["figures"]["f"] == str(store.folder(key) / "figure.png")
+        assert store.find(key) == summary and not tmp.exists()
+    store.folder("unfinished").mkdir()  # what an old killed run left: never reused, never counted
     assert store.find("unfinished") is None
     late = store.start("a")  # another run finished "a" first: its version stays, this copy is dropped
     (late / "model.safetensors").write_text("other bytes")
-    assert store.publish("a", late) == store.folder("a") and not late.exists()
-    assert not (store.folder("a") / "model.safetensors").exists()
+    assert store.publish("a", late, {"trained_at": "2026-02-01", "path": str(late)}) == store.find("a")
+    assert not late.exists() and not (store.folder("a") / "model.safetensors").exists()
+    dead = tmp_path / ".training-e-999999999-0000"  # left by a training process that no longer runs
+    dead.mkdir()
+    alive = store.start("f")  # this process's: it is still training
     assert store.prune(protect={"a"}) == ["b"]  # the serving version "a" stays although it is the oldest
     assert [k for _, k in store.versions()] == ["a", "c", "d"]
+    assert not dead.exists() and alive.exists()
