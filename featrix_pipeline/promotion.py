@@ -1,8 +1,9 @@
 """Which trained version of a predictor serves predictions.
 
-A retrained predictor (the *candidate*) replaces the serving one only when it is no worse on the
-same held-out rows — the candidate's own held-out split, on which the serving version is scored
-again — so a retrain triggered by drift or a code change never silently lowers quality. The choice
+A retrained predictor (the *candidate*) replaces the serving one only when it passes its quality
+gate and is no worse on the same held-out rows — the candidate's held-out rows that the serving
+version did not train on either, on which both are scored — so a retrain triggered by drift or a
+code change never silently lowers quality. The choice
 is recorded in ``serving.json`` beside the versions, written atomically.
 """
 
