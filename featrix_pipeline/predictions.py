@@ -18,6 +18,7 @@ from featrix_model.space import use_threads
 from featrix_pipeline.predictors import child_tables
 from featrix_pipeline.scoring import HASH_COLUMN, VERSION_COLUMN, group_hashes, merged, plan_scoring, row_hashes
 from featrix_pipeline.settings import FitSettings
+from featrix_pipeline.evaluation import quality_gate
 from featrix_pipeline.topology import TargetPlan, Topology
 from featrix_pipeline.warehouse import Warehouse
 
@@ -56,11 +57,11 @@ def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, pre
     """Score what needs scoring and write the predictions table back; a summary of what was done.
     ``predictor``: the predictor asset's summary (the serving version); ``rows``: as for training."""
     use_threads(settings.threads)
-    gate = predictor.get("quality_gate") or {"passed": True}
-    if not gate["passed"]:
-        raise QualityGateError(f"the serving '{plan.name}' predictor ({predictor['key']}) failed its quality gate "
-                               f"({gate.get('why')}); no predictions are written until a version passes (run retrain "
-                               "after fixing the data or the target, or relax lightgbm_margin with a reason).")
+    passed, why = quality_gate(predictor, settings.margin_for(plan.target.lightgbm_margin))  # today's margin
+    if not passed:
+        raise QualityGateError(f"the serving '{plan.name}' predictor ({predictor['key']}) fails its quality gate "
+                               f"({why}); no predictions are written until a version passes: run retrain after "
+                               "fixing the data or the target, or relax the target's lightgbm_margin with a reason.")
     table = plan.table
     rows = {**(rows or {}), table.name: filtered}
     frame = table.model_frame(filtered.drop(columns=[plan.target.column], errors="ignore"), rows)
