@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from assets.inputs import asset_in
-from assets.versions import quality_code_version
+from assets.versions import content_output, quality_code_version
 from featrix_model.jsonable import to_jsonable
 from featrix_pipeline.joins import validate_join
 from featrix_pipeline.report import refresh_report
@@ -48,7 +48,7 @@ def _join_asset(topology: Topology, rel: RelationshipSpec, store_dir: Path, repo
         rep = validate_join(rel, child, parent, parent_primary_key=topology[rel.parent].spec.primary_key,
                             child_time_column=child_time, parent_time_column=parent_time, target_columns=targets or None)
         md = rep.markdown()
-        yield dg.Output({"report": rep.to_dict(), "markdown": md}, metadata={
+        yield content_output({"report": rep.to_dict(), "markdown": md}, {
             "coverage": float(rep.coverage), "observed_cardinality": rep.observed_cardinality,
             "orphan_rows": int(rep.orphan_rows), "report": dg.MetadataValue.md(md)})
         _, md_path, _ = refresh_report(spec, store_dir, reports_dir, context.run_id)

@@ -7,10 +7,9 @@ import pandas as pd
 
 from assets.metadata import column_lineage, table_metadata
 from assets.sensors import SCHEMA
-from assets.versions import quality_code_version, snapshot_output
+from assets.versions import content_output, quality_code_version
 from featrix_pipeline.columns import decide_columns, filter_table, profile_table
 from featrix_pipeline.expectations import validate_table
-from featrix_pipeline.fingerprint import frame_fingerprint
 from featrix_pipeline.report import refresh_report
 from featrix_pipeline.resources import WarehouseResource
 from featrix_pipeline.spec import DatasetSpec, SpecError, check_columns
@@ -41,8 +40,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
             df = wh.read_table(source, order_by=list(t.primary_key), limit=t.row_limit)
         except (SpecError, WarehouseError) as e:
             raise dg.Failure(description=str(e)) from None
-        return snapshot_output(df, frame_fingerprint(df)["hash"],
-                               {**table_metadata(df), SCHEMA: dg.MetadataValue.json(schema)})
+        return content_output(df, {**table_metadata(df), SCHEMA: dg.MetadataValue.json(schema)})
 
     suite_checks = [
         dg.AssetCheckSpec("primary_key", asset=profile_key, blocking=True,
@@ -60,7 +58,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
         prof = profile_table(spec, table, raw)
         outcomes = [o.to_dict() for o in validate_table(spec, table, raw, prof)]
         prof["expectations"] = outcomes
-        yield dg.Output(prof, metadata={"dagster/row_count": len(raw), "profile": dg.MetadataValue.md(_profile_md(prof))})
+        yield content_output(prof, {"dagster/row_count": len(raw), "profile": dg.MetadataValue.md(_profile_md(prof))})
         _, md_path, _ = refresh_report(spec, store_dir, reports_dir, context.run_id)
         context.log.info(f"Data-quality report: {md_path} (and report.html beside it)")
         pk = [o for o in outcomes if o["expectation"] in PK_EXPECTATIONS and o["column"] in
@@ -87,7 +85,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
         for why in excluded.values():
             context.log.warning(f"[{table}] {why}")
         assert len(df) == len(raw)
-        return dg.Output(df, metadata={
+        return content_output(df, {
             **table_metadata(df), "dagster/column_lineage": column_lineage(df.columns, lambda c: (raw_key, c)),
             "excluded_columns": dg.MetadataValue.json(excluded),
             "key_columns": sorted(c for c, d in decisions.items() if d["role"] == "key"),

@@ -1,16 +1,17 @@
 """Dagster code and data versions. Model assets: the model code and the asset's part of the spec as
-code version, their content-addressed key as data version. A table snapshot: a hash of its content
-as data version, so an unchanged warehouse does not make everything downstream look stale; the
-data-quality assets computed from it carry the pipeline code and their part of the spec, and Dagster
-derives their data versions from those and their inputs'."""
+code version, their content-addressed key as data version. The data-quality assets (snapshot,
+profile, filtered rows, join reports): a hash of their content as data version, so an unchanged
+warehouse — or a code edit that changes nothing they compute — makes nothing downstream look
+stale; their code version is the pipeline code and their part of the spec."""
 
 from __future__ import annotations
 
 import warnings
 
 import dagster as dg
+import pandas as pd
 
-from featrix_pipeline.fingerprint import digest, pipeline_code_version, target_identity
+from featrix_pipeline.fingerprint import digest, frame_fingerprint, pipeline_code_version, target_identity
 from featrix_pipeline.fingerprint import model_code_version as model_code
 
 
@@ -30,9 +31,11 @@ def _output(value, version: str, metadata: dict) -> dg.Output:
         return dg.Output(value, data_version=dg.DataVersion(version), metadata=metadata)
 
 
-def snapshot_output(df, fingerprint: str, metadata: dict) -> dg.Output:
-    """A table snapshot with the hash of its content as its data version."""
-    return _output(df, fingerprint, metadata)
+def content_output(value, metadata: dict) -> dg.Output:
+    """An output with a hash of its content as its data version (a frame's rows and columns, or a
+    JSON-able value), so the same content is the same version whatever code or run produced it."""
+    version = frame_fingerprint(value)["hash"] if isinstance(value, pd.DataFrame) else digest(value)
+    return _output(value, version, metadata)
 
 
 def versioned_output(summary: dict, metadata: dict) -> dg.Output:
