@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.jobs import QUEUE_TAG
+
 A = dg.AutomationCondition
 
 
@@ -22,5 +24,6 @@ def when_rebuilt(deps: list[tuple[str, ...]] = ()) -> dg.AutomationCondition:
 def automation_sensor() -> dg.AutomationConditionSensorDefinition:
     return dg.AutomationConditionSensorDefinition(
         "model_automation", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+        run_tags=QUEUE_TAG,
         description="Runs model assets again when a space they are built on was retrained or their code changed, "
                     "once every blocking check upstream passed.")

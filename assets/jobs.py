@@ -15,6 +15,9 @@ import dagster as dg
 from featrix_pipeline.topology import Topology
 
 REFRESH, RETRAIN = "refresh_and_score", "retrain"
+# one run of this project at a time (both kinds write predictions and artifacts): the instance's
+# dagster.yaml limits runs with this tag to one (scripts/bootstrap.sh writes it); others queue
+QUEUE_TAG = {"featrix/queue": "pipeline"}
 REFRESH_STAGES = ("raw", "profile", "filtered", "drift", "row_embeddings")
 
 
@@ -30,11 +33,11 @@ def refresh_keys(topology: Topology) -> list[dg.AssetKey]:
 def build_jobs(topology: Topology) -> dict[str, dg.UnresolvedAssetJobDefinition]:
     return {
         REFRESH: dg.define_asset_job(
-            REFRESH, selection=dg.AssetSelection.assets(*refresh_keys(topology)),
+            REFRESH, selection=dg.AssetSelection.assets(*refresh_keys(topology)), tags=QUEUE_TAG,
             description="Read the warehouse, profile, check the joins, measure drift, score new or changed rows and "
                         "write them back. Never trains."),
         RETRAIN: dg.define_asset_job(
-            RETRAIN, selection=dg.AssetSelection.all(),
+            RETRAIN, selection=dg.AssetSelection.all(), tags=QUEUE_TAG,
             description="Everything, with content-addressed reuse: only spaces and predictors whose code, spec, "
                         "settings or rows changed are trained. Sensors run it for exactly the affected assets."),
     }

@@ -21,3 +21,12 @@ mkdir -p "$DAGSTER_HOME"
 if [ ! -f "$DAGSTER_HOME/dagster.yaml" ]; then
   printf 'telemetry:\n  enabled: false\nnux:\n  enabled: false\n' > "$DAGSTER_HOME/dagster.yaml"
 fi
+# One pipeline run at a time (assets/jobs.py QUEUE_TAG): a retrain and a refresh, or two retrains
+# requested by different sensors, would otherwise write the same artifacts and tables at once.
+if grep -q "^concurrency:" "$DAGSTER_HOME/dagster.yaml" && ! grep -q "featrix/queue" "$DAGSTER_HOME/dagster.yaml"; then
+  echo "note: $DAGSTER_HOME/dagster.yaml has its own concurrency block: add a run tag limit" \
+       "{key: featrix/queue, limit: 1} to it so that pipeline runs never overlap" >&2
+elif ! grep -q "featrix/queue" "$DAGSTER_HOME/dagster.yaml"; then
+  printf 'concurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: featrix/queue\n        limit: 1\n' \
+    >> "$DAGSTER_HOME/dagster.yaml"
+fi
