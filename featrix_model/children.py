@@ -15,6 +15,7 @@ unmatched key) and parents without children are counted.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -142,8 +143,14 @@ class ChildLink:
         frame = denormalise(tables[self.rel.child], self.lookups, tables)
         self.space.attach(tables)
         emb = self.space.encode(frame, hide=tuple(self.hide))
-        stats = np.column_stack([pd.to_numeric(frame[c], errors="coerce").astype("Float64").to_numpy(float, na_value=np.nan)
-                                 for c in self.stat_columns]) if self.stat_columns else np.zeros((len(frame), 0))
+        gone = [c for c in self.stat_columns if c not in frame.columns]
+        if gone:
+            warnings.warn(f"'{self.rel.child}' rows lack column(s) {gone} that the relational space summarises per "
+                          "parent: those summaries are encoded as missing until the space is retrained.", stacklevel=2)
+        stats = np.column_stack([
+            pd.to_numeric(frame[c], errors="coerce").astype("Float64").to_numpy(float, na_value=np.nan)
+            if c in frame.columns else np.full(len(frame), np.nan) for c in self.stat_columns
+        ]) if self.stat_columns else np.zeros((len(frame), 0))
         times = time_ns(frame[self.time_column]) if self.time_column else None
         self.bank = ChildBank(emb, frame[list(self.rel.child_keys)].reset_index(drop=True), times, stats)
         return self.bank

@@ -120,14 +120,17 @@ def test_a_clean_refresh_asks_for_nothing_and_a_schema_change_is_named(defs_and_
     clean = _sensor(defs, instance, "schema_sensor")
     assert not clean.run_requests
 
-    _sql(home, "ALTER TABLE planes ADD COLUMN registered_by VARCHAR", "ALTER TABLE airports DROP COLUMN tzone")
-    _refresh(defs, instance)  # a refresh snapshots the new schema before the sensor's next tick
+    _sql(home, "ALTER TABLE planes ADD COLUMN registered_by VARCHAR", "ALTER TABLE airports DROP COLUMN tzone",
+         "ALTER TABLE flights DROP COLUMN minute")
+    after = _refresh(defs, instance)  # a refresh snapshots the new schema before the sensor's next tick
+    lost = after["flights/drift"]  # a column the flights space was trained on is gone
+    assert lost["status"].value == "retrain" and "minute" in lost["drifted_columns"].value
     tick = _sensor(defs, instance, "schema_sensor", clean.cursor)
     request = _requested(tick)
-    assert set(request.tags["featrix/tables"].split(",")) == {"planes", "airports"}
-    assert "registered_by" in request.tags["featrix/reason"] and "tzone" in request.tags["featrix/reason"]
+    assert set(request.tags["featrix/tables"].split(",")) == {"planes", "airports", "flights"}
+    assert "registered_by" in request.tags["featrix/reason"] and "removed tzone" in request.tags["featrix/reason"]
     assert {dg.AssetKey(["planes", "relational_space"]),
-            dg.AssetKey(["flights", "embedding_space"])} <= set(request.asset_selection)  # airports is a lookup
+            dg.AssetKey(["flights", "embedding_space"])} <= set(request.asset_selection)
     assert dg.AssetKey(["weather", "embedding_space"]) not in request.asset_selection
     assert not _sensor(defs, instance, "schema_sensor", tick.cursor).run_requests  # asked once, not every tick
 
@@ -169,3 +172,21 @@ def test_a_refresh_before_any_retrain_says_to_retrain_first(tmp_path, nyc_frames
     failures = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure]
     assert failures and all("run the 'retrain' job" in m for m in failures), failures
     assert not any("Traceback" in m for m in failures)
+
+
+def test_a_serving_predictor_that_fails_its_quality_gate_writes_no_predictions(defs_and_instance, monkeypatch):
+    home, _, instance = defs_and_instance
+    con = duckdb.connect(str(home / "wh.duckdb"), read_only=True)
+    before = con.execute("SELECT count(*), max(scored_at) FROM arr_delay15_predictions").fetchone()
+    con.close()
+    monkeypatch.setenv("FEATRIX_LIGHTGBM_MARGIN", "-0.5")  # today's gate asks for 1.5 × LightGBM's score
+    defs = build_definitions(load_spec(home / "spec.yaml"))
+    _sql(home, "DELETE FROM flights WHERE flight_id IN (SELECT flight_id FROM flights ORDER BY flight_id LIMIT 5)")
+    result = defs.resolve_job_def("refresh_and_score").execute_in_process(instance=instance, raise_on_error=False)
+    failures = {e.step_key: e.step_failure_data.error.message for e in result.all_events if e.is_step_failure}
+    assert set(failures) == {"arr_delay15__predictions", "plane_manufacturer__predictions"}
+    assert "fails its quality gate" in failures["arr_delay15__predictions"]
+    assert "lightgbm_margin" in failures["arr_delay15__predictions"]
+    con = duckdb.connect(str(home / "wh.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*), max(scored_at) FROM arr_delay15_predictions").fetchone() == before
+    con.close()
