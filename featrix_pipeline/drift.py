@@ -37,17 +37,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from featrix_model.codecs.timestamp import parse_timestamps
 from featrix_model.guardrails import OODDetector
 from featrix_model.jsonable import to_jsonable
+from featrix_pipeline.divergence import fmt_value, measure_column, target_shift
 
-N_QUANTILE_BINS = 10
-TOP_VALUES = 20
-SMOOTHING = 0.5
 OOD_SIGMA = 3.0
-TEXT_COVERAGE = 0.5  # top-20 training values covering less than this share of a text column: bin by length
-TEXT_TYPES = ("string", "email", "domain", "url")
-SKIPPED_TYPES = {t: f"{t} values have no single distribution to bin" for t in ("json", "vector")}
 
 
 @dataclass(frozen=True)
@@ -96,167 +90,6 @@ class DriftThresholds:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# ---------------------------------------------------------------- binning and divergences
-
-
-def _divergence(p_counts: np.ndarray, q_counts: np.ndarray) -> tuple[float, float]:
-    """(PSI, KL(q ‖ p) in bits) of training counts ``p`` and current counts ``q``, smoothed."""
-    b = len(p_counts)
-    p = (p_counts + SMOOTHING) / (p_counts.sum() + SMOOTHING * b)
-    q = (q_counts + SMOOTHING) / (q_counts.sum() + SMOOTHING * b)
-    return float(np.sum((q - p) * np.log(q / p))), float(np.sum(q * np.log2(q / p)))
-
-
-def _numbers(s: pd.Series, timestamp: bool) -> np.ndarray:
-    """float64 values (epoch seconds for timestamps); missing and non-finite as NaN."""
-    if timestamp:
-        utc, _, _ = parse_timestamps(s)
-        x = (utc - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)
-    else:
-        x = pd.to_numeric(s, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    return np.where(np.isfinite(x), x, np.nan)
-
-
-def _number_bins(train: np.ndarray, cur: np.ndarray, timestamp: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Counts per bin (training, current) and the bins' labels: below the training minimum, the
-    training deciles up to the maximum, above the maximum, NULL. The outer two are empty in training,
-    so values past its range always show (on a column with few distinct values, such as a text's
-    length, every decile can be the same value)."""
-    ok = train[~np.isnan(train)]
-    if not len(ok):  # no training values (a column kept although empty): one bin of values, one of NULL
-        return (np.array([0, len(train)]), np.array([int((~np.isnan(cur)).sum()), int(np.isnan(cur).sum())]),
-                ["values (none in training)", "NULL"])
-    lo, hi = ok.min(), ok.max()
-    inner = np.unique(np.quantile(ok, np.linspace(0, 1, N_QUANTILE_BINS + 1)[1:-1]))
-    inner = inner[inner > lo]
-    k = len(inner) + 2  # below, [lo, e1), ..., [ek, hi], above
-
-    def counts(x):
-        codes = np.where(x < lo, 0, np.where(x > hi, k, np.searchsorted(inner, x, side="right") + 1))
-        return np.bincount(np.where(np.isnan(x), k + 1, codes), minlength=k + 2)
-
-    f = _fmt_time if timestamp else _fmt
-    bounds = [lo, *inner, hi]
-    labels = [f"[{f(a)}, {f(b)}{']' if i == len(bounds) - 2 else ')'}" for i, (a, b) in enumerate(zip(bounds, bounds[1:]))]
-    return (counts(train), counts(cur),
-            [f"below the training minimum {f(lo)}", *labels, f"above the training maximum {f(hi)}", "NULL"])
-
-
-def _fmt_time(v) -> str:
-    return pd.Timestamp(float(v), unit="s").isoformat(sep=" ", timespec="minutes")
-
-
-def _number_summary(x: np.ndarray, timestamp: bool) -> dict:
-    ok = x[~np.isnan(x)]
-    out = {"null_share": float(np.isnan(x).mean()) if len(x) else 0.0}
-    if len(ok):
-        p5, med, p95 = np.quantile(ok, [0.05, 0.5, 0.95])
-        out.update(mean=float(ok.mean()), median=float(med), p5=float(p5), p95=float(p95))
-        if timestamp:
-            out.update({k: _fmt_time(out[k]) for k in ("mean", "median", "p5", "p95")})
-    return out
-
-
-def _categories(train: pd.Series, cur: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Both columns as comparable values: floats when both are numbers, else text (NULLs kept)."""
-    def numeric(s):
-        return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
-
-    if numeric(train) and numeric(cur):
-        return tuple(pd.to_numeric(s).astype("float64").reset_index(drop=True) for s in (train, cur))  # type: ignore
-    return tuple(s.astype(str).where(s.notna()).reset_index(drop=True) for s in (train, cur))  # type: ignore
-
-
-def _category_counts(train: pd.Series, cur: pd.Series, top: pd.Index) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of the ``top`` values, then "(other)", then NULL."""
-    def counts(s):
-        codes = top.get_indexer(s)
-        codes[codes < 0] = len(top)
-        codes[s.isna().to_numpy()] = len(top) + 1
-        return np.bincount(codes, minlength=len(top) + 2)
-
-    return counts(train), counts(cur)
-
-
-def _shares(s: pd.Series) -> pd.Series:
-    return s.fillna("NULL").value_counts(normalize=True) if len(s) else pd.Series(dtype=float)
-
-
-def _category_summaries(train: pd.Series, cur: pd.Series) -> tuple[dict, dict, dict]:
-    """Top values with shares before and after, and the value whose share moved most (over the
-    training's and the current rows' top values, NULL included)."""
-    before, after = _shares(train), _shares(cur)
-    values = before.index[:TOP_VALUES].union(after.index[:TOP_VALUES], sort=False)
-    b, a = before.reindex(values, fill_value=0.0), after.reindex(values, fill_value=0.0)
-    i = int(np.argmax(np.abs(a.to_numpy() - b.to_numpy())))
-    top = [{"top": {_fmt(v): float(x) for v, x in sh.iloc[:5].items()}, "null_share": float(sh.get("NULL", 0.0))}
-           for sh in (before, after)]
-    return (*top,
-            {"value": _fmt(values[i]), "before": float(b.iloc[i]), "after": float(a.iloc[i])})
-
-
-def _fmt(v) -> str:
-    """A number as a person reads it (1,040 / 6.66 / -3); anything else as its text."""
-    if not isinstance(v, (int, float, np.number)) or isinstance(v, (bool, np.bool_)) or not np.isfinite(v):
-        return str(v)
-    v = float(v)
-    if v == int(v) and abs(v) < 1e15:
-        return f"{int(v):,}"
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}"
-
-
-def _bin_shift(b: np.ndarray, a: np.ndarray, labels: list[str]) -> dict:
-    sb, sa = b / max(b.sum(), 1), a / max(a.sum(), 1)
-    i = int(np.argmax(np.abs(sa - sb)))
-    return {"value": labels[i], "before": float(sb[i]), "after": float(sa[i])}
-
-
-def measure_column(train: pd.Series, cur: pd.Series, semantic_type: str) -> dict:
-    """PSI, KL and before/after summaries of one column; ``{"skipped": reason}`` when not measured."""
-    if semantic_type in SKIPPED_TYPES:
-        return {"skipped": SKIPPED_TYPES[semantic_type]}
-    out: dict = {"semantic_type": semantic_type}
-    if semantic_type in ("scalar", "timestamp"):
-        ts = semantic_type == "timestamp"
-        x, y = _numbers(train, ts), _numbers(cur, ts)
-        b, a, labels = _number_bins(x, y, ts)
-        out.update(kind="timestamp" if ts else "number", before=_number_summary(x, ts), after=_number_summary(y, ts))
-        out["most_shifted"] = _bin_shift(b, a, labels)
-    else:
-        tv, cv = _categories(train, cur)
-        counts = tv.value_counts()
-        top = counts.index[:TOP_VALUES]
-        text = semantic_type in TEXT_TYPES and counts.iloc[:TOP_VALUES].sum() < TEXT_COVERAGE * max(counts.sum(), 1)
-        if text:
-            x = tv.str.len().to_numpy(dtype="float64", na_value=np.nan)
-            y = cv.str.len().to_numpy(dtype="float64", na_value=np.nan)
-            b, a, labels = _number_bins(x, y)
-            seen = cv.notna() & cv.isin(counts.index)
-            out.update(kind="text length", before=_number_summary(x, False), after=_number_summary(y, False),
-                       most_shifted=_bin_shift(b, a, labels))
-            out["after"]["unseen_share"] = float(1 - seen.sum() / max(cv.notna().sum(), 1))
-        else:
-            b, a = _category_counts(tv, cv, top)
-            before, after, shifted = _category_summaries(tv, cv)
-            out.update(kind="category", before=before, after=after, most_shifted=shifted)
-    out["psi"], out["kl_bits"] = _divergence(b, a)
-    out["bins"] = int(len(b))
-    return out
-
-
-def target_shift(train: pd.Series, cur: pd.Series) -> dict:
-    """A target's prior shift: PSI of its classes (or, for a number with more than 20 values, its
-    training-quantile bins) between the labelled training and current rows; unlabelled rows left out."""
-    train, cur = train.dropna().reset_index(drop=True), cur.dropna().reset_index(drop=True)
-    out: dict = {"n_training": int(len(train)), "n_current": int(len(cur))}
-    if not len(cur) or not len(train):
-        return {**out, "skipped": f"no labelled {'current' if not len(cur) else 'training'} rows"}
-    numeric = pd.api.types.is_numeric_dtype(train.dtype) and not pd.api.types.is_bool_dtype(train.dtype)
-    kind = "scalar" if numeric and train.nunique() > TOP_VALUES else "set"
-    m = measure_column(train, cur, kind)
-    return {**out, **{k: m[k] for k in ("kind", "psi", "kl_bits", "before", "after", "most_shifted")}}
 
 
 # ---------------------------------------------------------------- the report
@@ -337,7 +170,7 @@ def describe(summary: dict) -> str:
         return ", ".join(parts) if parts else "no rows"
     if "mean" not in summary:
         return f"no values (NULL {summary['null_share']:.1%})"
-    s = {k: _fmt(summary[k]) for k in ("mean", "median", "p5", "p95")}
+    s = {k: fmt_value(summary[k]) for k in ("mean", "median", "p5", "p95")}
     out = f"mean {s['mean']}, median {s['median']}, p5–p95 {s['p5']}–{s['p95']}, NULL {summary['null_share']:.1%}"
     return out + (f", unseen values {summary['unseen_share']:.1%}" if "unseen_share" in summary else "")
 
