@@ -173,3 +173,11 @@ def target_shift(train: pd.Series, cur: pd.Series) -> dict:
     kind = "scalar" if numeric and train.nunique() > TOP_VALUES else "set"
     m = measure_column(train, cur, kind)
     return {**out, **{k: m[k] for k in ("kind", "psi", "kl_bits", "before", "after", "most_shifted")}}
+
+
+def time_order(s: pd.Series) -> np.ndarray | None:
+    """Row positions in time order (missing times last); None when no value is a time."""
+    x = _numbers(s, timestamp=True)
+    if np.isnan(x).all():
+        return None
+    return np.argsort(np.where(np.isnan(x), np.inf, x), kind="stable")

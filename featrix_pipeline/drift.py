@@ -24,6 +24,10 @@ by less than 0.02 %). Everything is numpy/pandas over whole columns: the 17 colu
 flights take about half a second, plus encoding at most ``max_rows`` of them for the OOD share
 (about 6 s for 20,000 rows on one CPU thread).
 
+A column over ``psi_retrain`` counts only when it moved further than stretches of as many consecutive
+training rows (in time order) move against all of them (``windows.ordinary_psi``): one day of a
+seasonal table differs from a year of it by construction, and the space was trained on such days.
+
 ``time_columns`` (the table's ``time_column``) are measured and shown but never counted: a refresh's
 rows are later than the training rows by construction, so a time column's PSI is always huge
 (measured: 15.6 on March flights against a January space) and would ask for a retrain every run.
@@ -40,6 +44,7 @@ import pandas as pd
 from featrix_model.guardrails import OODDetector
 from featrix_model.jsonable import to_jsonable
 from featrix_pipeline.divergence import fmt_value, measure_column, target_shift
+from featrix_pipeline.windows import ordinary_psi
 
 OOD_SIGMA = 3.0
 
@@ -97,8 +102,9 @@ class DriftThresholds:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """What ``measure_drift`` found. ``drifted``: columns over ``psi_retrain``; ``warned``: columns over
-    ``psi_warn`` but not over ``psi_retrain`` (the two never overlap); time columns are in neither."""
+    """What ``measure_drift`` found. ``drifted``: columns over ``psi_retrain`` by more than the training
+    rows' own stretches move (``windows``); ``warned``: the other columns over ``psi_warn`` (the two
+    never overlap); time columns are in neither."""
 
     table: str
     n_training: int
@@ -212,6 +218,23 @@ def _target_reason(name: str, r: dict, t: DriftThresholds) -> tuple[str, str]:
     return verdict, line
 
 
+def _within_training_variation(columns: dict, over: list[str], training: pd.DataFrame, space,
+                               time_columns: tuple[str, ...], n: int) -> set[str]:
+    """The columns of ``over`` whose PSI stays within what stretches of ``n`` consecutive training rows
+    reach (``windows``); each gets its ``ordinary_psi``. Needs a time column in the training rows."""
+    time_column = next((c for c in time_columns if c in training.columns), None)
+    if time_column is None:
+        return set()
+    out = set()
+    for c in over:
+        ordinary = ordinary_psi(training, c, space.plan.info[c]["semantic_type"], time_column, n)
+        if ordinary is not None:
+            columns[c]["ordinary_psi"] = ordinary
+            if columns[c]["psi"] <= ordinary:
+                out.add(c)
+    return out
+
+
 def measure_drift(table: str, space, training_rows: pd.DataFrame, current: pd.DataFrame,
                   thresholds: DriftThresholds = DriftThresholds(), *,
                   targets: dict[str, tuple[pd.Series, pd.Series]] | None = None,
@@ -234,8 +257,10 @@ def measure_drift(table: str, space, training_rows: pd.DataFrame, current: pd.Da
             m = measure_column(training_rows[c], current[c], space.plan.info[c]["semantic_type"])
             (skipped if "skipped" in m else columns)[c] = m.get("skipped", m)
     ranked = sorted(((c, m) for c, m in columns.items() if c not in time_columns), key=lambda kv: -kv[1]["psi"])
-    drifted = tuple(c for c, m in ranked if m["psi"] > t.psi_retrain)
-    warned = tuple(c for c, m in ranked if t.psi_warn < m["psi"] <= t.psi_retrain)
+    over = [c for c, m in ranked if m["psi"] > t.psi_retrain]
+    seasonal = _within_training_variation(columns, over, training_rows, space, time_columns, len(current))
+    drifted = tuple(c for c in over if c not in seasonal)
+    warned = tuple(c for c, m in ranked if t.psi_warn < m["psi"] <= t.psi_retrain or c in seasonal)
     ood_share, ood_training, ood_rows, ood_note = _ood(space, current, seed, max_rows)
     if ood_note:
         skipped["(OOD share)"] = ood_note
@@ -257,7 +282,10 @@ def measure_drift(table: str, space, training_rows: pd.DataFrame, current: pd.Da
     verdicts = {name: _target_reason(name, r, t) for name, r in target_out.items()}
     reasons += [line for _, line in verdicts.values()]
     retrain_targets = tuple(n for n, (v, _) in verdicts.items() if v == "retrain" and enough)
-    reasons += [_column_reason(c, columns[c], t.psi_warn) for c in warned]
+    reasons += [_column_reason(c, columns[c], t.psi_warn) for c in warned if c not in seasonal]
+    reasons += [f"{c}: PSI {columns[c]['psi']:.2f} > {t.psi_retrain:g}, but stretches of {len(current):,} consecutive "
+                f"training rows (by {time_columns[0]}) reach PSI {columns[c]['ordinary_psi']:.2f} against all of them: "
+                "it moves as the training rows themselves did, so it is not counted" for c in seasonal]
     if (space_over and enough) or retrain_targets:
         status = "retrain"
     elif space_over or warned or any(v != "ok" for v, _ in verdicts.values()):

@@ -155,3 +155,17 @@ def test_thresholds_from_the_spec():
         DriftThresholds.from_dict({"psi_retrian": 0.5})
     with pytest.raises(ValueError, match="ood_share_retrain"):
         DriftThresholds.from_dict({"ood_share_retrain": 2})
+
+
+def test_one_day_moves_as_the_training_days_did_unless_something_really_changed(space, flights):
+    january = flights[flights.month == 1].reset_index(drop=True)  # every January flight: ~900 a day
+    day = flights[(flights.month == 2) & (flights.day == 10)].reset_index(drop=True)
+    r = measure_drift("flights", space, january, day, max_rows=ROWS, time_columns=TIME)
+    assert r.columns["day"]["psi"] > r.thresholds.psi_retrain  # one day of the month against all of them
+    assert "day" in r.warned and "day" not in r.drifted and r.status != "retrain", r.reasons
+    assert r.columns["day"]["psi"] <= r.columns["day"]["ordinary_psi"]
+    assert any(x.startswith("day: PSI ") and "consecutive training rows" in x for x in r.reasons)
+    shifted = measure_drift("flights", space, january, day.assign(distance=day["distance"] * 3), max_rows=ROWS,
+                            time_columns=TIME)
+    assert "distance" in shifted.drifted and shifted.status == "retrain"
+    assert shifted.columns["distance"]["psi"] > shifted.columns["distance"]["ordinary_psi"]
