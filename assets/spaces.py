@@ -52,10 +52,12 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
     @dg.asset(key=list(plan.key("row_embeddings")), group_name=table, kinds={"parquet"},
               automation_condition=when_rebuilt([key]),
               ins={"filtered": asset_in(plan.key("filtered")), "space": asset_in(key), **lookup_ins},
-              description=f"One embedding per `{table}` row: primary key, emb_0..emb_d, short 3D vector.")
+              description=f"One embedding per `{table}` row: primary key, emb_0..emb_d, short 3D vector. Rows the "
+                          "space was trained on keep their training embeddings; only new and changed rows are encoded.")
     def row_embeddings_asset(filtered: pd.DataFrame, space: dict, model_settings: ModelSettings,
                              **lookup_rows) -> dg.Output[pd.DataFrame]:
         out = row_embeddings(plan, filtered, space, model_settings.fit_settings(), rows_of(lookup_rows))
-        return dg.Output(out, metadata={"dagster/row_count": len(out), "d_model": space["d_model"]})
+        return dg.Output(out, metadata={"dagster/row_count": len(out), "d_model": space["d_model"],
+                                        "rows_encoded": out.attrs.get("rows_encoded", len(out))})
 
     return [embedding_space, row_embeddings_asset]

@@ -95,14 +95,28 @@ def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space: dict, setting
     use_threads(settings.threads)
     es = EmbeddingSpace.load(space["path"])
     features = space_rows(plan, filtered, rows)
-    if es.train_embeddings_ is not None and frame_fingerprint(features)["hash"] == space.get("data_hash"):
-        emb = es.train_embeddings_  # the space was fitted on exactly these rows, in this order
-    else:
-        emb = es.encode(features)
+    emb, encoded = _embeddings(es, Path(space["path"]), features)
     short = emb[:, :3] / np.linalg.norm(emb[:, :3], axis=1, keepdims=True).clip(1e-8)  # spec §15
     pk = [c for c in plan.spec.primary_key if c in filtered.columns]
     out = filtered[pk].reset_index(drop=True).copy()
     out = pd.concat([out, pd.DataFrame(emb, columns=[f"emb_{i}" for i in range(emb.shape[1])]),
                      pd.DataFrame(short, columns=["sx", "sy", "sz"])], axis=1)
     assert len(out) == len(filtered) and np.isfinite(emb).all()
+    out.attrs["rows_encoded"] = encoded
     return out
+
+
+def _embeddings(es: EmbeddingSpace, path: Path, features: pd.DataFrame) -> tuple[np.ndarray, int]:
+    """The rows' embeddings and how many were encoded: a row the space was trained on (same content
+    hash) takes its training embedding, so a refresh encodes only new and changed rows."""
+    hashes = path / TRAINING_HASHES
+    if es.train_embeddings_ is None or not hashes.exists():
+        return es.encode(features), len(features)
+    trained = pd.read_parquet(hashes)[HASH_COLUMN].drop_duplicates()  # equal rows, equal embeddings
+    pos = pd.Index(trained).get_indexer(row_hashes(features))
+    known = pos >= 0
+    emb = np.empty((len(features), es.train_embeddings_.shape[1]), dtype=es.train_embeddings_.dtype)
+    emb[known] = es.train_embeddings_[trained.index.to_numpy()[pos[known]]]
+    if (~known).any():
+        emb[~known] = es.encode(features[~known].reset_index(drop=True))
+    return emb, int((~known).sum())

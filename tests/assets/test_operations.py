@@ -88,6 +88,7 @@ def test_the_scheduled_refresh_scores_new_rows_and_retrains_nothing(defs_and_ins
     planes = meta["plane_manufacturer/predictions"]  # parents whose child rows changed are scored again
     assert 0 < planes["rows_scored"].value < planes["dagster/row_count"].value
     assert meta["flights/drift"]["rows_measured"].value == len(new)  # drift looks at the new day only
+    assert meta["flights/row_embeddings"]["rows_encoded"].value == len(new)  # the trained rows keep theirs
     con = duckdb.connect(str(home / "wh.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM arr_delay15_predictions").fetchone()[0] == len(known) + len(new)
     con.close()

@@ -74,3 +74,27 @@ def test_label_hashes_do_not_depend_on_the_label_dtype():
     plain = label_hashes(keys.iloc[:2], np.array([True, False]))
     nullable = label_hashes(keys, pd.Series([True, False, None], dtype="boolean"))  # a missing label elsewhere
     assert plain.tolist() == nullable.tolist()[:2]
+
+
+def test_row_embeddings_encode_only_the_new_and_changed_rows(tmp_path, nyc_frames):
+    from featrix_model import EmbeddingSpace
+    from featrix_pipeline.reuse import ArtifactStore
+    from featrix_pipeline.settings import FitSettings
+    from featrix_pipeline.spaces import row_embeddings, space_rows, train_space
+
+    plan = Topology.from_spec(load_spec(DEMO_SPEC))["airports"]
+    airports = nyc_frames["airports"].reset_index(drop=True)
+    settings = FitSettings(time_budget_s=2, seed=0, threads=1)
+    summary = train_space(plan, airports, None, ArtifactStore(tmp_path), settings)
+    emb = [c for c in row_embeddings(plan, airports.iloc[:1], summary, settings).columns if c.startswith("emb_")]
+    same = row_embeddings(plan, airports, summary, settings)
+    assert same.attrs["rows_encoded"] == 0  # every row was trained on: its training embedding
+    encoded = EmbeddingSpace.load(summary["path"]).encode(space_rows(plan, airports))
+    assert np.allclose(same[emb].to_numpy(), encoded, atol=1e-5)
+    changed = airports.copy()
+    changed.loc[0, "alt"] = changed.loc[0, "alt"] + 5000
+    more = pd.concat([changed, airports.iloc[[1]].assign(faa="ZZZ", lat=10.0)], ignore_index=True)
+    out = row_embeddings(plan, more, summary, settings)
+    assert out.attrs["rows_encoded"] == 2 and len(out) == len(more)
+    assert not np.allclose(out.loc[0, emb].to_numpy(float), same.loc[0, emb].to_numpy(float))
+    assert (out.loc[1:len(airports) - 1, emb].to_numpy() == same.loc[1:, emb].to_numpy()).all()
