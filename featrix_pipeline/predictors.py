@@ -22,7 +22,8 @@ from featrix_pipeline.targets import target_values
 from featrix_pipeline.topology import TargetPlan, Topology
 
 
-LABELS = "labels.parquet"  # a version's labelled rows (train and held out), for drift and fair comparisons
+LABELS = "labels.parquet"  # every labelled row when a version was trained, for drift and fair comparisons
+SPLIT_SCHEME = "key-sha256-1"  # how held-out rows are drawn and rows hashed: change it when either changes
 
 
 def label_hashes(keys: pd.DataFrame, labels) -> pd.Series:
@@ -83,19 +84,30 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
     train_df, test_df = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
     key = digest({"code": model_code_version(), "target": target_identity(target), "spec": plan.table.describe(),
                   "settings": {**settings.training(), "max_rows": settings.predictor_max_rows},
-                  "data": frame_fingerprint(df), "space": space["key"]})
+                  "data": frame_fingerprint(df), "space": space["key"], "split": SPLIT_SCHEME})
     tables = child_tables(topology, plan, rows)
     candidate = store.find(key)
     if candidate is None:
         candidate = _fit_candidate(plan, load_space(space["path"], tables=tables), train_df, test_df, store, key,
-                                   settings, run_id, notes)
+                                   settings, run_id, notes, _seen_rows(plan, raw, train_df))
     else:
         candidate = reused(candidate)
     return _promote(plan, candidate, test_df, tables, store, run_id, settings.margin_for(target.lightgbm_margin))
 
 
+def _seen_rows(plan: TargetPlan, raw: pd.DataFrame, train_df: pd.DataFrame) -> pd.DataFrame:
+    """Every labelled row of the table when a version is trained (sampled out, held out or trained on:
+    ``trained`` marks the last), so drift counts as new only labelled rows that arrived later."""
+    pk = list(plan.table.spec.primary_key)
+    labels = target_values(raw, plan.target).reset_index(drop=True)
+    ok = labels.notna().to_numpy()
+    seen = labelled_rows(raw[pk].reset_index(drop=True)[ok], labels[ok], trained_on=False)
+    seen["trained"] = seen["key_hash"].isin(set(row_hashes(train_df[pk])))
+    return seen
+
+
 def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.DataFrame, store: ArtifactStore,
-                   key: str, settings: FitSettings, run_id: str, notes: list[str]) -> dict:
+                   key: str, settings: FitSettings, run_id: str, notes: list[str], seen: pd.DataFrame) -> dict:
     """Fit, save and measure a new version against the baselines on the held-out rows."""
     target, tmp = plan.target, store.start(key)
     hide = hidden_features(plan)
@@ -105,9 +117,7 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
                       threads=settings.threads)
     p.save(tmp)
     y_tr, y_te = train_df[target.column].to_numpy(), test_df[target.column].to_numpy()
-    pk = list(plan.table.spec.primary_key)
-    pd.concat([labelled_rows(train_df[pk], train_df[target.column], True),
-               labelled_rows(test_df[pk], test_df[target.column], False)]).to_parquet(tmp / LABELS, index=False)
+    seen.to_parquet(tmp / LABELS, index=False)
     task = p.task_
     resp = p.predict_frame(test_df.drop(columns=[target.column]), explain=False)
     lgb_train, lgb_test = train_df, test_df
@@ -119,7 +129,7 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
     summary = {**{k: fitted.get(k) for k in ("kind", "primary_metric", "higher_is_better", "loss", "loss_reason",
                                              "threshold", "threshold_reason", "model_version")},
                "path": str(tmp), "target": target.name, "rows_train": int(len(train_df)),
-               "rows_test": int(len(test_df)), "features": features, "hidden": list(hide), "notes": notes,
+               "rows_test": int(len(test_df)), "split_scheme": SPLIT_SCHEME, "features": features, "hidden": list(hide), "notes": notes,
                "metrics": task.metrics(y_te, resp), "lightgbm": task.metrics(y_te, lgb),
                "baseline": task.metrics(y_te, naive_baseline(task, y_tr, len(test_df))),
                "calibration": (fitted.get("calibration") or {}).get("method"),
@@ -163,6 +173,9 @@ def _weigh(plan: TargetPlan, candidate: dict, serving: dict, test_df: pd.DataFra
     """(candidate, serving version's metrics) on the candidate's held-out rows that the serving version
     did not train on either (both measured again when that is fewer than all of them); a reason
     string instead of metrics when the serving version cannot be measured (the candidate takes over)."""
+    if serving.get("split_scheme") != SPLIT_SCHEME:
+        return candidate, (f"the serving version {serving['key']} drew its held-out rows another way: the versions "
+                           "cannot be compared on rows neither trained on")
     fair = _not_trained_on(serving, test_df[list(plan.table.spec.primary_key)])
     if fair.all():
         return candidate, _measure(plan, serving, test_df, tables, candidate["primary_metric"])
@@ -172,8 +185,8 @@ def _weigh(plan: TargetPlan, candidate: dict, serving: dict, test_df: pd.DataFra
                            "another split): the versions cannot be compared fairly")
     rows = test_df[fair].reset_index(drop=True)
     again = _measure(plan, candidate, rows, tables, candidate["primary_metric"])
-    if isinstance(again, str):
-        raise RuntimeError(f"the new '{plan.name}' version cannot be measured on its own held-out rows: {again}")
+    if isinstance(again, str):  # e.g. one class only among those rows
+        return candidate, f"the versions cannot be compared on the {n} rows neither trained on ({again})"
     return {**candidate, "metrics": again}, _measure(plan, serving, rows, tables, candidate["primary_metric"])
 
 
@@ -192,7 +205,7 @@ def _measure(plan: TargetPlan, version: dict, rows: pd.DataFrame, tables, metric
         p = Predictor.load(version["path"], tables=tables)
         y = rows[plan.target.column].to_numpy()
         metrics = p.task_.metrics(y, p.predict_frame(rows.drop(columns=[plan.target.column]), explain=False))
-    except (ValueError, KeyError, TypeError, FileNotFoundError) as e:
+    except (ValueError, KeyError, TypeError, FileNotFoundError, RuntimeError) as e:  # e.g. weights of older code
         return f"version {version['key']} cannot be measured on these rows ({type(e).__name__}: {e})"
     if metrics.get(metric) is None:
         return f"version {version['key']} has no {metric} on these rows"

@@ -98,3 +98,21 @@ def test_row_embeddings_encode_only_the_new_and_changed_rows(tmp_path, nyc_frame
     assert out.attrs["rows_encoded"] == 2 and len(out) == len(more)
     assert not np.allclose(out.loc[0, emb].to_numpy(float), same.loc[0, emb].to_numpy(float))
     assert (out.loc[1:len(airports) - 1, emb].to_numpy() == same.loc[1:, emb].to_numpy()).all()
+
+
+def test_a_version_remembers_every_labelled_row_not_only_its_sample(tmp_path, nyc_frames, flights_plan):
+    from featrix_pipeline.predictors import _seen_rows
+    from featrix_pipeline.topology import Topology as T
+
+    plan = T.from_spec(load_spec(DEMO_SPEC)).targets[0]
+    raw = nyc_frames["flights"].reset_index(drop=True)
+    sample = raw.iloc[:500]  # what predictor_max_rows let it train on
+    seen = _seen_rows(plan, raw, sample)
+    labelled = int(target_values(raw, plan.target).notna().sum())
+    assert len(seen) == labelled and 0 < seen["trained"].sum() <= 500
+    (tmp_path / "v1").mkdir()
+    seen.to_parquet(tmp_path / "v1" / LABELS, index=False)
+    version = {plan.name: {"path": str(tmp_path / "v1"), "candidate": {"key": "v1"}}}
+    targets, unseen = _target_inputs(flights_plan, raw, version, np.zeros(len(raw), dtype=bool), [])
+    assert not unseen.any()  # rows sampled out of training are not new rows
+    assert len(targets[plan.name][0]) == seen["trained"].sum()  # the training distribution: the trained rows
