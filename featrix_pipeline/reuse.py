@@ -13,12 +13,14 @@ import datetime as dt
 import json
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 
 from featrix_model.jsonable import to_jsonable
 
 SUMMARY = "summary.json"
+_HOST = "".join(ch for ch in socket.gethostname() if ch.isalnum())[:32] or "host"  # no "-" in it
 
 
 def now_utc() -> str:
@@ -50,7 +52,7 @@ class ArtifactStore:
     def start(self, key: str) -> Path:
         """A private, empty folder to train version ``key`` in (``publish`` moves it into place), so two
         runs training the same key never write into one folder."""
-        tmp = self.root / f".training-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = self.root / f".training-{key}-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         return tmp
 
@@ -62,18 +64,20 @@ class ArtifactStore:
         final = self.folder(key)
         summary = _moved(summary, str(tmp), str(final))
         write_json_atomically(tmp / SUMMARY, summary)
-        if (found := self.find(key)) is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return found
-        if final.exists():  # left by a version of this code from before summaries were written first
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.replace(tmp, final)
-        except OSError:  # another run's rename won the race: keep its version
-            shutil.rmtree(tmp, ignore_errors=True)
-            if (found := self.find(key)) is None:
-                raise
-            return found
+        for attempt in range(2):
+            try:
+                os.replace(tmp, final)  # fails on an existing, non-empty folder
+                return summary
+            except OSError:
+                if (found := self.find(key)) is not None:  # another run published it first: keep that one
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return found
+                if attempt or not final.exists():
+                    raise
+                # an incomplete folder left by older code: move it aside (atomic), then retry once
+                aside = self.root / f".stale-{key}-{uuid.uuid4().hex[:8]}"
+                os.replace(final, aside)
+                shutil.rmtree(aside, ignore_errors=True)
         return summary
 
     def versions(self) -> list[tuple[str, str]]:
@@ -93,8 +97,8 @@ class ArtifactStore:
         removable = [k for k in finished[: max(0, len(finished) - self.retention)] if k not in protect]
         for key in removable:
             shutil.rmtree(self.folder(key), ignore_errors=True)
-        for folder in self.root.glob(".training-*") if self.root.exists() else ():
-            if not _alive(folder.name.split("-")[-2]):  # what a killed training run left
+        for folder in self.root.glob(f".training-*-{_HOST}-*") if self.root.exists() else ():
+            if not _alive(folder.name.split("-")[-2]):  # what a killed training run on this machine left
                 shutil.rmtree(folder, ignore_errors=True)
         return removable
 

@@ -137,9 +137,15 @@ def test_a_candidate_serves_only_when_no_worse_and_old_versions_are_pruned(tmp_p
     (late / "model.safetensors").write_text("other bytes")
     assert store.publish("a", late, {"trained_at": "2026-02-01", "path": str(late)}) == store.find("a")
     assert not late.exists() and not (store.folder("a") / "model.safetensors").exists()
-    dead = tmp_path / ".training-e-999999999-0000"  # left by a training process that no longer runs
+    from featrix_pipeline.reuse import _HOST
+
+    dead = tmp_path / f".training-e-{_HOST}-999999999-0000"  # left by a training process that no longer runs
     dead.mkdir()
     alive = store.start("f")  # this process's: it is still training
     assert store.prune(protect={"a"}) == ["b"]  # the serving version "a" stays although it is the oldest
     assert [k for _, k in store.versions()] == ["a", "c", "d"]
     assert not dead.exists() and alive.exists()
+    stale = store.start("unfinished")  # publishing over what an old killed run left replaces it
+    assert store.publish("unfinished", stale, {"trained_at": "2026-03-01", "path": str(stale)})["path"] == str(
+        store.folder("unfinished"))
+    assert store.find("unfinished") is not None
