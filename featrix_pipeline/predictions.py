@@ -59,9 +59,13 @@ def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, pre
     use_threads(settings.threads)
     passed, why = quality_gate(predictor, settings.margin_for(plan.target.lightgbm_margin))  # today's margin
     if not passed:
+        source = ("the run setting FEATRIX_LIGHTGBM_MARGIN" if settings.lightgbm_margin is not None else
+                  f"target '{plan.name}''s lightgbm_margin" if plan.target.lightgbm_margin is not None else
+                  "the default margin (set the target's lightgbm_margin to change it)")
         raise QualityGateError(f"the serving '{plan.name}' predictor ({predictor['key']}) fails its quality gate "
-                               f"({why}); no predictions are written until a version passes: run retrain after "
-                               "fixing the data or the target, or relax the target's lightgbm_margin with a reason.")
+                               f"({why}; the margin comes from {source}); no predictions are written until a "
+                               "version passes: run retrain after fixing the data or the target, or relax that "
+                               "margin with a reason.")
     table = plan.table
     rows = {**(rows or {}), table.name: filtered}
     frame = table.model_frame(filtered.drop(columns=[plan.target.column], errors="ignore"), rows)

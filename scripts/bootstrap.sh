@@ -23,8 +23,9 @@ if [ ! -f "$DAGSTER_HOME/dagster.yaml" ]; then
 fi
 # One pipeline run at a time (assets/jobs.py QUEUE_TAG): a retrain and a refresh, or two retrains
 # requested by different sensors, would otherwise write the same artifacts and tables at once.
-if grep -q "^concurrency:" "$DAGSTER_HOME/dagster.yaml" && ! grep -q "featrix/queue" "$DAGSTER_HOME/dagster.yaml"; then
-  echo "note: $DAGSTER_HOME/dagster.yaml has its own concurrency block: add a run tag limit" \
+if grep -qE "^(concurrency|run_queue|run_coordinator):" "$DAGSTER_HOME/dagster.yaml" \
+   && ! grep -q "featrix/queue" "$DAGSTER_HOME/dagster.yaml"; then
+  echo "note: $DAGSTER_HOME/dagster.yaml configures its own run queue: add a run tag limit" \
        "{key: featrix/queue, limit: 1} to it so that pipeline runs never overlap" >&2
 elif ! grep -q "featrix/queue" "$DAGSTER_HOME/dagster.yaml"; then
   printf 'concurrency:\n  runs:\n    tag_concurrency_limits:\n      - key: featrix/queue\n        limit: 1\n' \

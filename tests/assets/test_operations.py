@@ -187,7 +187,7 @@ def test_a_serving_predictor_that_fails_its_quality_gate_writes_no_predictions(d
     failures = {e.step_key: e.step_failure_data.error.message for e in result.all_events if e.is_step_failure}
     assert set(failures) == {"arr_delay15__predictions", "plane_manufacturer__predictions"}
     assert "fails its quality gate" in failures["arr_delay15__predictions"]
-    assert "lightgbm_margin" in failures["arr_delay15__predictions"]
+    assert "the margin comes from the run setting FEATRIX_LIGHTGBM_MARGIN" in failures["arr_delay15__predictions"]
     con = duckdb.connect(str(home / "wh.duckdb"), read_only=True)
     assert con.execute("SELECT count(*), max(scored_at) FROM arr_delay15_predictions").fetchone() == before
     con.close()
