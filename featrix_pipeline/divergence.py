@@ -181,3 +181,44 @@ def time_order(s: pd.Series) -> np.ndarray | None:
     if np.isnan(x).all():
         return None
     return np.argsort(np.where(np.isnan(x), np.inf, x), kind="stable")
+
+
+def training_codes(train: pd.Series, semantic_type: str) -> tuple[np.ndarray, int] | None:
+    """Each training row's bin under the binning ``measure_column`` uses for the column, and the number
+    of bins (None when the column is not binned), so many stretches of the training rows can be
+    counted at once."""
+    if semantic_type in SKIPPED_TYPES:
+        return None
+    if semantic_type in ("scalar", "timestamp"):
+        return _number_codes(_numbers(train, semantic_type == "timestamp"))
+    tv = _categories(train, train)[0]
+    counts = tv.value_counts()
+    top = counts.index[:TOP_VALUES]
+    if semantic_type in TEXT_TYPES and counts.iloc[:TOP_VALUES].sum() < TEXT_COVERAGE * max(counts.sum(), 1):
+        return _number_codes(tv.str.len().to_numpy(dtype="float64", na_value=np.nan))
+    codes = top.get_indexer(tv)
+    codes[codes < 0] = len(top)
+    codes[tv.isna().to_numpy()] = len(top) + 1
+    return codes, len(top) + 2
+
+
+def _number_codes(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """``_number_bins``' bins of the training values themselves."""
+    ok = x[~np.isnan(x)]
+    if not len(ok):
+        return np.where(np.isnan(x), 1, 0), 2
+    lo, hi = ok.min(), ok.max()
+    inner = np.unique(np.quantile(ok, np.linspace(0, 1, N_QUANTILE_BINS + 1)[1:-1]))
+    inner = inner[inner > lo]
+    k = len(inner) + 2
+    codes = np.where(x < lo, 0, np.where(x > hi, k, np.searchsorted(inner, x, side="right") + 1))
+    return np.where(np.isnan(x), k + 1, codes), k + 2
+
+
+def stretch_psis(codes: np.ndarray, n_bins: int, n: int) -> np.ndarray:
+    """PSI of every run of ``n`` consecutive rows of ``codes`` (back to back) against all of them."""
+    k = len(codes) // n
+    total = np.bincount(codes, minlength=n_bins)
+    counts = np.zeros((k, n_bins))
+    np.add.at(counts, (np.repeat(np.arange(k), n), codes[: k * n]), 1)
+    return np.array([_divergence(total, c)[0] for c in counts])

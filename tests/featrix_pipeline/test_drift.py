@@ -169,3 +169,14 @@ def test_one_day_moves_as_the_training_days_did_unless_something_really_changed(
                             time_columns=TIME)
     assert "distance" in shifted.drifted and shifted.status == "retrain"
     assert shifted.columns["distance"]["psi"] > shifted.columns["distance"]["ordinary_psi"]
+
+
+def test_stretch_psis_count_what_measure_column_counts(flights):
+    from featrix_pipeline.divergence import measure_column, stretch_psis, training_codes
+
+    january = flights[flights.month == 1].reset_index(drop=True)
+    for column, kind in (("distance", "scalar"), ("carrier", "set"), ("tailnum", "string")):
+        codes, n_bins = training_codes(january[column], kind)
+        psis = stretch_psis(codes, n_bins, 1000)
+        assert len(psis) == len(january) // 1000
+        assert psis[3] == pytest.approx(measure_column(january[column], january[column].iloc[3000:4000], kind)["psi"])
