@@ -155,6 +155,25 @@ def _line_index(node: yaml.Node, path: tuple = (), out: dict | None = None) -> d
     return out
 
 
+def _repeated_keys(node: yaml.Node, path: tuple = ()) -> list[str]:
+    """Keys given twice in one mapping (YAML would silently keep the last), with both lines."""
+    out = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key, line = key_node.value, key_node.start_mark.line + 1
+            dotted = ".".join(str(x) for x in (*path, key))
+            if key in first:
+                out.append(f"line {line}, field '{dotted}': given twice (first on line {first[key]}); YAML would "
+                           "silently keep the last one — keep one of them")
+            first.setdefault(key, line)
+            out += _repeated_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out += _repeated_keys(item, (*path, i))
+    return out
+
+
 def _where(lines: dict[tuple, int], path: tuple) -> str:
     p = tuple(path)
     while p not in lines and p:
@@ -184,6 +203,9 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
         raise SpecError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(doc, dict) or node is None:
         raise SpecError(f"{path}: the spec must be a YAML mapping with at least 'name' and 'tables'.")
+    repeated = _repeated_keys(node)
+    if repeated:
+        raise SpecError("Dataset spec is invalid:\n  " + "\n  ".join(f"{path}: {r}" for r in repeated[:10]))
     lines = _line_index(node)
     schema = json.loads(SCHEMA_PATH.read_text())
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))

@@ -78,3 +78,9 @@ def test_a_bad_schedule_names_its_field():
     spec = parse_spec(GOOD + "\nschedule:\n  cron: '61 6 * * *'\n", "bad.yaml")
     with pytest.raises(SpecError, match=r"field 'schedule.cron' '61 6 \* \* \*'"):
         build_schedules(Topology.from_spec(spec), {"refresh_and_score": None})
+
+
+def test_a_key_given_twice_is_refused_with_both_lines():
+    line = next(i for i, l in enumerate(GOOD.splitlines(), 1) if l == "    primary_key: tailnum")
+    msg = _error(GOOD.replace("    primary_key: tailnum", "    primary_key: tailnum\n    primary_key: year"))
+    assert f"line {line + 1}, field 'tables.planes.primary_key': given twice (first on line {line})" in msg
