@@ -36,9 +36,9 @@ from sqlglot import exp  # noqa: E402
 from assets.definitions import build_definitions  # noqa: E402
 from featrix_pipeline import demo  # noqa: E402
 from featrix_pipeline.spec import load_spec  # noqa: E402
+from featrix_pipeline.store import MODEL_STAGES  # noqa: E402
 
 LAST_DAY = pd.Timestamp("2013-12-30")
-MODEL_STAGES = ("embedding_space", "relational_space", "predictor")
 
 
 def _local_day(f: pd.DataFrame) -> pd.Series:

@@ -44,14 +44,10 @@ def _number_bins(train: np.ndarray, cur: np.ndarray, timestamp: bool = False) ->
     if not len(ok):  # no training values (a column kept although empty): one bin of values, one of NULL
         return (np.array([0, len(train)]), np.array([int((~np.isnan(cur)).sum()), int(np.isnan(cur).sum())]),
                 ["values (none in training)", "NULL"])
-    lo, hi = ok.min(), ok.max()
-    inner = np.unique(np.quantile(ok, np.linspace(0, 1, N_QUANTILE_BINS + 1)[1:-1]))
-    inner = inner[inner > lo]
-    k = len(inner) + 2  # below, [lo, e1), ..., [ek, hi], above
+    lo, hi, inner = _edges(ok)
 
     def counts(x):
-        codes = np.where(x < lo, 0, np.where(x > hi, k, np.searchsorted(inner, x, side="right") + 1))
-        return np.bincount(np.where(np.isnan(x), k + 1, codes), minlength=k + 2)
+        return np.bincount(_codes(x, lo, hi, inner), minlength=len(inner) + 4)
 
     f = _fmt_time if timestamp else fmt_value
     bounds = [lo, *inner, hi]
@@ -207,12 +203,22 @@ def _number_codes(x: np.ndarray) -> tuple[np.ndarray, int]:
     ok = x[~np.isnan(x)]
     if not len(ok):
         return np.where(np.isnan(x), 1, 0), 2
+    lo, hi, inner = _edges(ok)
+    return _codes(x, lo, hi, inner), len(inner) + 4
+
+
+def _edges(ok: np.ndarray) -> tuple[float, float, np.ndarray]:
+    """The training minimum, maximum and inner decile edges (tied quantiles merged)."""
     lo, hi = ok.min(), ok.max()
     inner = np.unique(np.quantile(ok, np.linspace(0, 1, N_QUANTILE_BINS + 1)[1:-1]))
-    inner = inner[inner > lo]
+    return lo, hi, inner[inner > lo]
+
+
+def _codes(x: np.ndarray, lo: float, hi: float, inner: np.ndarray) -> np.ndarray:
+    """Bin of each value: below the minimum, [lo, e1), ..., [ek, hi], above the maximum, NULL."""
     k = len(inner) + 2
     codes = np.where(x < lo, 0, np.where(x > hi, k, np.searchsorted(inner, x, side="right") + 1))
-    return np.where(np.isnan(x), k + 1, codes), k + 2
+    return np.where(np.isnan(x), k + 1, codes)
 
 
 def stretch_psis(codes: np.ndarray, n_bins: int, n: int) -> np.ndarray:

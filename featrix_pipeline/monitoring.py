@@ -19,7 +19,7 @@ import pandas as pd
 from featrix_model import EmbeddingSpace
 from featrix_model.space import use_threads
 from featrix_pipeline.drift import DriftThresholds, measure_drift
-from featrix_pipeline.predictors import LABELS, label_hashes
+from featrix_pipeline.predictors import label_hashes, version_labels
 from featrix_pipeline.scoring import HASH_COLUMN, row_hashes
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.spaces import TRAINING_HASHES, space_rows
@@ -40,8 +40,7 @@ def _known_labels(predictor: dict) -> pd.DataFrame | None:
     """The labelled rows the predictor's latest version (the candidate, promoted or not) was fitted and
     measured on: a shift is measured against what the last retrain saw, on rows it did not see, so a
     retrain for a shift does not ask again."""
-    path = Path(predictor["path"]).parent / predictor["candidate"]["key"] / LABELS
-    return pd.read_parquet(path) if path.exists() else None
+    return version_labels(Path(predictor["path"]).parent / predictor["candidate"]["key"])
 
 
 def _target_inputs(plan: TablePlan, raw: pd.DataFrame, predictors: dict[str, dict], is_new: np.ndarray,

@@ -26,6 +26,12 @@ LABELS = "labels.parquet"  # every labelled row when a version was trained, for 
 SPLIT_SCHEME = "key-sha256-1"  # how held-out rows are drawn and rows hashed: change it when either changes
 
 
+def version_labels(folder: str | Path) -> pd.DataFrame | None:
+    """The labelled rows a stored predictor version kept (``LABELS``), or None when it kept none."""
+    path = Path(folder) / LABELS
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def label_hashes(keys: pd.DataFrame, labels) -> pd.Series:
     """A content hash of each row's primary key and label: a row whose label changed is a new row."""
     text = pd.Series(np.asarray(labels, dtype=object)).astype("string").fillna("\x00missing")  # dtype-free
@@ -192,8 +198,7 @@ def _weigh(plan: TargetPlan, candidate: dict, serving: dict, test_df: pd.DataFra
 
 def _not_trained_on(version: dict, keys: pd.DataFrame) -> np.ndarray:
     """True for the rows (by primary key) a stored version did not train on; all True when it kept no record."""
-    path = Path(version["path"]) / LABELS
-    known = pd.read_parquet(path) if path.exists() else None
+    known = version_labels(version["path"])
     if known is None or "key_hash" not in known.columns:
         return np.ones(len(keys), dtype=bool)
     return ~row_hashes(keys.reset_index(drop=True)).isin(set(known.loc[known["trained"], "key_hash"])).to_numpy()
