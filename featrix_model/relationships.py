@@ -100,10 +100,14 @@ class JoinCondition:
 def parse_join(condition: str) -> JoinCondition:
     """Parse ``a.x = b.y [AND a.z = b.w ...]`` with sqlglot; every equality relates the same two tables."""
     try:
-        tree = sqlglot.parse_one(condition)
-    except sqlglot.errors.ParseError as e:
+        statements = [s for s in sqlglot.parse(condition) if s is not None]
+    except sqlglot.errors.SqlglotError as e:
         raise JoinSyntaxError(f"join condition {condition!r} is not valid SQL: {str(e).splitlines()[0]}. "
                               "Write it as table.column = table.column [AND ...].") from None
+    if len(statements) != 1:
+        raise JoinSyntaxError(f"join condition {condition!r} holds {len(statements)} statements; write one condition "
+                              "(table.column = table.column [AND ...]) without ';'.")
+    tree = statements[0]
     equalities = _flatten_and(tree)
     if not equalities or not all(isinstance(e, exp.EQ) for e in equalities):
         raise JoinSyntaxError(f"join condition {condition!r} must be one or more equalities joined by AND "
@@ -113,8 +117,11 @@ def parse_join(condition: str) -> JoinCondition:
     for eq in equalities:
         cols = []
         for side in (eq.this, eq.expression):
-            if not isinstance(side, exp.Column) or not side.table:
+            if not isinstance(side, exp.Column) or not side.table or not isinstance(side.this, exp.Identifier):
                 raise JoinSyntaxError(f"in {condition!r}, {side.sql()!r} must be a qualified column (table.column).")
+            if side.args.get("db") or side.args.get("catalog"):
+                raise JoinSyntaxError(f"in {condition!r}, {side.sql()!r} names a schema: write table.column with the "
+                                      "table's name as declared in the spec (its source says where it lives).")
             cols.append((side.table, side.name))
             if side.table not in order:
                 order.append(side.table)

@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import sqlglot
 import yaml
 
 from featrix_model.relationships import JoinSyntaxError, Relationship, parse_join
+from featrix_pipeline.expressions import ExpressionError, columns_read, parse_scalar
+from featrix_pipeline.warehouse import resolve_url, source_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "schemas" / "dataset.schema.json"
 DEFAULT_SPEC = REPO_ROOT / "schemas" / "datasets" / "nycflights13.yaml"
+DEFAULT_URL = "duckdb:///data/nycflights13.duckdb"
 DEFAULT_CRON = "0 6 * * *"  # the refresh-and-score job: daily at 06:00
 
 
@@ -102,6 +104,7 @@ class DatasetSpec:
     drift: dict = field(default_factory=dict, compare=False)  # dataset-wide drift thresholds
     retention: int = 3
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    lines: dict = field(default_factory=dict, repr=False, compare=False)  # JSON path → line in the file
 
     def key_columns(self, table: str) -> set[str]:
         """Primary-key columns plus every column a relationship joins on."""
@@ -216,8 +219,13 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
     def fail(where: tuple, msg: str):
         raise SpecError(f"{path}: {_where(lines, where)}: {msg}")
 
+    wh = doc.get("warehouse", {}) or {}
+    kind = resolve_url(wh.get("url", DEFAULT_URL))[0]
     tables: dict[str, TableSpec] = {}
     for name, t in doc["tables"].items():
+        problem = source_problem(t.get("source", name), kind)
+        if problem:
+            fail(("tables", name, "source") if "source" in t else ("tables", name), f"table '{name}': {problem}.")
         pk = t["primary_key"]
         pk = (pk,) if isinstance(pk, str) else tuple(pk)
         tables[name] = TableSpec(
@@ -248,11 +256,11 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
     for i, t in enumerate(doc.get("targets", []) or []):
         if t["table"] not in tables:
             fail(("targets", i, "table"), f"target '{t['name']}' names unknown table '{t['table']}'. Declared tables: {sorted(tables)}.")
-        if t.get("expression"):
+        if t.get("expression") is not None:
             try:
-                sqlglot.parse_one(t["expression"])
-            except sqlglot.errors.ParseError as e:
-                fail(("targets", i, "expression"), f"target expression is not valid SQL: {str(e).splitlines()[0]}")
+                parse_scalar(t["expression"], t["table"])
+            except ExpressionError as e:
+                fail(("targets", i, "expression"), f"target '{t['name']}': expression refused: {e}.")
         targets.append(
             TargetSpec(
                 name=t["name"], table=t["table"], column=t["column"], kind=t.get("kind", "auto"),
@@ -268,11 +276,10 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         fail(("schedule", "timezone"), f"unknown time zone {timezone!r}: use an IANA name such as 'UTC' or "
                                        "'Europe/Berlin'.")
-    wh = doc.get("warehouse", {}) or {}
     return DatasetSpec(
-        name=doc["name"], path=path, warehouse_url=wh.get("url", "duckdb:///data/nycflights13.duckdb"),
+        name=doc["name"], path=path, warehouse_url=wh.get("url", DEFAULT_URL),
         warehouse_schema=wh.get("schema"), tables=tables, relationships=tuple(rels), targets=tuple(targets),
-        description=doc.get("description", ""), raw=doc,
+        description=doc.get("description", ""), raw=doc, lines=lines,
         schedule_cron=(doc.get("schedule") or {}).get("cron", DEFAULT_CRON),
         schedule_timezone=timezone,
         drift=dict(doc.get("drift") or {}), retention=doc.get("retention", 3),
@@ -306,7 +313,7 @@ def check_columns(spec: DatasetSpec, columns: dict[str, list[str]], only: str | 
     """
     import difflib
 
-    lines = _line_index(yaml.compose(spec.path.read_text(), Loader=_Loader)) if spec.path.is_file() else {}
+    lines = spec.lines
     problems = []
 
     def need(table: str, col: str, where: tuple, what: str):
@@ -338,6 +345,8 @@ def check_columns(spec: DatasetSpec, columns: dict[str, list[str]], only: str | 
     for i, t in enumerate(spec.targets):
         if not t.expression:
             need(t.table, t.column, ("targets", i, "column"), f"target '{t.name}'")
+        for c in columns_read(t.expression, t.table) if t.expression else ():
+            need(t.table, c, ("targets", i, "expression"), f"target '{t.name}' expression")
     seen = set()
     problems = [p for p in problems if not (p in seen or seen.add(p))]
     if problems:

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import duckdb
 import pandas as pd
-import sqlglot
-from sqlglot import exp
-
+from featrix_pipeline.expressions import ExpressionError, parse_scalar, scalar_select
 from featrix_pipeline.spec import TargetSpec
 
 
 def target_values(df: pd.DataFrame, target: TargetSpec) -> pd.Series:
     """The target column for each row of ``df`` (same index, same length — rows are never dropped).
 
-    An ``expression`` target is evaluated by DuckDB over the frame, with the expression parsed by
-    sqlglot (so a typo gives a parse error naming the target, not a wrong column).
+    An ``expression`` target is checked (one scalar expression over the table's own columns,
+    ``featrix_pipeline.expressions``) and evaluated by an in-memory DuckDB over the frame alone.
     """
     if not target.expression:
         if target.column not in df.columns:
             raise KeyError(f"target '{target.name}': column '{target.table}.{target.column}' is not in the table.")
         return df[target.column].rename(target.name)
-    expr = sqlglot.parse_one(target.expression, dialect="duckdb")
-    sql = exp.select(exp.alias_(expr, "__target", quoted=True)).from_(exp.to_table("__featrix_frame"))
-    con = duckdb.connect()
+    try:
+        tree = parse_scalar(target.expression, target.table, [str(c) for c in df.columns])
+    except ExpressionError as e:
+        raise ValueError(f"target '{target.name}' on table '{target.table}': expression refused: {e}.") from None
+    sql = scalar_select(tree, "__target", "__featrix_frame")
+    # a private in-memory database that can read no file and load no extension: even a tree that got
+    # past the guard could reach nothing but the frame
+    con = duckdb.connect(config={"enable_external_access": False, "autoload_known_extensions": False,
+                                 "autoinstall_known_extensions": False, "lock_configuration": True})
     try:
         con.register("__featrix_frame", df)
         out = con.execute(sql.sql(dialect="duckdb")).df()["__target"]

@@ -50,6 +50,27 @@ def resolve_url(url: str) -> tuple[str, str]:
     return "sqlalchemy", url
 
 
+def source_problem(source: str, kind: str) -> str | None:
+    """What is wrong with a table's ``source`` for a warehouse of ``kind`` (None: nothing). A file
+    warehouse reads ``<source>.parquet|csv|json`` inside its folder only; a database source is
+    ``table``, ``schema.table`` or ``catalog.schema.table``, every part kept."""
+    if not isinstance(source, str) or not source.strip():
+        return "the source is empty: name the table (or file, without its suffix)"
+    if kind == "files":
+        if any(ch in source for ch in "/\\\0") or source.strip() in (".", "..") or ".." in source.split("."):
+            return (f"source {source!r} is not a file name in the warehouse folder: a folder warehouse reads "
+                    "<source>.parquet/.csv/.json from its own folder only; write the file name without a path "
+                    "(or point warehouse.url at the folder that holds the file)")
+        return None
+    parts = source.split(".")
+    if len(parts) > 3 or any(not p.strip() for p in parts):
+        return (f"source {source!r} is not table, schema.table or catalog.schema.table ({len(parts)} dot-separated "
+                "part(s), some empty)" if any(not p.strip() for p in parts) else
+                f"source {source!r} has {len(parts)} dot-separated parts; write table, schema.table or "
+                "catalog.schema.table")
+    return None
+
+
 @dataclass
 class Warehouse:
     """A read/write handle on one warehouse. Cheap to create; connections open per call."""
@@ -95,18 +116,26 @@ class Warehouse:
 
     def _table_expr(self, source: str) -> exp.Expression:
         """The FROM target for a table: a (schema-)qualified, quoted name, or a file reader call."""
+        problem = source_problem(source, self.kind)
+        if problem:
+            raise WarehouseError(f"Table source {source!r}: {problem}.")
         if self.kind == "files":
-            folder = Path(self.location)
+            folder = Path(self.location).resolve()
             for suffix, reader in FILE_SUFFIXES.items():
-                f = folder / f"{source}{suffix}"
+                f = (folder / f"{source}{suffix}").resolve()
+                if f.parent != folder:  # a link out of the folder: refused like a path
+                    raise WarehouseError(f"Table source {source!r} resolves to {f}, outside the warehouse folder "
+                                         f"{folder}; copy the file into the folder instead of linking it.")
                 if f.exists():
                     return exp.func(reader, exp.Literal.string(str(f)))
             raise WarehouseError(
                 f"No file for table '{source}' in {folder}: expected {source}.parquet, .csv, .json or .jsonl.")
         parts = source.split(".")
+        catalog = parts[-3] if len(parts) > 2 else None
         db = parts[-2] if len(parts) > 1 else self.schema
         return exp.Table(this=exp.to_identifier(parts[-1], quoted=True),
-                         db=exp.to_identifier(db, quoted=True) if db else None)
+                         db=exp.to_identifier(db, quoted=True) if db else None,
+                         catalog=exp.to_identifier(catalog, quoted=True) if catalog else None)
 
     def query(self, sql: exp.Expression) -> pd.DataFrame:
         text = sql.sql(dialect=self.dialect)
@@ -275,10 +304,17 @@ class Warehouse:
             if self.kind == "sqlalchemy":
                 import sqlalchemy
 
+                problem = source_problem(source, self.kind)
+                if problem:
+                    raise WarehouseError(f"Table source {source!r}: {problem}.")
                 parts = source.split(".")
                 schema = parts[-2] if len(parts) > 1 else self.schema
                 engine = sqlalchemy.create_engine(self.url)
                 try:
+                    if len(parts) == 3 and parts[0] != engine.url.database:
+                        raise WarehouseError(f"Table source {source!r} names catalog '{parts[0]}', but the warehouse "
+                                             f"connection is to database '{engine.url.database}': point warehouse.url "
+                                             "at that database or drop the catalog from the source.")
                     with engine.connect() as con:
                         cols = sqlalchemy.inspect(con).get_columns(parts[-1], schema=schema)
                     return {c["name"]: _type_text(c["type"], engine.dialect) for c in cols}
