@@ -16,6 +16,7 @@ from assets.predictors import build_predictor_assets
 from assets.relational import build_relational_assets
 from assets.automation import automation_sensor
 from assets.schedules import build_schedules
+from assets.recovery import abandoned_run_sensor
 from assets.sensors import build_sensors
 from assets.spaces import build_space_assets
 from assets.tables import build_table_assets
@@ -45,7 +46,7 @@ def build_definitions(spec: DatasetSpec) -> dg.Definitions:
     jobs = build_jobs(topology)
     return dg.Definitions(assets=build_assets(topology), jobs=list(jobs.values()),
                           schedules=build_schedules(topology, jobs),
-                          sensors=[*build_sensors(topology, jobs), automation_sensor()],
+                          sensors=[*build_sensors(topology, jobs), automation_sensor(), abandoned_run_sensor()],
                           resources=build_resources(spec), executor=dg.in_process_executor)
 
 

@@ -19,6 +19,8 @@ FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv_auto", ".json": "
 SQLALCHEMY_DIALECTS = {"postgresql": "postgres", "postgres": "postgres", "mysql": "mysql",
                        "sqlite": "sqlite", "mssql": "tsql", "snowflake": "snowflake",
                        "bigquery": "bigquery", "redshift": "redshift", "trino": "trino"}
+# how long a DuckDB connection waits for another process's lock on the file: 20 tries, 0.5 s apart
+LOCK_ATTEMPTS, LOCK_WAIT_S = 20, 0.5
 # dialects whose ALTER TABLE ... RENAME moves an unqualified new name out of the table's schema
 QUALIFIED_RENAME = {"mysql", "snowflake", "trino"}
 
@@ -104,7 +106,7 @@ class Warehouse:
                 raise WarehouseError(
                     f"DuckDB warehouse {self.location} does not exist. Seed the demo with "
                     "`python -m featrix_pipeline.demo` or point warehouse.url in the spec at your file.")
-            con = duckdb.connect(self.location, read_only=read_only and self.location != ":memory:")
+            con = self._connect(read_only=read_only and self.location != ":memory:")
         else:
             if not Path(self.location).is_dir():
                 raise WarehouseError(f"Folder warehouse {self.location} does not exist.")
@@ -330,22 +332,28 @@ class Warehouse:
             raise WarehouseError(f"The schema of table '{source}' could not be read from {self.url}: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
 
-    def _connect_for_write(self, attempts: int = 20, wait_s: float = 0.5):
-        """A read-write DuckDB connection. DuckDB allows one writer process, and readers of other
-        processes (e.g. a concurrent snapshot step) hold the file briefly: wait for them instead of failing."""
+    def _connect_for_write(self):
+        return self._connect(read_only=False)
+
+    def _connect(self, read_only: bool, attempts: int = LOCK_ATTEMPTS, wait_s: float = LOCK_WAIT_S):
+        """A DuckDB connection to the warehouse file. DuckDB lets one process write, and while it does,
+        other processes can neither read nor write the file: a reader waits for the writer like a
+        writer waits for readers, and both give up with the same message after ``attempts`` tries."""
         import time
 
         import duckdb
 
         for i in range(attempts):
             try:
-                return duckdb.connect(self.location)
+                return duckdb.connect(self.location, read_only=read_only)
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower() or i == attempts - 1:
-                    raise WarehouseError(f"Cannot open {self.location} for writing: {str(e).splitlines()[0]}. "
-                                         "Another process holds it; close it or retry.") from None
+                    raise WarehouseError(
+                        f"Cannot open {self.location} for {'reading' if read_only else 'writing'}: "
+                        f"{str(e).splitlines()[0]}. Another process holds it (waited {attempts * wait_s:.0f}s); "
+                        "close it or retry once it is done.") from None
                 time.sleep(wait_s)
-        raise WarehouseError(f"Cannot open {self.location} for writing.")
+        raise WarehouseError(f"Cannot open {self.location}.")
 
 
 def _quietly(action) -> None:

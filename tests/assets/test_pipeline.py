@@ -54,7 +54,7 @@ def test_definitions_load_from_default_spec(monkeypatch):
     # what dagster dev shows besides the graph: the two jobs, the refresh schedule, the sensors
     assert {j.name for j in defs.jobs} == {"refresh_and_score", "retrain"}
     assert [s.name for s in defs.schedules] == ["refresh_schedule"]
-    assert {s.name for s in defs.sensors} == {"drift_sensor", "schema_sensor", "model_automation"}
+    assert {s.name for s in defs.sensors} == {"drift_sensor", "schema_sensor", "model_automation", "abandoned_runs"}
     refresh = set(defs.resolve_job_def("refresh_and_score").asset_layer.executable_asset_keys)
     assert dg.AssetKey(["arr_delay15", "predictions"]) in refresh and dg.AssetKey(["flights", "drift"]) in refresh
     assert not {k for k in refresh if k.path[-1] in ("embedding_space", "relational_space", "predictor")}

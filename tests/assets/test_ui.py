@@ -103,7 +103,8 @@ def test_ui_shows_the_schedule_sensors_and_jobs_and_the_schedule_scores_new_rows
     schedules = {s["name"]: s for s in repo["schedules"]}
     assert schedules["refresh_schedule"]["scheduleState"]["status"] == "STOPPED"  # off until turned on
     sensors = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
-    assert sensors == {"drift_sensor": "RUNNING", "schema_sensor": "RUNNING", "model_automation": "RUNNING"}
+    assert sensors == {"drift_sensor": "RUNNING", "schema_sensor": "RUNNING", "model_automation": "RUNNING",
+                       "abandoned_runs": "RUNNING"}
     assert {"refresh_and_score", "retrain"} <= {j["name"] for j in repo["jobs"]}
 
     def daemons():

@@ -244,3 +244,4 @@ def test_any_column_name_is_quoted_and_comes_back_unchanged(name):
     quoted = exp.column(name, quoted=True).sql(dialect="duckdb")
     assert target_values(df, target.__class__(**{**target.__dict__, "expression": f"{quoted} > 1"})).tolist() == \
         [False, True]
+
