@@ -1,0 +1,54 @@
+"""Fault, class 8: a busy machine. The same data, settings and seed give the same bytes — space
+and predictor weights, embeddings, predictions — whether the machine is idle or another
+CPU-heavy process runs alongside (nothing that decides a result reads the clock)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from featrix_model import EmbeddingSpace, Predictor
+
+BURN = "import itertools\nfor _ in itertools.count():\n    pass\n"
+
+
+def _frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 240
+    group = rng.integers(0, 3, n)
+    return pd.DataFrame({"x": group * 1.5 + rng.normal(0, 0.5, n), "y": rng.normal(size=n),
+                         "kind": np.array(["a", "b", "c"])[group], "label": np.where(group == 2, "yes", "no")})
+
+
+def _fit_and_save(folder: Path) -> dict[str, str]:
+    df = _frame()
+    train, test = df.iloc[:200], df.iloc[200:]
+    space = EmbeddingSpace.fit(train.drop(columns=["label"]), seed=3, epochs=4, progress=False, threads=1)
+    predictor = Predictor.fit(space, train, target="label", seed=3, epochs=6, threads=1)
+    predictor.save(folder / "predictor")
+    scored = predictor.predict_frame(test.drop(columns=["label"]), explain=False)
+    digests = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+               for p in sorted(folder.rglob("model.safetensors"))}
+    digests["embeddings"] = hashlib.sha256(space.encode(test).tobytes()).hexdigest()
+    digests["predictions"] = hashlib.sha256(pd.util.hash_pandas_object(scored.astype(str)).to_numpy().tobytes()).hexdigest()
+    return digests
+
+
+def test_the_same_seed_gives_the_same_bytes_while_another_process_burns_the_cpu(tmp_path):
+    """Fault: two CPU-burning processes run alongside the second of two identical fits. Outcome:
+    byte-identical space and predictor weights, embeddings and predictions."""
+    quiet = _fit_and_save(tmp_path / "quiet")
+    burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(2)]
+    try:
+        busy = _fit_and_save(tmp_path / "busy")
+    finally:
+        for b in burners:
+            b.kill()
+            b.wait()
+    assert len([k for k in quiet if k.endswith("model.safetensors")]) >= 2  # predictor head and its space
+    assert busy == quiet
