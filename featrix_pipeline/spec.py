@@ -177,6 +177,14 @@ def _repeated_keys(node: yaml.Node, path: tuple = ()) -> list[str]:
     return out
 
 
+def _hint(error) -> str:
+    """What to do about a schema error whose message alone does not say."""
+    if error.validator == "pattern" and "A-Za-z_" in str(error.validator_value):
+        return (" — a name here is letters, digits and '_' (not starting with a digit); a table whose "
+                "warehouse name differs keeps that name in `source`")
+    return ""
+
+
 def _where(lines: dict[tuple, int], path: tuple) -> str:
     p = tuple(path)
     while p not in lines and p:
@@ -213,7 +221,7 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
     schema = json.loads(SCHEMA_PATH.read_text())
     errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
-        msgs = [f"{path}: {_where(lines, tuple(e.absolute_path))}: {e.message}" for e in errors[:10]]
+        msgs = [f"{path}: {_where(lines, tuple(e.absolute_path))}: {e.message}{_hint(e)}" for e in errors[:10]]
         raise SpecError("Dataset spec is invalid:\n  " + "\n  ".join(msgs))
 
     def fail(where: tuple, msg: str):
