@@ -1,9 +1,12 @@
 """Asset checks of the model assets: a space that has not collapsed, a predictor that beats its
-baselines. (The data-quality checks live beside their assets in ``tables`` and ``joins``.)"""
+baselines. (The data-quality checks live beside their assets in ``tables`` and ``joins``; they
+show their example rows through ``examples_md``, from records whose personal data the pipeline
+has already masked.)"""
 
 from __future__ import annotations
 
 import dagster as dg
+import pandas as pd
 
 from featrix_pipeline.evaluation import quality_gate
 
@@ -11,6 +14,13 @@ COLLAPSE = ("On validation rows: embedding std > 0.01, range > 0.1 and mean pair
             "rows did not all land in one spot.")
 BEATS_BASELINES = ("Beats the majority/mean baseline and trails LightGBM (same held-out rows) by no more than the "
                    "allowed margin.")
+
+
+def examples_md(records: list[dict], n: int = 10) -> str:
+    """A check's example rows as a markdown table (the first ``n``), or "none"."""
+    if not records:
+        return "none"
+    return pd.DataFrame(records).head(n).to_markdown(index=False)
 
 
 def collapse_spec(key) -> dg.AssetCheckSpec:

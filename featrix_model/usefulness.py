@@ -15,7 +15,8 @@ Rules, straight from the spec:
   Name hint: "id", "uuid", "hash", "key", "token" (also guid and plurals) as a word part of the
   name (snake_case / camelCase split), so ``paid`` or ``valid`` do not count.
 * "customer_id with values 1, 2, 3, ... kept": semantic similarity is only measured for string
-  columns with >= 95% distinct values, so a numeric id scores at most 0.3 + 0.1.
+  columns with >= 95% distinct values, so a random numeric id scores at most 0.3 + 0.1 (but see
+  sequential integers below: a counter of 50 or more values is an identifier).
 
 Semantic similarity. The spec says to "grab BERT embeddings for a sample of values and measure how
 correlated they are". The plain mean pairwise cosine (diagonal excluded) does not separate random
@@ -47,6 +48,24 @@ Calibration (mean over 5 seeds, 64 values each; [min, max] over seeds):
 
 ``LOW_SIMILARITY = 0.07`` sits between the highest random value seen (0.042) and the lowest
 meaningful one (0.094).
+
+Identifiers that are not random (a surrogate key, customer codes: a warehouse probe found them kept).
+Two more structural patterns count for the 0.5 pattern weight, both judged from the values:
+
+* sequential integers — at least ``MIN_SEQUENCE_VALUES`` whole numbers, nearly all distinct, whose
+  sorted steps are one constant step (at most ``MAX_SEQUENCE_STEP``) for >= ``SEQUENCE_STEP_SHARE``
+  of them (a surrogate key 1, 2, 3, ... with a few gaps). Unique *floats* (a measurement) never
+  match, nor does a column whose name says it is a time (``year``, ``epoch_s``...): counting hours
+  or years is a scale, not an id.
+* code-like strings — ``ACME-00123``, ``cust_000451``: one shape (letters and punctuation fixed,
+  each run of digits free) shared by >= 80% of the sample, with letters in it and 1-3 digit runs.
+
+With the 0.3 of high uniqueness either gives 0.8 > 0.7: excluded as kind ``identifier``. The spec's
+"customer_id with values 1, 2, 3, ... kept" (tenure) is overridden here: a sequential id whose order
+means something is kept by naming it (``keep=`` / the dataset spec's ``keep_columns``).
+
+Near-empty columns: a column whose NULL (or blank) share is >= ``NEAR_EMPTY_NULL_SHARE`` is excluded
+as kind ``mostly_null``, with the measured share and the threshold in the reason.
 """
 
 from __future__ import annotations
@@ -79,7 +98,16 @@ HIGH_UNIQUENESS = 0.95
 LOW_SIMILARITY = 0.07
 SIM_SAMPLE = 64
 PATTERN_MIN_RATIO = 0.8
+NEAR_EMPTY_NULL_SHARE = 0.95  # a column with at least this share of NULL/blank values is too sparse to learn from
+MIN_SEQUENCE_VALUES = 50  # fewer distinct integers than this are too few to call a sequence (a 30-row year table)
+SEQUENCE_STEP_SHARE = 0.9  # share of sorted steps equal to the most common step
+SEQUENCE_UNIQUE = 0.99  # distinct share of a sequential key's values
+MAX_SEQUENCE_STEP = 10  # a counter steps by 1 (or a few); steps of 60, 3600, 86400 are clocks, not keys
+SEQUENTIAL, CODE_LIKE = "sequential integers", "code-like identifiers"
 _NAME_HINTS = {"id", "ids", "uuid", "uuids", "guid", "guids", "hash", "hashes", "key", "keys", "token", "tokens"}
+_TIME_HINTS = {"year", "years", "yr", "date", "dates", "time", "times", "ts", "timestamp", "epoch", "hour", "hours",
+               "day", "days", "month", "months", "week", "weeks", "minute", "minutes", "second", "seconds", "sec",
+               "secs", "ms", "quarter", "period", "dt", "at"}
 _STRINGLIKE = {SemanticType.STRING, SemanticType.IDENTIFIER, SemanticType.EMAIL, SemanticType.URL,
                SemanticType.DOMAIN, SemanticType.JSON, SemanticType.SET}
 
@@ -94,7 +122,7 @@ class UselessVerdict:
     score: float
     signals: dict[str, float]
     reason: str
-    kind: str  # "all_null" | "constant" | "random_identifier" | "internal" | "kept"
+    kind: str  # "all_null" | "mostly_null" | "constant" | "random_identifier" | "identifier" | "internal" | "kept"
     metrics: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -105,10 +133,61 @@ class UselessVerdict:
         return cls(d["column"], d["exclude"], d["score"], d["signals"], d["reason"], d["kind"], d.get("metrics", {}))
 
 
+def _name_parts(name: str) -> list[str]:
+    """Word parts of a name, snake_case and camelCase split: ``sessionToken`` → [session, token]."""
+    return re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
+
+
 def name_hint(name: str) -> bool:
     """True when a word part of the name is id/uuid/guid/hash/key/token (e.g. user_id, sessionToken)."""
-    parts = re.split(r"[^a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower())
-    return any(p in _NAME_HINTS for p in parts)
+    return any(p in _NAME_HINTS for p in _name_parts(name))
+
+
+def sequence_step(values: pd.Series, name: str = "") -> tuple[float, float] | None:
+    """(step, share of sorted steps equal to it) when the column's values are sequential integers —
+    at least ``MIN_SEQUENCE_VALUES``, ``SEQUENCE_UNIQUE`` distinct, ``SEQUENCE_STEP_SHARE`` of the
+    sorted steps one constant step — else None. Time-named columns never count (see module doc)."""
+    if any(p in _TIME_HINTS for p in _name_parts(name)):
+        return None
+    nn = non_null(values)
+    if pd.api.types.is_bool_dtype(nn.dtype) or isinstance(nn.dtype, pd.CategoricalDtype):
+        return None
+    if not pd.api.types.is_numeric_dtype(nn.dtype):  # integers stored as text
+        if not (nn.dtype == object or pd.api.types.is_string_dtype(nn.dtype)):
+            return None
+        nn = pd.to_numeric(nn.astype(object), errors="coerce")
+        if nn.isna().any():
+            return None
+    x = nn.to_numpy(dtype="float64")
+    if len(x) < MIN_SEQUENCE_VALUES or not np.all(np.isfinite(x)) or not np.all(np.mod(x, 1) == 0):
+        return None
+    u = np.unique(x)
+    if len(u) < max(MIN_SEQUENCE_VALUES, SEQUENCE_UNIQUE * len(x)):
+        return None
+    steps = np.diff(u)
+    vals, counts = np.unique(steps, return_counts=True)
+    share = float(counts.max() / len(steps))
+    step = float(vals[counts.argmax()])
+    return (step, share) if share >= SEQUENCE_STEP_SHARE and step <= MAX_SEQUENCE_STEP else None
+
+
+def code_shape(values: pd.Series) -> tuple[str, float] | None:
+    """(shape, share of sampled values with it) when the values are code-like identifiers: one shape
+    (``acme-#``: letters and punctuation fixed, lower-cased; each run of digits ``#``) held by
+    >= ``PATTERN_MIN_RATIO`` of a sample, with letters in it and one to three digit runs; else None."""
+    nn = sample_values(non_null(values))
+    if nn.empty or pd.api.types.is_numeric_dtype(nn.dtype) or pd.api.types.is_bool_dtype(nn.dtype):
+        return None
+    strs = nn.map(lambda v: v.strip() if isinstance(v, str) else None).dropna()
+    if len(strs) < 2:
+        return None
+    shapes = strs.str.lower().str.replace(r"\d+", "#", regex=True)
+    top = shapes.value_counts()
+    shape, share = str(top.index[0]), float(top.iloc[0] / len(strs))
+    fixed = shape.replace("#", "")
+    if share < PATTERN_MIN_RATIO or not 1 <= shape.count("#") <= 3 or not re.search(r"[a-z]", fixed) or len(fixed) > 24:
+        return None
+    return shape, share
 
 
 def _scramble(x: str, rng: random.Random) -> str:
@@ -153,8 +232,22 @@ def semantic_similarity(values: pd.Series, n: int = SIM_SAMPLE) -> dict[str, flo
             "shape_baseline": round(baseline, 4), "n_sampled": k}
 
 
-def _pattern(values: pd.Series) -> tuple[str | None, float]:
-    """The structural ID pattern matched by >= 80% of a sample, and its match ratio."""
+def _pattern(values: pd.Series, name: str = "", unique: bool = True) -> tuple[str | None, float]:
+    """The structural ID pattern matched by >= 80% of a sample (or the whole column's sequence), and its
+    match ratio: UUID / hash / snowflake, then (for ``unique`` columns only) sequential integers and
+    code-like strings."""
+    seq = sequence_step(values, name) if unique else None
+    if seq is not None:
+        x = pd.to_numeric(non_null(values).astype(object), errors="coerce")
+        return f"{SEQUENTIAL} ({int(x.min())}..{int(x.max())}, step {seq[0]:g})", seq[1]
+    found, ratio = _random_pattern(values)
+    if found is None and unique and (code := code_shape(values)) is not None:
+        return f"{CODE_LIKE} (shape '{code[0]}')", code[1]
+    return found, ratio
+
+
+def _random_pattern(values: pd.Series) -> tuple[str | None, float]:
+    """UUID / hash / snowflake matched by >= 80% of a sample, and the match ratio."""
     nn = sample_values(non_null(values))
     if nn.empty:
         return None, 0.0
@@ -182,6 +275,12 @@ def score_useless(values: pd.Series, name: str, profile: ColumnProfile | None = 
     if p.semantic_type == SemanticType.EMPTY or p.n_unique == 0:
         return UselessVerdict(name, True, 1.0, zero, f"Column '{name}' is entirely null ({p.n_rows:,} rows). "
                               "No data. Excluding from training.", "all_null", metrics)
+    if p.null_ratio >= NEAR_EMPTY_NULL_SHARE:
+        n_values = p.n_rows - round(p.null_ratio * p.n_rows)
+        return UselessVerdict(name, True, 1.0, zero, (
+            f"Column '{name}' is {p.null_ratio:.1%} NULL or blank ({n_values:,} of {p.n_rows:,} rows have a value): "
+            f"at or above the {NEAR_EMPTY_NULL_SHARE:.0%} null-share threshold for near-empty columns. Too sparse to "
+            "learn from. Excluding from training."), "mostly_null", {**metrics, "null_threshold": NEAR_EMPTY_NULL_SHARE})
     if p.n_unique == 1:
         value = str(non_null(values).iloc[0])
         return UselessVerdict(name, True, 1.0, zero, f"Column '{name}' has only 1 unique value ('{value}'). "
@@ -190,7 +289,7 @@ def score_useless(values: pd.Series, name: str, profile: ColumnProfile | None = 
     signals = dict(zero)
     unique = p.unique_ratio >= HIGH_UNIQUENESS
     signals["uniqueness"] = W_UNIQUENESS if unique else 0.0
-    pattern, ratio = _pattern(values)
+    pattern, ratio = _pattern(values, name, unique)
     metrics["pattern_ratio"] = round(ratio, 4)
     signals["pattern"] = W_PATTERN if pattern else 0.0
     signals["name_hint"] = W_NAME if name_hint(name) else 0.0
@@ -214,7 +313,10 @@ def score_useless(values: pd.Series, name: str, profile: ColumnProfile | None = 
     if exclude:
         reason = (f"Column '{name}' has {p.unique_ratio:.1%} unique values and " + ", ".join(evidence)
                   + f". Likely an identifier column. Excluding from training (score {score:.2f} > {EXCLUDE_ABOVE}).")
-        return UselessVerdict(name, True, score, signals, reason, "random_identifier", metrics)
+        if pattern and pattern.startswith(SEQUENTIAL):
+            reason += " Keep it explicitly if the order of its numbers means something (e.g. sign-up order)."
+        kind = "identifier" if pattern and pattern.startswith((SEQUENTIAL, CODE_LIKE)) else "random_identifier"
+        return UselessVerdict(name, True, score, signals, reason, kind, metrics)
     tail = f"score {score:.2f} is not above {EXCLUDE_ABOVE}: kept"
     if unique and sim is not None and not signals["low_semantic_similarity"]:
         reason = (f"high uniqueness ({p.unique_ratio:.0%}) but values are semantically related "

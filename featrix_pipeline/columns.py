@@ -11,22 +11,37 @@ import pandas as pd
 
 from featrix_model.types import INTERNAL_PREFIX, ColumnProfile, profile_frame
 from featrix_model.usefulness import UselessVerdict, find_useless_columns
+from featrix_pipeline.privacy import Masker, allowed_columns, detect_personal_data
 from featrix_pipeline.spec import DatasetSpec
 
 
 def profile_table(spec: DatasetSpec, table: str, df: pd.DataFrame) -> dict:
-    """Per column: semantic type (+reason), null/unique ratios, examples, stats, and its role."""
+    """Per column: semantic type (+reason), null/unique ratios, examples, stats, and its role.
+
+    A column holding personal data (``featrix_pipeline.privacy``) says so (``personal_data``: its
+    kind) and shows its examples and top values masked, unless the table's spec allows it."""
     keys = spec.key_columns(table)
     targets = {t.column for t in spec.targets_of(table) if not t.expression}
     profiles = profile_frame(df)
     verdicts = find_useless_columns(df, profiles)
+    personal = detect_personal_data(df)
+    allowed = allowed_columns(spec.tables[table])
+    masker = Masker({} if "*" in allowed else {c: k for c, k in personal.items() if c not in allowed})
     cols = {}
     for name, prof in profiles.items():
         d = prof.to_dict()
         d["role"] = "key" if name in keys else "target" if name in targets else "feature"
         d["usefulness"] = verdicts[name].to_dict()
+        if name in personal:
+            d["personal_data"] = personal[name]
+            d["personal_data_masked"] = name in masker.kinds
+        if name in masker.kinds:
+            d["examples"] = [str(masker.value(name, v)) for v in d["examples"]]
+            for top in d["stats"].get("top_values", []):
+                top["value"] = str(masker.value(name, top["value"]))
         cols[name] = d
     return {"table": table, "rows": int(len(df)), "primary_key": list(spec.tables[table].primary_key), "columns": cols}
+
 
 
 def decide_columns(spec: DatasetSpec, table: str, profile: dict) -> dict[str, dict]:
@@ -48,6 +63,10 @@ def decide_columns(spec: DatasetSpec, table: str, profile: dict) -> dict[str, di
         elif role in ("key", "target") and not d["keep"]:
             what = "used for joining (a key), not as a feature" if role == "key" else "a declared target"
             d.update(keep=True, reason=f"{d['reason']} Kept: it is {what}.")
+        elif name == t.time_column and not d["keep"]:
+            d.update(keep=True, reason=f"{d['reason']} Kept: it is the time_column of table '{table}'.")
+        elif not d["keep"] and v["kind"] in ("identifier", "mostly_null"):
+            d["reason"] += f" To keep it, list it in keep_columns of table '{table}'."
         decisions[name] = d
     return decisions
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from featrix_pipeline.privacy import Masker, allowed_columns
 from featrix_pipeline.spec import DatasetSpec
 from featrix_model.jsonable import to_jsonable
 
@@ -69,7 +70,8 @@ def build_expectations(spec: DatasetSpec, table: str, profile: dict) -> list[tup
 
 
 def validate_table(spec: DatasetSpec, table: str, df: pd.DataFrame, profile: dict) -> list[ExpectationOutcome]:
-    """Run the table's suite on ``df``; one outcome per expectation, with example offending rows."""
+    """Run the table's suite on ``df``; one outcome per expectation, with example offending rows
+    (personal-data columns masked unless the table's spec allows them)."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
@@ -87,14 +89,18 @@ def validate_table(spec: DatasetSpec, table: str, df: pd.DataFrame, profile: dic
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=f"{spec.name}.{table}", data=batch, suite=suite))
     result = vd.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
     why = {e.id: w for e, w in zip(suite.expectations, (w for _, w in pairs))}
+    masker = Masker.of(df, allowed_columns(spec.tables[table]))
     outcomes = []
     for res in result.results:
         r = res.result or {}
         idx = [i for i in (r.get("partial_unexpected_index_list") or []) if isinstance(i, (int,)) or str(i).isdigit()]
-        examples = df.reset_index(drop=True).iloc[[int(i) for i in idx[:MAX_EXAMPLES]]].to_dict("records") if idx else []
-        if not examples and r.get("partial_unexpected_list"):
-            examples = [{"value": v} for v in r["partial_unexpected_list"][:MAX_EXAMPLES]]
         cfg = res.expectation_config
+        examples = df.reset_index(drop=True).iloc[[int(i) for i in idx[:MAX_EXAMPLES]]].to_dict("records") if idx else []
+        examples = masker.records(examples)
+        if not examples and r.get("partial_unexpected_list"):
+            col = cfg.kwargs.get("column")
+            examples = [masker.records([v])[0] if isinstance(v, dict) else {"value": masker.value(col, v) if col else v}
+                        for v in r["partial_unexpected_list"][:MAX_EXAMPLES]]
         outcomes.append(ExpectationOutcome(
             expectation=cfg.type, column=cfg.kwargs.get("column") or ",".join(cfg.kwargs.get("column_list", []) or []),
             success=bool(res.success), unexpected_count=int(r.get("unexpected_count") or 0),

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from sqlglot import exp
 
 from featrix_model.jsonable import to_jsonable
 
@@ -128,15 +129,19 @@ def first_rows(df: pd.DataFrame, codes: np.ndarray, wanted: Sequence[int],
     return df.iloc[first.loc[list(wanted)].to_numpy()]
 
 
-def context_columns(df: pd.DataFrame, keys: Sequence[str], time_column: str | None) -> list[str]:
-    """Columns to show in example rows: the key columns, the time column, then up to four others
-    (strings and integers first: ids and categories say more about a row than measurements)."""
+def context_columns(df: pd.DataFrame, keys: Sequence[str], time_column: str | None,
+                    primary_key: Sequence[str] = ()) -> list[str]:
+    """Columns to show in example rows: the key columns, the table's own primary key (what names a
+    row whose key is NULL), the time column, then up to four others (strings and integers first: ids
+    and categories say more about a row than measurements)."""
     def rank(c: str) -> int:
         t = df[c].dtype
         return 0 if pd.api.types.is_string_dtype(t) else 1 if pd.api.types.is_integer_dtype(t) else 2
 
-    others = sorted((c for c in df.columns if c not in keys and c != time_column), key=rank)[:4]
-    return list(dict.fromkeys([*keys, *([time_column] if time_column in df.columns else []), *others]))
+    pk = [c for c in primary_key if c in df.columns]
+    shown = {*keys, *pk, time_column}
+    others = sorted((c for c in df.columns if c not in shown), key=rank)[:4]
+    return list(dict.fromkeys([*keys, *pk, *([time_column] if time_column in df.columns else []), *others]))
 
 
 def example_rows(df: pd.DataFrame, n: int = MAX_EXAMPLES) -> list[dict]:
@@ -144,14 +149,26 @@ def example_rows(df: pd.DataFrame, n: int = MAX_EXAMPLES) -> list[dict]:
     return to_jsonable(df.head(n).to_dict("records"))
 
 
-def sample_values(s: pd.Series, n: int = 3) -> str:
-    """A few distinct values of ``s`` for prose (strings quoted), or "only NULLs"."""
+def sample_values(s: pd.Series, n: int = 3, mask=None) -> str:
+    """A few distinct values of ``s`` for prose (strings quoted), or "only NULLs"; ``mask`` (a
+    function of one value) hides personal data."""
     vals = s.head(5000).dropna().drop_duplicates().head(n).tolist()
+    vals = [mask(v) for v in vals] if mask else vals
     return ", ".join(repr(v) if isinstance(v, str) else str(v) for v in vals) or "only NULLs"
 
 
 def pct(x: float) -> str:
     return f"{x:.1%}"
+
+
+def sql_column(table: str, column: str) -> exp.Column:
+    """``table.column`` as a sqlglot column, quoted where the names need it."""
+    return exp.column(exp.to_identifier(column), table=exp.to_identifier(table))
+
+
+def sql_text(e: exp.Expression) -> str:
+    """An expression as SQL text for messages (DuckDB dialect, the demo warehouse's)."""
+    return e.sql(dialect="duckdb")
 
 
 def show_key(values: Sequence) -> str:

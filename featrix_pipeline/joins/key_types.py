@@ -11,31 +11,36 @@ import numpy as np
 import pandas as pd
 
 from featrix_model.keys import SQL_TYPE, comparable, compatible, key_family, naive_utc
-from featrix_pipeline.joins.codes import MAX_EXAMPLES, KeyMatch, KeyPair, pct, sample_values
+from sqlglot import exp
+
+from featrix_pipeline.joins.codes import MAX_EXAMPLES, KeyMatch, KeyPair, pct, sample_values, sql_column, sql_text
 from featrix_pipeline.joins.report import ERROR, WARN, CheckOutcome
+from featrix_pipeline.privacy import Masker
 from featrix_pipeline.spec import RelationshipSpec
 
 
-def pair_types(rel: RelationshipSpec, child: pd.DataFrame,
-               parent: pd.DataFrame) -> tuple[list[dict], list[KeyPair], list[KeyPair]]:
+def pair_types(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, mc: Masker = Masker(),
+               mp: Masker = Masker()) -> tuple[list[dict], list[KeyPair], list[KeyPair]]:
     """Per key pair: dtype families, compatibility and an explanation (``key_types``); the comparable
-    series as they are (``typed``) and after the suggested CAST of a string side (``casted``)."""
+    series as they are (``typed``) and after the suggested CAST of a string side (``casted``).
+    Example values in the explanations go through the maskers ``mc`` (child) and ``mp`` (parent)."""
     key_types, typed, casted = [], [], []
     for c, p in zip(rel.child_keys, rel.parent_keys):
-        info, as_is, after_cast = _pair_type(rel, c, child[c], p, parent[p])
+        info, as_is, after_cast = _pair_type(rel, c, child[c], p, parent[p], mc, mp)
         key_types.append(info)
         typed.append(as_is)
         casted.append(after_cast)
     return key_types, typed, casted
 
 
-def _pair_type(rel: RelationshipSpec, c: str, cs: pd.Series, p: str, ps: pd.Series) -> tuple[dict, KeyPair, KeyPair]:
+def _pair_type(rel: RelationshipSpec, c: str, cs: pd.Series, p: str, ps: pd.Series, mc: Masker,
+               mp: Masker) -> tuple[dict, KeyPair, KeyPair]:
     """One key pair described, with its comparable series as they are and after any CAST."""
     C, P = rel.child, rel.parent
     fc, fp = key_family(cs), key_family(ps)
     info = {"child_column": c, "parent_column": p, "child_dtype": str(cs.dtype), "parent_dtype": str(ps.dtype),
-            "child_family": fc, "parent_family": fp, "child_examples": sample_values(cs),
-            "parent_examples": sample_values(ps), "compatible": compatible(fc, fp)}
+            "child_family": fc, "parent_family": fp, "child_examples": sample_values(cs, mask=lambda v: mc.value(c, v)),
+            "parent_examples": sample_values(ps, mask=lambda v: mp.value(p, v)), "compatible": compatible(fc, fp)}
     side = f"{C}.{c} is {SQL_TYPE.get(fc, fc)} (pandas {cs.dtype}, e.g. {info['child_examples']})"
     other = f"{P}.{p} is {SQL_TYPE.get(fp, fp)} (pandas {ps.dtype}, e.g. {info['parent_examples']})"
     as_is = (comparable(cs, fc, fp), comparable(ps, fp, fc), info["compatible"])
@@ -71,7 +76,7 @@ def _suggest_cast(rel: RelationshipSpec, info: dict, cs: pd.Series, ps: pd.Serie
     else:
         info["explanation"] += "convert one side so both hold the same kind of value."
         return None
-    info["cast_sql"] = f"CAST({table}.{column} AS {SQL_TYPE[family]})"
+    info["cast_sql"] = sql_text(exp.cast(sql_column(table, column), SQL_TYPE[family]))
     info["explanation"] += f"cast the string side, e.g. {info['cast_sql']}."
     conv = naive_utc if family == "datetime" else (lambda s: pd.to_numeric(s, errors="coerce"))
     cs, ps = (conv(cs), ps) if which == "child" else (cs, conv(ps))
@@ -81,7 +86,8 @@ def _suggest_cast(rel: RelationshipSpec, info: dict, cs: pd.Series, ps: pd.Serie
 
 
 def key_types_check(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
-                    key_types: list[dict], typed: list[KeyPair], casted: list[KeyPair]) -> CheckOutcome:
+                    key_types: list[dict], typed: list[KeyPair], casted: list[KeyPair], mc: Masker = Masker(),
+                    mp: Masker = Masker()) -> CheckOutcome:
     """ERROR when a key pair's types can never compare equal; WARN when string keys would match
     better once trimmed and upper-cased. Adds ``coverage_after_cast`` / ``coverage_after_normalize``
     to ``key_types`` along the way."""
@@ -104,7 +110,7 @@ def key_types_check(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataF
     hinted = next((kt for kt in key_types if "coverage_after_normalize" in kt), None)
     if hinted is not None:
         return CheckOutcome("key_types", False, WARN, hinted["explanation"],
-                            {"pairs": key_types, "examples": _normalize_examples(rel, child, parent, m, hinted)})
+                            {"pairs": key_types, "examples": _normalize_examples(rel, child, parent, m, hinted, mc, mp)})
     return CheckOutcome("key_types", True, ERROR, "Key types agree: " + "; ".join(
         f"{C}.{kt['child_column']} ↔ {P}.{kt['parent_column']}: {kt['explanation'].rstrip('.')}" for kt in key_types) + ".",
         {"pairs": key_types, "examples": []})
@@ -127,19 +133,22 @@ def _hint_normalize(rel: RelationshipSpec, m: KeyMatch, key_types: list[dict], t
     for i in strings:
         kt = key_types[i]
         kt["coverage_after_normalize"] = after
-        a, b = f"{rel.child}.{kt['child_column']}", f"{rel.parent}.{kt['parent_column']}"
+        ca, cb = sql_column(rel.child, kt["child_column"]), sql_column(rel.parent, kt["parent_column"])
+        a, b = sql_text(ca), sql_text(cb)
+        norm = sql_text(exp.EQ(this=exp.Upper(this=exp.Trim(this=ca)), expression=exp.Upper(this=exp.Trim(this=cb))))
         kt["explanation"] = (f"{a} and {b} are both strings but some keys differ only by whitespace or case: "
-                             f"with UPPER(TRIM({a})) = UPPER(TRIM({b})) coverage would rise from {pct(m.coverage)} "
+                             f"with {norm} coverage would rise from {pct(m.coverage)} "
                              f"to {pct(after)}; clean the keys at the source or normalise both sides.")
 
 
 def _normalize_examples(rel: RelationshipSpec, child: pd.DataFrame, parent: pd.DataFrame, m: KeyMatch,
-                        kt: dict) -> list[dict]:
+                        kt: dict, mc: Masker, mp: Masker) -> list[dict]:
     """Orphan child keys next to the parent key they equal once trimmed and upper-cased."""
     orphan_vals = child.loc[m.orphan, kt["child_column"]].astype("str")
     pnorm = parent[kt["parent_column"]].dropna().astype("str")
     lookup = pd.Series(pnorm.to_numpy(), index=pnorm.str.strip().str.upper().to_numpy())
     lookup = lookup[~lookup.index.duplicated()]
     hits = orphan_vals[orphan_vals.str.strip().str.upper().isin(lookup.index)].drop_duplicates().head(MAX_EXAMPLES)
-    return [{f"{rel.child}.{kt['child_column']}": v, f"{rel.parent}.{kt['parent_column']}": lookup[v.strip().upper()]}
+    c, p = kt["child_column"], kt["parent_column"]
+    return [{f"{rel.child}.{c}": mc.value(c, v), f"{rel.parent}.{p}": mp.value(p, lookup[v.strip().upper()])}
             for v in hits]
