@@ -47,6 +47,7 @@ class TableSpec:
     relational_space: bool | str = "auto"
     cutoff_column: str | None = None
     drift: dict = field(default_factory=dict, compare=False)  # this table's drift thresholds (over the dataset's)
+    show_personal_data: bool | tuple[str, ...] = False  # columns shown unmasked in example rows (True: all)
 
 
 @dataclass(frozen=True)
@@ -249,6 +250,7 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
             relational_space=t.get("relational_space", "auto"),
             cutoff_column=t.get("cutoff_column"),
             drift=dict(t.get("drift") or {}),
+            show_personal_data=_shown(t.get("show_personal_data", False)),
         )
 
     rels = []
@@ -292,6 +294,10 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
         schedule_timezone=timezone,
         drift=dict(doc.get("drift") or {}), retention=doc.get("retention", 3),
     )
+
+
+def _shown(value) -> bool | tuple[str, ...]:
+    return tuple(value) if isinstance(value, list) else bool(value)
 
 
 def _parse_relationship(r: dict, tables: dict[str, TableSpec], fail) -> RelationshipSpec:
@@ -344,6 +350,8 @@ def check_columns(spec: DatasetSpec, columns: dict[str, list[str]], only: str | 
             need(name, t.cutoff_column, ("tables", name, "cutoff_column"), "cutoff_column")
         for c in t.exclude_columns + t.keep_columns:
             need(name, c, ("tables", name), "column list")
+        for c in t.show_personal_data if isinstance(t.show_personal_data, tuple) else ():
+            need(name, c, ("tables", name, "show_personal_data"), "show_personal_data")
     for i, r in enumerate(spec.relationships):
         for c in r.lookup_columns:
             need(r.parent, c, ("relationships", i, "lookup"), "lookup")

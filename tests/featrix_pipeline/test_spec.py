@@ -84,3 +84,15 @@ def test_a_key_given_twice_is_refused_with_both_lines():
     line = next(i for i, l in enumerate(GOOD.splitlines(), 1) if l == "    primary_key: tailnum")
     msg = _error(GOOD.replace("    primary_key: tailnum", "    primary_key: tailnum\n    primary_key: year"))
     assert f"line {line + 1}, field 'tables.planes.primary_key': given twice (first on line {line})" in msg
+
+
+def test_show_personal_data_is_read_from_the_spec_and_checked_against_the_warehouse():
+    from featrix_pipeline.privacy import ALL, allowed_columns
+
+    text = GOOD.replace("    primary_key: tailnum", "    primary_key: tailnum\n    show_personal_data: [manufacturer]")
+    spec = parse_spec(text.replace("  airlines:\n", "  airlines:\n    show_personal_data: true\n", 1), "x.yaml")
+    assert allowed_columns(spec.tables["planes"]) == {"manufacturer"} and allowed_columns(spec.tables["airlines"]) is ALL
+    assert allowed_columns(spec.tables["flights"]) == frozenset()
+    with pytest.raises(SpecError, match="show_personal_data names unknown column 'planes.manufactrer'"):
+        check_columns(parse_spec(text.replace("[manufacturer]", "[manufactrer]"), "x.yaml"),
+                      {"planes": ["tailnum", "manufacturer"]}, only="planes")
