@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["EmbeddingSpace", "Predictor", "RelationalSpace", "load_space"]
+__all__ = ["ArtifactError", "EmbeddingSpace", "Predictor", "RelationalSpace", "load_space"]
 
 
 def __getattr__(name: str):
@@ -19,6 +19,10 @@ def __getattr__(name: str):
         from featrix_model.relational import RelationalSpace
 
         return RelationalSpace
+    if name == "ArtifactError":
+        from featrix_model.io import ArtifactError
+
+        return ArtifactError
     if name == "load_space":
         from featrix_model.loading import load_space
 

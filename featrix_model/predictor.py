@@ -38,6 +38,7 @@ from featrix_model.jsonable import to_jsonable
 from featrix_model.loading import load_space
 from featrix_model.space import use_threads
 from featrix_model.tasks import TaskType, detect_kind, make_task, resolve_kind, task_from_state  # noqa: F401 (re-exported)
+from featrix_model.training.trainer import cuda_determinism
 
 log = logging.getLogger("featrix_model")
 FORMAT, VERSION = "featrix-predictor", 2
@@ -63,6 +64,7 @@ class PredictorConfig:
     epochs: int | None = None
     validation_fraction: float = 0.2
     threads: int | None = None
+    deterministic: bool = True  # CUDA: deterministic kernels when the space encodes on a GPU (no effect on a CPU)
 
     def __post_init__(self):
         object.__setattr__(self, "exclude_features", tuple(self.exclude_features))
@@ -90,11 +92,13 @@ class Predictor:
             cost_false_positive: float | None = None, cost_false_negative: float | None = None,
             fine_tune: bool | None = None, time_budget_s: float | None = None, *, seed: int = 0, loss: str = "auto",
             n_hidden_layers: int | None = None, exclude_features: tuple[str, ...] = (), epochs: int | None = None,
-            validation_fraction: float = 0.2, threads: int | None = None) -> "Predictor":
-        """``threads``: torch's thread count (None: the current one); recorded, as it changes result bytes."""
+            validation_fraction: float = 0.2, threads: int | None = None,
+            deterministic: bool = True) -> "Predictor":
+        """``threads``: torch's thread count (None: the current one); recorded, as it changes result bytes.
+        ``deterministic``: deterministic CUDA kernels when the space encodes on a GPU (recorded)."""
         settings = PredictorConfig(target, kind, positive_label, cost_false_positive, cost_false_negative, fine_tune,
                                    time_budget_s, seed, loss, n_hidden_layers, exclude_features, epochs,
-                                   validation_fraction, use_threads(threads))
+                                   validation_fraction, use_threads(threads), bool(deterministic))
         return cls(space, settings)._fit(df)
 
     def _fit(self, df: pd.DataFrame) -> "Predictor":
@@ -148,6 +152,7 @@ class Predictor:
             self.fine_tune_ = reason is not None
             if reason:
                 self.decisions_.append(f"fine-tune: on ({reason})")
+        cuda_determinism(self.space.net.device, self.settings.deterministic)
         rows = self.space.prepare(df, self.hidden_)
         if self.fine_tune_:
             self.space = copy.deepcopy(self.space)
@@ -207,17 +212,19 @@ class Predictor:
     # ------------------------------------------------------------------ predict
 
     def _outputs(self, rows: pd.DataFrame, hide_extra: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+        cuda_determinism(self.space.net.device, self.settings.deterministic)
         X = self.space.encode(rows, hide=self.hidden_ + hide_extra)
         self.mlp_.eval()
         with torch.no_grad():
             return X, self.mlp_(torch.from_numpy(X)).numpy()
 
     def predict_frame(self, df: pd.DataFrame, explain: bool = True) -> pd.DataFrame:
-        return pd.DataFrame(self._responses(df, explain)).drop(columns=["metadata"])
+        """The responses of ``predict`` as a frame (one row per input row, no metadata column)."""
+        return pd.DataFrame(self._responses(_rows(df, "predict_frame"), explain)).drop(columns=["metadata"])
 
     def predict(self, rows, explain: bool = True) -> list[dict]:
-        df = pd.DataFrame([rows]) if isinstance(rows, dict) else pd.DataFrame(rows) if isinstance(rows, list) else rows
-        return self._responses(df.reset_index(drop=True), explain)
+        """One response per row of ``rows``: a DataFrame, a dict or Series (one row), or a list of dicts."""
+        return self._responses(_rows(rows, "predict"), explain)
 
     def _responses(self, df: pd.DataFrame, explain: bool) -> list[dict]:
         if explain:  # prepared once (children joined), not once per occluded column
@@ -251,35 +258,70 @@ class Predictor:
 
     def save(self, path: str | Path) -> Path:
         """``config.json`` (settings and fitted state, separately), ``model.safetensors`` (the head),
-        ``timeline.json`` (epochs and wall-clock facts) and the space under ``embedding_space/``."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.space.save(path / "embedding_space", figures=False)
-        io.write_json(path / "config.json", {"format": FORMAT, "version": VERSION, "settings": self.settings.to_dict(),
-                                             "fitted": {**self._fitted_state(), "ood": self.ood_.get_state(),
-                                                        "model_version": self.model_version_}})
-        io.write_json(path / "timeline.json", self.timeline_)
-        io.save_tensors(path / "model.safetensors", self.mlp_.state_dict(), {}, format=FORMAT)
-        return path
+        ``timeline.json`` (epochs and wall-clock facts) and the space under ``embedding_space/``,
+        written atomically with a ``manifest.json`` of every file (``featrix_model.io.saving``)."""
+        with io.saving(path) as folder:
+            self.space.save(folder / "embedding_space", figures=False)
+            io.write_json(folder / "config.json", {
+                "format": FORMAT, "version": VERSION, "settings": self.settings.to_dict(),
+                "fitted": {**self._fitted_state(), "ood": self.ood_.get_state(), "model_version": self.model_version_}})
+            io.write_json(folder / "timeline.json", self.timeline_)
+            io.save_tensors(folder / "model.safetensors", self.mlp_.state_dict(), {}, format=FORMAT)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, tables: dict | None = None) -> "Predictor":
         """``tables``: the child tables a predictor on a ``RelationalSpace`` reads its parents' children
-        from (``{table name: DataFrame}``); not needed for a table space."""
+        from (``{table name: DataFrame}``); not needed for a table space. The folder (its space
+        included) is checked against its manifest first; anything wrong is an ``io.ArtifactError``."""
         path = Path(path)
-        doc = io.read_json(path / "config.json")
+        covered = io.verify(path)
+        config = path / "config.json"
+        doc = io.read_json(config)
         if doc.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a saved predictor (format {doc.get('format')!r}).")
+            raise io.ArtifactError(path, "config.json", f"names format {doc.get('format')!r}, not {FORMAT!r}: the "
+                                   "folder holds something other than a predictor", "load it with the class that saved it")
         if doc.get("version") != VERSION:
-            raise ValueError(f"{path} holds a predictor saved in format version {doc.get('version')}; this "
-                             f"installation reads version {VERSION}: fit it again.")
-        fitted = doc["fitted"]
-        p = cls(load_space(path / "embedding_space", tables=tables), PredictorConfig.from_dict(doc["settings"]))
-        p.mlp_ = PredictorMLP(**fitted["head"])
-        p.mlp_.load_state_dict(io.load_tensors(path / "model.safetensors")[0])
+            raise io.ArtifactError(path, "config.json", f"was written in predictor format version {doc.get('version')}; "
+                                   f"this installation reads version {VERSION}", "fit the predictor again")
+        settings, fitted = io.fields(doc, config, "settings", "fitted")
+        head, task, ood, hidden, fine_tune, epochs, decisions, version = io.fields(
+            fitted, config, "head", "task", "ood", "hidden", "fine_tune", "epochs", "decisions", "model_version")
+        p = cls(load_space(path / "embedding_space", tables=tables, verify=not covered), PredictorConfig.from_dict(settings))
+        try:
+            p.mlp_ = PredictorMLP(**head)
+            p.task_, p.ood_ = task_from_state(task), OODDetector.from_state(ood)
+        except (KeyError, TypeError, ValueError) as e:
+            raise io.ArtifactError(path, "config.json", f"does not describe a fitted predictor ({type(e).__name__}: "
+                                   f"{e})") from None
+        weights = path / "model.safetensors"
+        io.load_weights(p.mlp_, io.load_tensors(weights)[0], weights)
         p.mlp_.eval()
-        p.task_, p.ood_ = task_from_state(fitted["task"]), OODDetector.from_state(fitted["ood"])
-        p.hidden_, p.fine_tune_, p.epochs_ = tuple(fitted["hidden"]), fitted["fine_tune"], fitted["epochs"]
-        p.decisions_, p.model_version_ = fitted["decisions"], fitted["model_version"]
+        p.hidden_, p.fine_tune_, p.epochs_ = tuple(hidden), fine_tune, epochs
+        p.decisions_, p.model_version_ = decisions, version
         p.timeline_ = io.read_json(path / "timeline.json")
         return p
+
+
+def _rows(rows, method: str) -> pd.DataFrame:
+    """``rows`` as a frame of at least one row: a DataFrame, a dict or Series (one row) or a list of
+    dicts (rows); anything else is a TypeError, no rows a ValueError, both saying what was given."""
+    given = "an empty DataFrame (0 rows)" if isinstance(rows, pd.DataFrame) else f"an empty {type(rows).__name__}"
+    if isinstance(rows, dict):
+        rows = pd.DataFrame([rows])
+    elif isinstance(rows, pd.Series):
+        rows = rows.to_frame().T
+    elif isinstance(rows, (list, tuple)) and all(isinstance(r, dict) for r in rows):
+        rows = pd.DataFrame(list(rows))
+    elif not isinstance(rows, pd.DataFrame):
+        given = "None" if rows is None else f"a value of type {type(rows).__name__}"
+        if isinstance(rows, (list, tuple)):
+            kinds = sorted({type(r).__name__ for r in rows if not isinstance(r, dict)})
+            given = f"a {type(rows).__name__} holding {', '.join(kinds)} items, not only dicts"
+        elif isinstance(rows, str):
+            given = f"a string ({rows[:40]!r})"
+        raise TypeError(f"Predictor.{method} expects a pandas DataFrame, a dict (one row) or a list of dicts "
+                        f"(one per row); got {given}.")
+    if len(rows) == 0:
+        raise ValueError(f"Predictor.{method} got {given}: give at least one row to predict.")
+    return rows.reset_index(drop=True)

@@ -74,7 +74,8 @@ class RelationalSpace(EmbeddingSpace):
             child_time_budget_s: float | None = None, child_hide: dict[str, list[str]] | None = None,
             output_dir: str | Path | None = None, threads: int | None = None, epochs: int | None = None,
             max_epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
-            d_model: int | None = None, analysis: dict | None = None) -> "RelationalSpace":
+            d_model: int | None = None, deterministic: bool | None = None, allow_tf32: bool | None = None,
+            analysis: dict | None = None) -> "RelationalSpace":
         """Train child spaces (unless given), then the parent-level space.
 
         ``child_time``: {table: time column} orders children (and enables ``cutoff``: a parent column,
@@ -84,10 +85,12 @@ class RelationalSpace(EmbeddingSpace):
         ``child_hide``: {child table: columns} hidden (MARGINAL token) when its rows are encoded, e.g.
         the parent's own columns joined into them. ``exclude``/``keep``: parent columns;
         ``analysis``: {parent column: (profile, verdict)} computed earlier, as for ``EmbeddingSpace.fit``. The training
-        settings (``threads``, ``epochs``, ``max_epochs``, ``lr``, ``batch_size``, ``d_model``) are the
-        parent-level space's, as for ``EmbeddingSpace.fit``; child spaces get the thread count."""
+        settings (``threads``, ``epochs``, ``max_epochs``, ``lr``, ``batch_size``, ``d_model``,
+        ``deterministic``, ``allow_tf32``) are the parent-level space's, as for ``EmbeddingSpace.fit``;
+        child spaces get the thread count and the CUDA numerics."""
         settings = training_settings(threads=use_threads(threads), epochs=epochs, max_epochs=max_epochs, lr=lr,
-                                     batch_size=batch_size, d_model=d_model)
+                                     batch_size=batch_size, d_model=d_model, deterministic=deterministic,
+                                     allow_tf32=allow_tf32)
         return cls._fit(tables, relationships, parent, child_spaces, time_budget_s, seed, progress, settings,
                         child_time=child_time or {}, cutoff=cutoff, max_children=max_children,
                         child_statistics=tuple(child_statistics), primary_keys=primary_keys, exclude=exclude,
@@ -191,7 +194,8 @@ class RelationalSpace(EmbeddingSpace):
             decisions.append(f"[WARN] {name}: children of '{r.child}' are below depth {MAX_DEPTH}; not used")
         try:
             space = EmbeddingSpace.fit(frame, budget, seed, progress, keep_training_rows=False, exclude=keys_out,
-                                       threads=settings.get("threads"))
+                                       threads=settings.get("threads"), deterministic=settings.get("deterministic"),
+                                       allow_tf32=settings.get("allow_tf32"))
         except ValueError as e:
             raise ValueError(f"child table '{r.child}' of '{parent}' ({r.text}): {e}") from None
         decisions.append(f"{name}: child space trained on {len(frame):,} '{r.child}' rows"
@@ -281,28 +285,38 @@ class RelationalSpace(EmbeddingSpace):
 
     # ------------------------------------------------------------------ save / load
 
-    def save(self, path: str | Path, figures: bool = True) -> Path:
-        path = super().save(path, figures)
+    def _write(self, path: Path, figures: bool) -> None:
+        """The parent-level files, each child space (an artifact of its own, under ``children/``) and
+        ``relational.json``, all inside the folder that ``save`` puts in place at once."""
+        super()._write(path, figures)
         for link in self.links:
             link.space.save(path / "children" / link.name, figures=False)
         io.write_json(path / "relational.json", {
             "parent": self.parent, "links": [lk.to_config() for lk in self.links],
             "parent_lookups": [{"relationship": r.to_dict(), "name": n} for r, n in self.parent_lookups],
             "report": self.relational_report_})
-        return path
 
     @classmethod
-    def load(cls, path: str | Path, column_types: dict | None = None, tables: dict | None = None) -> "RelationalSpace":
+    def load(cls, path: str | Path, column_types: dict | None = None, tables: dict | None = None, *,
+             verify: bool = True) -> "RelationalSpace":
         path = Path(path)
-        rs = super().load(path, {**(column_types or default_column_types()), **relational_column_types()})
-        doc = io.read_json(path / "relational.json")
-        rs.parent, rs.relational_report_ = doc["parent"], doc["report"]
-        rs.links = [ChildLink.from_config(c) for c in doc["links"]]
-        rs.parent_lookups = [(Relationship.from_dict(x["relationship"]), x["name"]) for x in doc["parent_lookups"]]
+        covered = io.verify(path) if verify else True  # the manifest lists the child spaces' files too
+        rs = super().load(path, {**(column_types or default_column_types()), **relational_column_types()}, verify=False)
+        doc_path = path / "relational.json"
+        doc = io.read_json(doc_path)
+        parent, report, links, lookups = io.fields(doc, doc_path, "parent", "report", "links", "parent_lookups")
+        try:
+            rs.links = [ChildLink.from_config(c) for c in links]
+            rs.parent_lookups = [(Relationship.from_dict(x["relationship"]), x["name"]) for x in lookups]
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise io.ArtifactError(path, "relational.json", f"does not describe the child links ({type(e).__name__}: "
+                                   f"{e})") from None
+        rs.parent, rs.relational_report_ = parent, report
         for link in rs.links:
             child = path / "children" / link.name
             kind = io.space_kind(child, io.read_json(child / "config.json"))
-            link.space = (RelationalSpace if kind == cls.kind else EmbeddingSpace).load(child, column_types=column_types)
+            link.space = (RelationalSpace if kind == cls.kind else EmbeddingSpace).load(
+                child, column_types=column_types, verify=not covered)
         rs.tables_ = None
         return rs.attach(tables) if tables is not None else rs
 

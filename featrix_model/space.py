@@ -24,7 +24,7 @@ from featrix_model.network import EmbeddingNetwork
 from featrix_model.pairs import select_pairs
 from featrix_model.training.config import TrainingConfig, auto_config
 from featrix_model.training.losses import marginal_losses
-from featrix_model.training.trainer import Trainer, gather
+from featrix_model.training.trainer import Trainer, cuda_determinism, gather
 
 log = logging.getLogger("featrix_model")
 ENCODE_BATCH = 1024
@@ -56,16 +56,18 @@ class EmbeddingSpace:
             keep_training_rows: bool = True, movie: bool = False, config: TrainingConfig | None = None,
             output_dir: str | Path | None = None, device: str | None = None, threads: int | None = None,
             epochs: int | None = None, max_epochs: int | None = None, lr: float | None = None,
-            batch_size: int | None = None, d_model: int | None = None,
-            analysis: dict | None = None) -> "EmbeddingSpace":
+            batch_size: int | None = None, d_model: int | None = None, deterministic: bool | None = None,
+            allow_tf32: bool | None = None, analysis: dict | None = None) -> "EmbeddingSpace":
         """Train on ``df`` with zero configuration.
 
         Every automatic choice is logged with its reason; ``epochs``, ``max_epochs`` (a cap below what
         the budget allows), ``lr``, ``batch_size``, ``d_model`` or a whole ``config`` replace it and are
         logged as set by the caller. ``threads``: torch's thread count (a recorded setting: it changes
-        result bytes). ``analysis``: {column: (profile, verdict)} computed earlier for these values, so
-        columns are not profiled twice. With ``output_dir``, ``timeline.json`` there is rewritten every
-        epoch."""
+        result bytes). ``deterministic`` (default on) and ``allow_tf32`` (default off): CUDA numerics,
+        recorded in the config (``training.trainer.cuda_determinism``; nothing changes on a CPU).
+        ``analysis``: {column: (profile, verdict)} computed earlier for these values, so columns are
+        not profiled twice. With ``output_dir``, ``timeline.partial.json`` there is rewritten
+        every epoch (a later ``save`` into that folder replaces it with the artifact)."""
         started = time.monotonic()
         if not isinstance(df, pd.DataFrame) or df.empty:
             raise ValueError("EmbeddingSpace.fit needs a non-empty pandas DataFrame.")
@@ -74,7 +76,8 @@ class EmbeddingSpace:
         plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types,
                             context=codec_context(seed, column_types), analysis=analysis)
         settings = training_settings(config, threads=threads, epochs=epochs, max_epochs=max_epochs, lr=lr,
-                                     batch_size=batch_size, d_model=d_model)
+                                     batch_size=batch_size, d_model=d_model, deterministic=deterministic,
+                                     allow_tf32=allow_tf32)
         return cls._train(df, plan, settings, time_budget_s=time_budget_s, seed=seed, progress=progress,
                           training_rows=df[plan.all_columns] if keep_training_rows else None, movie=movie,
                           output_dir=output_dir, device=device, started=started)
@@ -96,6 +99,7 @@ class EmbeddingSpace:
         cfg = auto_config(len(df), len(plan.columns), device=device, time_budget_s=time_budget_s, seed=seed,
                           threads=threads, **overrides)
         decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
+        cuda_determinism(device, cfg.deterministic, cfg.allow_tf32)  # before the network meets the device
         train_df = df
         if cfg.max_train_rows and cfg.max_train_rows < len(df) * (1 - cfg.val_fraction) and not cfg.every_row_each_epoch:
             n_keep = min(len(df), int(math.ceil(cfg.max_train_rows / (1 - cfg.val_fraction))))
@@ -113,9 +117,9 @@ class EmbeddingSpace:
         net = build_network(plan, cfg, pairs).to(device)
         movie_rows = torch.arange(min(len(df), 500)) if movie else None
         timeline_path = None
-        if output_dir is not None:
+        if output_dir is not None:  # the live timeline: never a file of a saved artifact (save() replaces the folder)
             Path(output_dir).mkdir(parents=True, exist_ok=True)
-            timeline_path = Path(output_dir) / "timeline.json"  # save() later writes the final one here
+            timeline_path = Path(output_dir) / io.LIVE_TIMELINE
         trainer = Trainer(net, cfg, data, len(train_df), log=log.info, timeline_path=timeline_path)
         timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
@@ -265,8 +269,14 @@ class EmbeddingSpace:
     # ------------------------------------------------------------------ save / load
 
     def save(self, path: str | Path, figures: bool = True) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        """Write the space to the folder ``path`` atomically (``featrix_model.io.saving``): the folder
+        is replaced as a whole, with a ``manifest.json`` of every file's sha256 and size."""
+        with io.saving(path) as folder:
+            self._write(folder, figures)
+        return Path(path)
+
+    def _write(self, path: Path, figures: bool) -> None:
+        """The artifact's files, into the (temporary) folder ``path``."""
         io.write_json(path / "config.json", {
             "format": io.FORMAT, "version": io.VERSION, "kind": self.kind, "plan": self.plan.to_config(),
             "training_config": self.config.to_dict(), "pairs": [list(p) for p in self.pairs],
@@ -281,7 +291,6 @@ class EmbeddingSpace:
             self.training_rows_.to_parquet(path / "training_rows.parquet", index=False)
         if figures:
             self.write_figures(path)
-        return path
 
     def write_figures(self, folder: str | Path) -> dict[str, Path]:
         from featrix_model import viz
@@ -300,33 +309,61 @@ class EmbeddingSpace:
         return out
 
     @classmethod
-    def load(cls, path: str | Path, column_types: dict | None = None, tables: dict | None = None) -> "EmbeddingSpace":
+    def load(cls, path: str | Path, column_types: dict | None = None, tables: dict | None = None, *,
+             verify: bool = True) -> "EmbeddingSpace":
         """Load a saved table space (``featrix_model.loading.load_space`` loads any kind of space).
-        ``tables`` is for relational spaces (their child tables); a table space reads none."""
+        ``tables`` is for relational spaces (their child tables); a table space reads none. The folder
+        is first checked against its manifest (``verify=False``: a caller that checked an enclosing
+        artifact's manifest already); anything wrong with it is an ``io.ArtifactError``."""
         path = Path(path)
+        if verify:
+            io.verify(path)
         config = io.read_json(path / "config.json")
         if config.get("format") != io.FORMAT:
-            raise ValueError(f"{path} is not a saved embedding space (format {config.get('format')!r}).")
+            raise io.ArtifactError(path, "config.json", f"names format {config.get('format')!r}, not {io.FORMAT!r}: "
+                                   "the folder holds something other than an embedding space",
+                                   "load it with the class that saved it")
         if io.space_kind(path, config) != cls.kind:
             raise TypeError(f"{path} holds a {io.space_kind(path, config)} space, not a {cls.kind} space: "
                             "load it with featrix_model.load_space(path).")
-        plan = ColumnPlan.from_config(config["plan"], io.read_json(path / "codecs.json"), column_types,
-                                      codec_context(config["training_config"].get("seed", 0), column_types))
-        cfg = TrainingConfig.from_dict(config["training_config"])
-        pairs = [tuple(p) for p in config["pairs"]]
+        plan_doc, training, pair_list = io.fields(config, path / "config.json", "plan", "training_config", "pairs")
+        plan = _plan(path, plan_doc, io.read_json(path / "codecs.json"), column_types, training.get("seed", 0))
+        cfg = TrainingConfig.from_dict(training)
+        pairs = [tuple(p) for p in pair_list]
         net = build_network(plan, cfg, pairs)
         state, extra = io.load_tensors(path / "model.safetensors")
-        net.load_state_dict(state)
+        io.load_weights(net, state, path / "model.safetensors")
         net.eval()
-        mi_doc = io.read_json(path / "mutual_information.json")
-        mi = pd.DataFrame(np.array(mi_doc["bits"], dtype=float), index=mi_doc["columns"], columns=mi_doc["columns"])
-        rows = path / "training_rows.parquet"
+        mi_path = path / "mutual_information.json"
+        mi_columns, bits = io.fields(io.read_json(mi_path), mi_path, "columns", "bits")
+        mi = pd.DataFrame(np.array(bits, dtype=float), index=mi_columns, columns=mi_columns)
         es = cls(plan, net, cfg, pairs, timeline=io.read_json(path / "timeline.json"), mi=mi,
                  pair_ranking=config.get("pair_ranking"), decisions=config.get("decisions"),
                  train_embeddings=extra["train_embeddings"].numpy() if "train_embeddings" in extra else None,
-                 training_rows=pd.read_parquet(rows) if rows.exists() else None)
+                 training_rows=_training_rows(path / "training_rows.parquet"))
         es.column_losses_ = config.get("column_losses")
         return es
+
+
+def _training_rows(path: Path) -> pd.DataFrame | None:
+    if not path.exists():
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow's errors for a damaged file
+        raise io.ArtifactError(path.parent, path.name, f"cannot be read as Parquet ({type(e).__name__}: {e})") from None
+
+
+def _plan(path: Path, plan: dict, codecs: dict, column_types: dict | None, seed: int) -> ColumnPlan:
+    """The saved column plan: config.json's plan with codecs.json's codecs (one per column)."""
+    missing = [c for c in plan.get("columns", []) if c not in codecs]
+    if missing:
+        raise io.ArtifactError(path, "codecs.json", f"has no codec for column(s) {missing} that config.json lists")
+    try:
+        return ColumnPlan.from_config(plan, codecs, column_types, codec_context(seed, column_types))
+    except (KeyError, TypeError, IndexError, AttributeError) as e:
+        raise io.ArtifactError(path, "codecs.json", "does not describe the columns config.json lists "
+                               f"({type(e).__name__}: {e})") from None
 
 
 def codec_context(seed: int, column_types: dict | None = None) -> CodecContext:
@@ -345,13 +382,14 @@ def use_threads(threads: int | None) -> int:
 
 def training_settings(config: TrainingConfig | None = None, *, threads: int | None = None,
                       epochs: int | None = None, max_epochs: int | None = None, lr: float | None = None,
-                      batch_size: int | None = None, d_model: int | None = None) -> dict:
+                      batch_size: int | None = None, d_model: int | None = None, deterministic: bool | None = None,
+                      allow_tf32: bool | None = None) -> dict:
     """The caller's training settings as overrides of the automatic choices: every field of ``config``
     (if given; its seed, device and budget are the fit's own arguments), then each keyword that is not None."""
     own = {"reasons", "seed", "device", "time_budget_s"}
     out = {k: v for k, v in config.to_dict().items() if k not in own} if config is not None else {}
     given = {"threads": threads, "epochs": epochs, "max_epochs": max_epochs, "lr": lr, "batch_size": batch_size,
-             "d_model": d_model}
+             "d_model": d_model, "deterministic": deterministic, "allow_tf32": allow_tf32}
     out.update({k: v for k, v in given.items() if v is not None})
     return out
 

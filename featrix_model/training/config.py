@@ -56,6 +56,8 @@ class TrainingConfig:
     every_row_each_epoch: bool = False
     max_epochs: int = 0  # 0: no cap beyond the budget
     device: str = "cpu"
+    deterministic: bool = True  # CUDA: deterministic kernels (CPU training is deterministic anyway)
+    allow_tf32: bool = False  # CUDA: TF32 matmuls and convolutions, faster and not FP32-exact (opt-in)
     reasons: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -150,6 +152,13 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
         why["epochs"] = f"{target_epochs} = {TARGET_UPDATES:,} updates / {steps_per_epoch} steps per epoch"
     why["time_budget_s"] = f"{cfg.time_budget_s:.0f}s wall clock" if budget else "none (GPU: the update target rules)"
     why["dropout"] = "0.5 for the first third, ramp to 0.25, hold"
+    if gpu:
+        why["deterministic"] = ("on: deterministic CUDA algorithms and cuBLAS workspace, cuDNN autotuning off, so two "
+                                "fits with the same seed give identical bytes on one GPU (deterministic=False trades "
+                                "that for speed)")
+        why["allow_tf32"] = "off: matmuls in full FP32 (allow_tf32=True is faster and rounds to 10-bit mantissas)"
+    else:
+        why["deterministic"] = "on (CPU training is deterministic; the setting switches CUDA kernels only)"
 
     for k, v in overrides.items():
         if v is None:
@@ -158,6 +167,10 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
             raise TypeError(f"unknown training setting {k!r}; known: {sorted(f.name for f in fields(cfg))}")
         setattr(cfg, k, v)
         why[k] = "set by the caller"
+    if gpu and not cfg.deterministic:
+        why["deterministic"] = "off (set by the caller): faster CUDA kernels; two fits with the same seed may differ"
+    if gpu and cfg.allow_tf32:
+        why["allow_tf32"] = "on (set by the caller): faster TF32 matmuls, not FP32-exact"
     if cfg.max_epochs and cfg.epochs > cfg.max_epochs and "epochs" not in overrides:
         why["epochs"] = f"{cfg.max_epochs} (capped by max_epochs; the budget alone allowed {cfg.epochs})"
         cfg.epochs = cfg.max_epochs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -12,6 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from featrix_model import io
 from featrix_model.network import Batch, EmbeddingNetwork
 from featrix_model.training import losses as L
 from featrix_model.training.config import TrainingConfig, curriculum_weights, dropout_at
@@ -19,6 +21,30 @@ from featrix_model.training.sampler import epoch_batches
 from featrix_model.training.monitor import InterventionLadder, collapse_metrics, detect_failures
 
 FIXED_WEIGHTS = {"spread": 1.0, "joint": 1.0, "marginal": 1.0 / 8}  # monitored loss: constant weights
+CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")  # the workspace configs under which cuBLAS is deterministic
+# cuBLAS reads its workspace config once, when the process first uses it: set it before any fit can
+# (a value the user set is kept; on a CPU-only machine nothing reads it)
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC[0])
+
+
+def cuda_determinism(device: torch.device | str, deterministic: bool = True, allow_tf32: bool = False) -> None:
+    """Set torch's global CUDA numerics for a fit or encode on ``device`` (nothing at all on a CPU).
+
+    ``deterministic``: deterministic algorithms (``torch.use_deterministic_algorithms``; an op without
+    a deterministic CUDA kernel warns instead of failing, and ``bench/gpu_check.py`` reports whether
+    two fits gave the same bytes), cuDNN deterministic with autotuning off, and cuBLAS's
+    deterministic workspace (``CUBLAS_WORKSPACE_CONFIG``, read when the process first uses cuBLAS,
+    so it is also set at import of this module, unless the user set one). ``allow_tf32``: TF32
+    matmuls and convolutions (off: full FP32)."""
+    if torch.device(device).type != "cuda":
+        return
+    if deterministic and os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in CUBLAS_DETERMINISTIC:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC[0]
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
 
 
 def gather(data: Batch, idx: torch.Tensor, device: torch.device | str | None = None) -> Batch:
@@ -187,8 +213,9 @@ class Trainer:
             if movie_rows is not None:
                 frames.append(self._short(movie_rows))
             if self.timeline_path is not None:  # spec §12: the timeline is on disk while training runs
-                self.timeline_path.write_text(json.dumps({"metadata": {"total_epochs": cfg.epochs}, "timeline": history,
-                                                          "corrective_actions": ladder.actions}, default=float))
+                io.write_text_atomically(self.timeline_path, json.dumps(
+                    {"metadata": {"total_epochs": cfg.epochs}, "timeline": history, "corrective_actions": ladder.actions},
+                    default=float))
             if bar is not None:
                 bar.set_postfix(loss=f"{entry['train_loss']:.3f}", val=f"{val_loss:.3f}" if val_loss else "-")
                 bar.update(1)
