@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import pandas as pd
 
+from featrix_pipeline import accounting
+
 
 def table_metadata(df: pd.DataFrame) -> dict:
     """Row count, column schema and a ten-row preview of a table."""
@@ -47,3 +49,12 @@ def space_metadata(summary: dict) -> dict:
             "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
             "columns": dg.MetadataValue.json(summary["columns"]), "config": config_table(summary),
             **figure_metadata(summary["figures"])}
+
+
+def row_metadata(counted: dict | None) -> dict:
+    """``rows_in``, ``rows_used``, ``rows_excluded`` and ``row_accounting`` (every use and every reason
+    for leaving rows out, as a table) of a model step; a note when a stored version predates them."""
+    if not counted:
+        return {"row_accounting": dg.MetadataValue.text("not recorded: a version trained before rows were accounted")}
+    return {"rows_in": counted["rows_in"], "rows_used": counted["rows_used"], "rows_excluded": counted["rows_excluded"],
+            "row_accounting": dg.MetadataValue.md(accounting.markdown(counted))}

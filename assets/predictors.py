@@ -8,7 +8,7 @@ import pandas as pd
 from assets.automation import when_rebuilt
 from assets.checks import beats_baselines, beats_baselines_spec
 from assets.inputs import asset_in, rows_in, rows_of
-from assets.metadata import figure_metadata, version_metadata
+from assets.metadata import figure_metadata, row_metadata, version_metadata
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.predictions import QualityGateError, score_rows
 from featrix_pipeline.predictors import train_predictor
@@ -31,6 +31,14 @@ def _candidate_line(s: dict) -> str:
     return f"{how} candidate {c['key']}, trained {c.get('trained_at')} by run {c.get('trained_by_run')}; {serves}"
 
 
+def _leakage(candidate: dict) -> dg.MetadataValue:
+    """The candidate's leakage warnings: the input columns that alone predict the target."""
+    found = candidate.get("leakage")
+    if found is None:
+        return dg.MetadataValue.text("not checked: a version trained before the leakage check")
+    return dg.MetadataValue.json(found)
+
+
 def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> list:
     table, key = plan.table.name, plan.key("predictor")
     store = ArtifactStore(store_dir.joinpath(*key), topology.spec.retention)
@@ -50,7 +58,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
         s = train_predictor(topology, plan, raw, filtered, space, store, settings, context.run_id,
                             rows=rows_of(other_rows))
         for d in s["decisions"] + s["notes"]:
-            context.log.info(f"[{plan.name}] {d}")
+            (context.log.warning if d.startswith("[WARN]") else context.log.info)(f"[{plan.name}] {d}")
         context.log.info(f"[{plan.name}] promotion: {s['promotion']['why']}")
         compare = pd.DataFrame([{"model": name, **s[k]} for k, name in MODELS.items()])
         yield versioned_output(s, {
@@ -60,7 +68,10 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
             "held_out": dg.MetadataValue.md(compare.to_markdown(index=False)),
             "loss": f"{s['loss']} — {s['loss_reason']}",
             "threshold": dg.MetadataValue.text(f"{s['threshold']} — {s['threshold_reason']}" if s["threshold"] else "n/a"),
-            "calibration": str(s["calibration"]), **figure_metadata(s["figures"])})
+            "calibration": str(s["calibration"]), **figure_metadata(s["figures"]),
+            **row_metadata(s["candidate"].get("row_accounting")),  # this run's rows, the candidate's training rows
+            "leakage": _leakage(s["candidate"]),
+            "hidden": dg.MetadataValue.json(s["candidate"].get("hidden_why") or {c: "" for c in s.get("hidden", [])})})
         yield beats_baselines(s, settings.margin_for(plan.target.lightgbm_margin), plan.target.note)
 
     @dg.asset(key=list(plan.key("predictions")), group_name="predictors", kinds={"duckdb", "parquet"},
@@ -80,6 +91,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
         context.log.info(f"[{plan.name}] {done['to_score']:,} rows scored, {done['kept']:,} kept, "
                          f"{done['removed']:,} removed" + ("" if done["written"] else "; nothing to write"))
         return dg.Output(done, metadata={
+            **row_metadata(done.get("row_accounting")),
             "dagster/row_count": done["current"], "rows_scored": done["to_score"], "rows_kept": done["kept"],
             "rows_removed": done["removed"], "written": done["written"], "warehouse_table": done["table"], "model_version": done["model_version"],
             "scored_preview": dg.MetadataValue.md(scored.head(10).to_markdown(index=False) if len(scored) else "none")})

@@ -9,7 +9,7 @@ import pandas as pd
 from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
-from assets.metadata import space_metadata
+from assets.metadata import row_metadata, space_metadata
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.relational import train_relational_space
 from featrix_pipeline.reuse import ArtifactStore
@@ -41,13 +41,20 @@ def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
         summary = train_relational_space(topology, parent, rows_of(inputs), {c: inputs[f"{c}_space"] for c in children},
                                          store, model_settings.fit_settings(), profile=inputs["profile"],
                                          run_id=context.run_id)
+        for w in summary.get("warnings", []):
+            context.log.warning(f"[{parent}] {w}")
         for d in summary["decisions"]:
-            context.log.info(f"[{parent}] {d}")
+            if d not in summary.get("warnings", []):
+                context.log.info(f"[{parent}] {d}")
         orphans = {r.name: {"orphan_rows": inputs[f"{r.name}_join"]["report"]["orphan_rows"],
                             "examples": inputs[f"{r.name}_join"]["report"]["orphan_examples"][:5]} for r in plan.children}
         links = pd.DataFrame([{"link": k, **{c: v[c] for c in LINK_COLUMNS}} for k, v in summary["links"].items()])
         yield versioned_output(summary, {
-            **space_metadata(summary), "children": dg.MetadataValue.md(links.to_markdown(index=False)),
+            **space_metadata(summary), **row_metadata(summary.get("row_accounting")),
+            "children": dg.MetadataValue.md(links.to_markdown(index=False)),
+            "child_row_accounting": dg.MetadataValue.json(summary.get("child_row_accounting") or {}),
+            "orphans": dg.MetadataValue.json(summary.get("orphans") or {}),
+            "orphan_warnings": dg.MetadataValue.md("\n\n".join(summary.get("warnings") or []) or "none"),
             "orphans_in_join_reports": dg.MetadataValue.json(orphans)})
         yield collapse_check(summary)
 

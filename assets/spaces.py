@@ -8,7 +8,7 @@ import pandas as pd
 from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
-from assets.metadata import column_lineage, space_metadata
+from assets.metadata import column_lineage, row_metadata, space_metadata
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.reuse import ArtifactStore
@@ -43,7 +43,8 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
             return topology[table_name].key("filtered"), col
 
         yield versioned_output(summary, {
-            **space_metadata(summary), "final_losses": dg.MetadataValue.json(summary["final"]),
+            **space_metadata(summary), **row_metadata(summary.get("row_accounting")),
+            "final_losses": dg.MetadataValue.json(summary["final"]),
             "dagster/column_lineage": column_lineage(summary["columns"], source),
             "top_mi_pairs": dg.MetadataValue.md(pd.DataFrame(summary["top_mi_pairs"]).to_markdown(index=False)),
             "excluded_columns": dg.MetadataValue.json({**summary["left_out"], **summary["excluded"]})})
@@ -58,6 +59,7 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
                              **lookup_rows) -> dg.Output[pd.DataFrame]:
         out = row_embeddings(plan, filtered, space, model_settings.fit_settings(), rows_of(lookup_rows))
         return dg.Output(out, metadata={"dagster/row_count": len(out), "d_model": space["d_model"],
-                                        "rows_encoded": out.attrs.get("rows_encoded", len(out))})
+                                        "rows_encoded": out.attrs.get("rows_encoded", len(out)),
+                                        **row_metadata(out.attrs.get("row_accounting"))})
 
     return [embedding_space, row_embeddings_asset]

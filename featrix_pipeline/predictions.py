@@ -15,6 +15,7 @@ import pandas as pd
 
 from featrix_model.predictor import Predictor
 from featrix_model.space import use_threads
+from featrix_pipeline import accounting
 from featrix_pipeline.predictors import child_tables
 from featrix_pipeline.scoring import HASH_COLUMN, VERSION_COLUMN, group_hashes, merged, plan_scoring, row_hashes
 from featrix_pipeline.settings import FitSettings
@@ -52,6 +53,13 @@ def current_hashes(topology: Topology, plan: TargetPlan, frame: pd.DataFrame,
     return out
 
 
+def scoring_accounting(rows_in: int, scoring: dict, target: str) -> dict:
+    """Where a refresh's rows went (``ScoringPlan.summary()``): scored now, or their stored prediction
+    kept. A row in neither (two current rows with the same key share one stored row) raises."""
+    used = {accounting.SCORED: scoring["to_score"], accounting.ALREADY_SCORED: scoring["kept"]}
+    return accounting.account(rows_in, used, what=f"predictions of '{target}'")
+
+
 def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, predictor: dict, warehouse: Warehouse,
                run_id: str, settings: FitSettings, rows: dict[str, pd.DataFrame] | None = None) -> dict:
     """Score what needs scoring and write the predictions table back; a summary of what was done.
@@ -74,6 +82,7 @@ def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, pre
     scoring = plan_scoring(current, pk, warehouse.read_optional(table_name(plan)), predictor["model_version"])
     summary = {"table": table_name(plan), "model_version": predictor["model_version"], **scoring.summary(),
                "written": False}
+    summary["row_accounting"] = scoring_accounting(len(filtered), summary, plan.name)
     if scoring.nothing_to_do():
         return {**summary, "scored": pd.DataFrame(columns=pk)}
     todo = scoring.to_score

@@ -9,9 +9,12 @@ import numpy as np
 import pandas as pd
 
 from featrix_model import load_space
+from featrix_model.leakage import leaky_columns
 from featrix_model.predictor import Predictor
+from featrix_pipeline import accounting
 from featrix_pipeline.evaluation import held_out_split, key_draws, lightgbm_baseline, naive_baseline, quality_gate
 from featrix_pipeline.figures import predictor_figures
+from featrix_pipeline.expressions import columns_read
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version, target_identity
 from featrix_pipeline.promotion import decide, serving_key, set_serving
 from featrix_pipeline.reuse import ArtifactStore, reused
@@ -45,23 +48,54 @@ def labelled_rows(keys: pd.DataFrame, labels: pd.Series, trained_on: bool) -> pd
 
 
 def training_frame(plan: TargetPlan, raw: pd.DataFrame, filtered: pd.DataFrame, max_rows: int | None,
-                   seed: int) -> tuple[pd.DataFrame, list[str]]:
-    """Filtered table + the target column (evaluated on the raw snapshot), at most ``max_rows`` rows
-    (the rows with the lowest seeded draws of their keys, so the sample moves little as rows arrive)."""
+                   seed: int) -> tuple[pd.DataFrame, list[str], dict[str, int]]:
+    """Filtered table + the target column (evaluated on the raw snapshot): the rows with a target
+    value, at most ``max_rows`` of them (the labelled rows with the lowest seeded draws of their keys,
+    so the sample moves little as rows arrive). Returns the rows, notes and {reason: rows left out}."""
     df = filtered.copy()
     df[plan.target.column] = target_values(raw, plan.target).to_numpy()
-    notes = []
+    notes, excluded = [], {}
+    unlabelled = df[plan.target.column].isna().to_numpy()
+    if unlabelled.any():
+        excluded[accounting.NO_TARGET] = int(unlabelled.sum())
+        notes.append(f"[WARN] {int(unlabelled.sum()):,} of {len(df):,} rows have no value for '{plan.target.name}': "
+                     "left out of training and of the held-out metrics (they are still scored by the predictions "
+                     "asset)")
+        df = df[~unlabelled].reset_index(drop=True)
     if max_rows and len(df) > max_rows:
         draws = key_draws(df[list(plan.table.spec.primary_key)], seed + 1)
+        excluded[accounting.SAMPLED_OUT_PREDICTOR] = len(df) - max_rows
+        notes.append(f"trained on a seeded sample of {max_rows:,} of {len(df):,} labelled rows (predictor_max_rows)")
         df = df.iloc[np.sort(np.argsort(draws, kind="stable")[:max_rows])].reset_index(drop=True)
-        notes.append(f"trained on a seeded sample of {max_rows:,} of {len(filtered):,} rows")
-    return df, notes
+    return df, notes, excluded
+
+
+def hidden_reasons(plan: TargetPlan) -> dict[str, str]:
+    """Columns the predictor may not use, each with why: the columns a target ``expression`` reads (they
+    hand the predictor its answer), the target's ``exclude_features`` and a single-column key."""
+    target, row_id = plan.target, plan.table.row_id
+    why: dict[str, str] = {}
+    if target.expression:
+        for c in columns_read(target.expression, target.table):
+            why.setdefault(c, f"read by the target expression {target.expression!r}")
+    for c in target.exclude_features:
+        why.setdefault(c, "listed in the target's exclude_features")
+    if row_id:
+        why.setdefault(row_id, f"the single-column primary key of '{plan.table.name}': a row identifier")
+    return why
 
 
 def hidden_features(plan: TargetPlan) -> tuple[str, ...]:
-    """Columns the predictor may not use: the target's ``exclude_features`` and a single-column key."""
-    row_id = plan.table.row_id
-    return tuple(dict.fromkeys((*plan.target.exclude_features, *((row_id,) if row_id else ()))))
+    """Columns the predictor may not use (``hidden_reasons``)."""
+    return tuple(hidden_reasons(plan))
+
+
+def hidden_note(plan: TargetPlan) -> str:
+    """One note naming every hidden column and why, grouped by reason."""
+    groups: dict[str, list[str]] = {}
+    for c, why in hidden_reasons(plan).items():
+        groups.setdefault(why, []).append(c)
+    return "hidden from the predictor: " + "; ".join(f"{cols} ({why})" for why, cols in groups.items())
 
 
 def child_tables(topology: Topology, plan: TargetPlan, rows: dict[str, pd.DataFrame]) -> dict | None:
@@ -78,15 +112,13 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
     with the candidate and the promotion decision. ``space``: the space asset's summary; ``rows``:
     filtered rows of the other tables the table's models read (lookups; children and their lookups)."""
     target = plan.target
-    df, notes = training_frame(plan, raw, filtered, settings.predictor_max_rows, settings.seed)
-    unlabelled = df[target.column].isna()
-    if unlabelled.any():
-        notes.append(f"[WARN] {int(unlabelled.sum()):,} rows have no value for '{target.name}': left out of training "
-                     "and of the held-out metrics (they are still scored by the predictions asset)")
-    df = df[~unlabelled].reset_index(drop=True)
+    df, notes, excluded = training_frame(plan, raw, filtered, settings.predictor_max_rows, settings.seed)
     rows = {**(rows or {}), plan.table.name: filtered}
     df = plan.table.model_frame(df, rows)
     test = held_out_split(df[list(plan.table.spec.primary_key)], settings.seed)
+    counted = accounting.account(len(filtered), {accounting.USED_FOR_TRAINING: int((~test).sum()),
+                                                 accounting.HELD_OUT_FOR_EVALUATION: int(test.sum())},
+                                 excluded, what=f"predictor '{target.name}' on '{plan.table.name}'")
     train_df, test_df = df[~test].reset_index(drop=True), df[test].reset_index(drop=True)
     key = digest({"code": model_code_version(), "target": target_identity(target), "spec": plan.table.describe(),
                   "settings": {**settings.training(), "max_rows": settings.predictor_max_rows},
@@ -95,9 +127,11 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
     candidate = store.find(key)
     if candidate is None:
         candidate = _fit_candidate(plan, load_space(space["path"], tables=tables), train_df, test_df, store, key,
-                                   settings, run_id, notes, _seen_rows(plan, raw, train_df))
+                                   settings, run_id, [*notes, accounting.line(counted)], _seen_rows(plan, raw, train_df),
+                                   counted)
     else:
         candidate = reused(candidate)
+    candidate = {**candidate, "row_accounting": counted}  # this run's rows (a reused version: the same rows used)
     return _promote(plan, candidate, test_df, tables, store, run_id, settings.margin_for(target.lightgbm_margin))
 
 
@@ -113,10 +147,13 @@ def _seen_rows(plan: TargetPlan, raw: pd.DataFrame, train_df: pd.DataFrame) -> p
 
 
 def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.DataFrame, store: ArtifactStore,
-                   key: str, settings: FitSettings, run_id: str, notes: list[str], seen: pd.DataFrame) -> dict:
-    """Fit, save and measure a new version against the baselines on the held-out rows."""
+                   key: str, settings: FitSettings, run_id: str, notes: list[str], seen: pd.DataFrame,
+                   counted: dict) -> dict:
+    """Fit, save and measure a new version against the baselines on the held-out rows; warn of input
+    columns that alone predict the target (``leakage_notes``)."""
     target, tmp = plan.target, store.start(key)
     hide = hidden_features(plan)
+    notes = [*notes, hidden_note(plan)]
     p = Predictor.fit(es, train_df, target=target.column, kind=target.kind, positive_label=target.positive_label,
                       cost_false_positive=target.cost_false_positive, cost_false_negative=target.cost_false_negative,
                       exclude_features=hide, seed=settings.seed, time_budget_s=settings.time_budget_s,
@@ -130,17 +167,30 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
     if plan.table.has_relational_space:  # LightGBM gets the same per-parent child counts and means
         lgb_train, lgb_test = es.child_aggregates(train_df), es.child_aggregates(test_df)
     features = [c for c in es.plan.columns if c not in hide and c != target.column and c in lgb_train.columns]
+    leakage = leaky_columns(lgb_train[features], y_tr, task.kind, settings.seed)
+    notes += leakage_notes(leakage, target.name)
     lgb = lightgbm_baseline(task, lgb_train[features], y_tr, lgb_test[features], settings.seed)
     fitted = p.summary()
     summary = {**{k: fitted.get(k) for k in ("kind", "primary_metric", "higher_is_better", "loss", "loss_reason",
                                              "threshold", "threshold_reason", "model_version")},
                "path": str(tmp), "target": target.name, "rows_train": int(len(train_df)),
-               "rows_test": int(len(test_df)), "split_scheme": SPLIT_SCHEME, "features": features, "hidden": list(hide), "notes": notes,
+               "rows_test": int(len(test_df)), "split_scheme": SPLIT_SCHEME, "features": features, "hidden": list(hide),
+               "hidden_why": hidden_reasons(plan), "notes": notes, "row_accounting": counted, "leakage": leakage,
                "metrics": task.metrics(y_te, resp), "lightgbm": task.metrics(y_te, lgb),
                "baseline": task.metrics(y_te, naive_baseline(task, y_tr, len(test_df))),
                "calibration": (fitted.get("calibration") or {}).get("method"),
                "figures": predictor_figures(task, y_te, resp, tmp), **trained(key, run_id, fitted["decisions"])}
     return store.publish(key, tmp, summary)
+
+
+METRIC_NAMES = {"roc_auc": "AUC", "accuracy": "accuracy", "r2": "R²"}
+
+
+def leakage_notes(leakage: list[dict], target: str) -> list[str]:
+    """A warning per column that alone predicts the target (``featrix_model.leakage``)."""
+    return [f"[WARN] possible leakage: column '{d['column']}' alone predicts '{target}' with "
+            f"{METRIC_NAMES.get(d['metric'], d['metric'])} {d['score']:.3f} on held-out rows — if it is known only "
+            "after the outcome, list it in the target's exclude_features" for d in leakage]
 
 
 def _gated(summary: dict, margin: float) -> dict:
@@ -171,7 +221,8 @@ def _promote(plan: TargetPlan, candidate: dict, test_df: pd.DataFrame, tables, s
     if serving is not candidate:
         serving = reused(_gated(serving, margin))  # this run trained nothing that serves
     return {**serving, "candidate": {k: candidate.get(k) for k in ("key", "reused", "metrics", "trained_at",
-                                                                   "trained_by_run", "quality_gate")},
+                                                                   "trained_by_run", "quality_gate", "row_accounting",
+                                                                   "leakage", "hidden_why")},
             "promotion": {"promoted": promoted, "why": why, "serving": serving["key"], "pruned": removed}}
 
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from featrix_model import EmbeddingSpace
 from featrix_model.space import use_threads
+from featrix_pipeline import accounting
 from featrix_pipeline.columns import analysis_of
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
 from featrix_pipeline.reuse import ArtifactStore, now_utc, reused
@@ -34,14 +35,26 @@ def feature_frame(plan: TablePlan, filtered: pd.DataFrame) -> tuple[pd.DataFrame
     return filtered.drop(columns=list(left_out)), left_out
 
 
+def space_accounting(es: EmbeddingSpace, rows_in: int, what: str) -> dict:
+    """Where a space's ``rows_in`` rows went in its training loop (``accounting``): trained on, held
+    out for its validation, or sampled out of the training batches (its codecs saw every row, and
+    every row gets an embedding)."""
+    meta = es.timeline_["metadata"]
+    train, validation = int(meta["n_train_rows"]), int(meta["n_validation_rows"])
+    return accounting.account(rows_in, {accounting.USED_FOR_TRAINING: train,
+                                        accounting.HELD_OUT_FOR_VALIDATION: validation},
+                              {accounting.SAMPLED_OUT_SPACE: rows_in - train - validation}, what=what)
+
+
 def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path) -> dict:
-    """What a trained space's asset reports: size, columns, settings with reasons, final losses,
-    collapse metrics, the top mutual-information pairs and its figures."""
+    """What a trained space's asset reports: size, where its rows went, columns, settings with
+    reasons, final losses, collapse metrics, the top mutual-information pairs and its figures."""
     last = es.timeline[-1] if es.timeline else {}
     mi = es.mutual_information()
     pairs = sorted(((a, b, float(mi.loc[a, b])) for a in mi.index for b in mi.columns if a != b), key=lambda t: -t[2])
     return {
         "path": str(out_dir), "table": table, "rows": int(rows), "d_model": es.d_model, "columns": es.plan.columns,
+        "row_accounting": space_accounting(es, int(rows), f"space of '{table}'"),
         "excluded": {c: i["reason"] for c, i in es.plan.info.items() if i["excluded"]},
         "config": {k: v for k, v in es.config.to_dict().items() if k != "reasons"},
         "reasons": es.config.reasons, "epochs_run": len(es.timeline),
@@ -103,6 +116,9 @@ def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space: dict, setting
                      pd.DataFrame(short, columns=["sx", "sy", "sz"])], axis=1)
     assert len(out) == len(filtered) and np.isfinite(emb).all()
     out.attrs["rows_encoded"] = encoded
+    out.attrs["row_accounting"] = accounting.account(
+        len(filtered), {accounting.EMBEDDED: encoded, accounting.EMBEDDING_REUSED: len(out) - encoded},
+        what=f"row embeddings of '{plan.name}'")
     return out
 
 

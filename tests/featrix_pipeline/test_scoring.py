@@ -250,3 +250,29 @@ def test_a_refresh_through_a_duckdb_warehouse_scores_only_what_changed(tmp_path,
     stored = wh.read_optional("weather_predictions")
     assert len(stored) == len(weather)
     assert plan_scoring(current_of(weather, keys), keys, stored, "v1").nothing_to_do()
+
+
+def test_every_current_row_is_scored_or_kept_and_the_accounting_says_which():
+    from featrix_pipeline import accounting
+    from featrix_pipeline.predictions import scoring_accounting
+
+    stored = first_run(flights(5))
+    table = flights(6)
+    table.loc[table["flight"] == 1, "dep_delay"] = 99.0  # one changed, one new, four unchanged
+    table = table[table["flight"] != 3].reset_index(drop=True)  # and one removed
+    counted = scoring_accounting(len(table), plan_scoring(current_of(table), KEY, stored, "v1").summary(), "t")
+    assert counted == {"rows_in": 5, "rows_used": 5, "rows_excluded": 0, "excluded": {},
+                       "used": {accounting.SCORED: 2, accounting.ALREADY_SCORED: 3}}
+
+
+def test_a_row_that_would_vanish_from_the_predictions_table_stops_the_accounting():
+    """Two current rows with one key share one stored prediction: the table written back would hold
+    one row fewer than the rows scored for; the accounting refuses instead of losing it silently."""
+    from featrix_pipeline.accounting import RowAccountingError
+    from featrix_pipeline.predictions import scoring_accounting
+
+    table = flights(3)
+    twice = pd.concat([table, table.iloc[[0]]], ignore_index=True)
+    summary = plan_scoring(current_of(twice), KEY, first_run(table), "v1").summary()
+    with pytest.raises(RowAccountingError, match="predictions of 't': 4 rows in, but 3 used"):
+        scoring_accounting(len(twice), summary, "t")
