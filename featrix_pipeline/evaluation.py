@@ -47,6 +47,9 @@ def _lightgbm_inputs(X_tr: pd.DataFrame, X_te: pd.DataFrame) -> tuple[pd.DataFra
     for c in tr.columns:
         if isinstance(tr[c].dtype, pd.CategoricalDtype):
             te[c] = pd.Categorical(te[c].astype("string"), categories=tr[c].cat.categories)
+    # LightGBM refuses feature names with JSON characters (quotes, commas, braces, ...): it sees
+    # positions, the columns keep their own names everywhere else
+    tr.columns = te.columns = [f"f{i}" for i in range(tr.shape[1])]
     return tr, te
 
 
