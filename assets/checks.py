@@ -42,10 +42,20 @@ def beats_baselines_spec(key) -> dg.AssetCheckSpec:
 
 
 def beats_baselines(summary: dict, margin: float, note: str = "") -> dg.AssetCheckResult:
+    """Passes when the serving predictor clears its quality gate; a gate cleared while a column alone
+    predicts the target almost perfectly (possible leakage) does not pass quietly: it is a WARN."""
     ok, why = quality_gate(summary, margin)
-    return dg.AssetCheckResult(check_name="beats_baselines", passed=ok, severity=dg.AssetCheckSeverity.ERROR,
+    leaks = summary.get("leakage") or (summary.get("candidate") or {}).get("leakage") or []
+    severity = dg.AssetCheckSeverity.ERROR
+    if ok and leaks:
+        ok, severity = False, dg.AssetCheckSeverity.WARN
+        names = ", ".join(f"'{leak['column']}'" for leak in leaks[:5])
+        why = (f"{why} — but possible leakage: {names} alone predict{'s' if len(leaks) == 1 else ''} the target "
+               "almost perfectly on held-out rows; if known only after the outcome, list in the target's "
+               "exclude_features")
+    return dg.AssetCheckResult(check_name="beats_baselines", passed=ok, severity=severity,
                                description=why + (f" — {note}" if note else ""),
                                metadata={"ours": dg.MetadataValue.json(summary["metrics"]),
                                          "lightgbm": dg.MetadataValue.json(summary["lightgbm"]),
                                          "baseline": dg.MetadataValue.json(summary["baseline"]),
-                                         "margin": margin})
+                                         "leakage": dg.MetadataValue.json(leaks), "margin": margin})

@@ -215,3 +215,7 @@ def test_the_model_assets_show_where_every_row_went_in_their_metadata(tmp_path, 
     assert "churned" in predictor["hidden"].value
     assert meta["customers/relational_space"]["orphan_warnings"].value == "none"
     assert meta["customers/relational_space"]["child_row_accounting"].value["orders"]["rows_used"] == 240
+    checks = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
+    gate = checks[("churn/predictor", "beats_baselines")]  # a leak does not pass quietly
+    assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
+    assert "possible leakage: 'cancel_reason'" in gate.description and "exclude_features" in gate.description
