@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from featrix_model import inputs
 from featrix_model.codecs.base import Codec, CodecContext
 from featrix_model.types import INTERNAL_PREFIX, ColumnProfile, profile_frame
 from featrix_model.usefulness import UselessVerdict, find_useless_columns
@@ -112,12 +113,16 @@ Analysis = tuple[ColumnProfile, UselessVerdict]
 
 
 def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | None = None,
-                 context: CodecContext | None = None, analysis: dict[str, Analysis] | None = None) -> ColumnPlan:
+                 context: CodecContext | None = None, analysis: dict[str, Analysis] | None = None,
+                 table: str | None = None) -> ColumnPlan:
     """Profile, filter (spec §16) and fit codecs; every exclusion carries a plain-words reason.
 
     ``analysis``: {column: (profile, usefulness verdict)} already computed for these values (e.g. by
     a pipeline's profiling step); those columns are not profiled again. ``context`` is handed to
-    every codec (the seed; the space class for codecs that train one)."""
+    every codec (the seed; the space class for codecs that train one). Tables and values no codec
+    can read are refused first, naming ``table`` (when given), the column and what to do
+    (:mod:`featrix_model.inputs`); a table under ``inputs.SMALL_TABLE_ROWS`` rows trains with a warning."""
+    inputs.check_table(df, table)
     types = column_types or default_column_types()
     context = context or CodecContext()
     context = CodecContext(context.seed, context.space_class, context.column_types or types)
@@ -127,6 +132,9 @@ def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | 
     visible = [c for c in df.columns if not str(c).startswith(INTERNAL_PREFIX)]
     profiles, verdicts = _analyse(df[visible], analysis or {})
     info, decisions, used, codecs, encoders = {}, [], [], {}, {}
+    small = inputs.small_table_warning(len(df), table)
+    if small:
+        inputs.warn(small, decisions)
     for c in visible:
         p, v = profiles[c], verdicts[c]
         stype = p.semantic_type.value
@@ -141,6 +149,7 @@ def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | 
         if excluded:
             decisions.append(f"[WARN] {reason}")
             continue
+        inputs.check_values(df[c], c, stype, table)
         codec_cls, enc_cls = types[stype]
         codecs[c] = codec_cls.build(c, stype, context).fit(df[c])
         encoders[c] = enc_cls

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featrix_model import io
+from featrix_model import inputs, io
 from featrix_model.codecs.base import CodecContext
 from featrix_model.columns import ColumnPlan, default_column_types, plan_columns
 from featrix_model.joint import JointEncoder
@@ -69,8 +69,7 @@ class EmbeddingSpace:
         not profiled twice. With ``output_dir``, ``timeline.partial.json`` there is rewritten
         every epoch (a later ``save`` into that folder replaces it with the artifact)."""
         started = time.monotonic()
-        if not isinstance(df, pd.DataFrame) or df.empty:
-            raise ValueError("EmbeddingSpace.fit needs a non-empty pandas DataFrame.")
+        inputs.check_table(df)
         df = df.reset_index(drop=True)
         threads = use_threads(threads)  # before the codecs: sentence embeddings depend on it too
         plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types,

@@ -23,6 +23,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score, roc_auc_score
 from torch import nn
 
+from featrix_model import inputs
 from featrix_model.calibration import Calibrator, best_threshold, expected_calibration_error
 from featrix_model.guardrails import confidence_label, predictor_failures
 from featrix_model.jsonable import to_jsonable
@@ -40,25 +41,31 @@ class TaskType(StrEnum):
 
 
 def detect_kind(y: pd.Series) -> tuple[TaskType, str]:
-    """Two values → binary; other non-numeric or ≤ 20 whole numbers → multiclass; else regression."""
-    v = y.dropna()
+    """Two values → binary; other non-numeric or ≤ 20 whole numbers → multiclass; else regression.
+    Text values are numbers when the space's type detection reads them so (``inputs.read_target``);
+    the values of such a target that do not parse ("n/a") are missing, and the reason says so."""
+    r = inputs.read_target(y)
+    v = y[r.usable].dropna() if r.numbers is None else r.numbers.dropna()
+    note = f"{r.note}; " if r.note else ""
     if pd.api.types.is_bool_dtype(v) or v.nunique() == 2:
-        return TaskType.BINARY, f"{v.nunique()} distinct values"
-    if not pd.api.types.is_numeric_dtype(v):
+        return TaskType.BINARY, f"{note}{v.nunique()} distinct values"
+    if r.numbers is None:
         return TaskType.MULTICLASS, f"{v.nunique()} distinct non-numeric values"
     whole = bool(np.all(np.mod(v.to_numpy(dtype=float), 1) == 0))
     if whole and v.nunique() <= 20:
-        return TaskType.MULTICLASS, f"{v.nunique()} distinct whole numbers"
-    return TaskType.REGRESSION, f"numeric with {v.nunique()} distinct values"
+        return TaskType.MULTICLASS, f"{note}{v.nunique()} distinct whole numbers"
+    return TaskType.REGRESSION, f"{note}numeric with {v.nunique()} distinct values"
 
 
 def resolve_kind(kind: str, y: pd.Series) -> tuple[TaskType, str | None]:
     """The caller's ``kind`` ("auto", "classification" or a TaskType value) as a TaskType, with the
-    detection reason when it was detected."""
+    detection reason when it was detected. A target nothing can be learned from (no values, ±inf, one
+    value) is refused here, naming the target and what to do (``inputs.check_target``)."""
+    r = inputs.check_target(y)
     if kind == "auto":
         return detect_kind(y)
     if kind == "classification":
-        return (TaskType.BINARY if y.nunique() == 2 else TaskType.MULTICLASS), None
+        return (TaskType.BINARY if y[r.usable].nunique() == 2 else TaskType.MULTICLASS), None
     return TaskType(kind), None
 
 
@@ -140,6 +147,8 @@ class ClassificationTask(Task):
     # ------------------------------------------------------------------ target, split, loss
 
     def fit_target(self, y_raw: pd.Series, positive_label, decisions: list[str]) -> np.ndarray:
+        """Class codes; a number target's values that are not numbers are missing (code -1, never split)."""
+        y_raw = inputs.usable_target(y_raw, decisions)
         counts = y_raw.value_counts()
         classes = sorted(counts.index.tolist(), key=lambda c: str(c))
         pos = self._positive(classes, counts, positive_label)
@@ -159,7 +168,9 @@ class ClassificationTask(Task):
         return None
 
     def split(self, y: np.ndarray, frac: float, decisions: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        tr, va, note = stratified_split(y, frac, self.seed)
+        rows = np.flatnonzero(y >= 0)  # rows without a usable target (code -1) are neither trained nor validated
+        tr, va, note = stratified_split(y[rows], frac, self.seed)
+        tr, va = rows[tr], rows[va]
         decisions.append(f"split: stratified, fixed (never rotated); {note}")
         self.class_distribution_train_ = {str(c): float((y[tr] == i).mean()) for i, c in enumerate(self.classes_)}
         return tr, va
@@ -343,16 +354,21 @@ class RegressionTask(Task):
     n_out = 2
 
     def fit_target(self, y_raw: pd.Series, positive_label, decisions: list[str]) -> np.ndarray:
-        y = y_raw.to_numpy(dtype=float)
-        log_t, why = should_log_transform(y)
+        """Standardised (log1p first when heavy-tailed) numbers; values that are not numbers are NaN
+        (never split). A target that does not read as numbers is refused with what to do instead."""
+        y = inputs.target_numbers(y_raw, decisions)
+        ok = np.isfinite(y)
+        log_t, why = should_log_transform(y[ok])
         z = np.log1p(y) if log_t else y
-        mu, sd = float(z.mean()), float(z.std() or 1.0)
+        mu, sd = float(z[ok].mean()), float(z[ok].std() or 1.0)
         decisions.append(f"target transform: {'log1p' if log_t else 'none'} ({why}); standardised")
-        self.log_target_, self.y_mean_, self.y_std_, self.y_spread_ = log_t, mu, sd, float(np.std(y) or 1.0)
+        self.log_target_, self.y_mean_, self.y_std_, self.y_spread_ = log_t, mu, sd, float(np.std(y[ok]) or 1.0)
         return ((z - mu) / sd).astype(np.float32)
 
     def split(self, y: np.ndarray, frac: float, decisions: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        tr, va = random_split(len(y), frac, self.seed)
+        rows = np.flatnonzero(np.isfinite(y))  # rows whose target is not a number are neither trained nor validated
+        tr, va = random_split(len(rows), frac, self.seed)
+        tr, va = rows[tr], rows[va]
         decisions.append(f"split: random, fixed (never rotated); {len(tr):,} training / {len(va):,} validation rows")
         return tr, va
 

@@ -5,8 +5,8 @@ timestamp, §5.5 domain / URL / vector / JSON) plus ``boolean``, ``email``, ``id
 ``empty``. Detection works from the VALUES; the column name is only a tie-breaker for small
 integer columns. Rules, in the order they are tried:
 
-* empty - every value is null (NULL, NaN, or an empty/blank string: spec §1.4 "Missing Values
-  (NULLs, NaNs, Empty Strings)").
+* empty - every value is null (NULL, NaN, ±inf in a number column, or an empty/blank string: spec
+  §1.4 "Missing Values (NULLs, NaNs, Empty Strings)"; ±inf counts as missing in every profile).
 * boolean - bool dtype, or exactly two distinct values forming one of the pairs true/false,
   yes/no, 0/1, t/f, y/n (case-insensitive). A 0/1 integer column is boolean.
 * timestamp - datetime dtype, or strings of which >= 90% of a sample parse as dates (ISO 8601
@@ -32,7 +32,6 @@ integer columns. Rules, in the order they are tried:
 
 Null and unique ratios are computed on the whole column; pattern tests use a seeded sample of
 ``SAMPLE_SIZE`` non-null values, so profiling is deterministic and fast on large tables.
-
 The useless-column scorer (spec §16) builds on these profiles in :mod:`featrix_model.usefulness`
 (one way: usefulness imports types, never the reverse).
 """
@@ -123,12 +122,16 @@ def _is_listlike(v: Any) -> bool:
 
 
 def non_null(values: pd.Series) -> pd.Series:
-    """Drop NULL/NaN and blank strings (spec §1.4 treats empty strings as missing)."""
+    """Drop NULL/NaN, blank strings (spec §1.4 treats empty strings as missing) and ±inf (float dtypes)."""
     if values.dtype == object:
         s = values[~values.map(_is_null).astype(bool)]
+        if pd.api.types.infer_dtype(s, skipna=True) in ("bytes", "mixed", "mixed-integer"):  # bytes: their text b'..'
+            s = s.map(lambda v: str(v) if isinstance(v, bytes) else v)
         blank = s.map(lambda v: isinstance(v, str) and not v.strip())
         return s[~blank.astype(bool)]
     s = values[values.notna()]
+    if pd.api.types.is_float_dtype(s.dtype):
+        s = s[np.isfinite(s.to_numpy(dtype="float64"))]
     if pd.api.types.is_string_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
         s = s[s.str.strip() != ""]
     return s
@@ -206,11 +209,17 @@ def detect_type(values: pd.Series, name: str = "") -> tuple[SemanticType, str]:
     return _detect(values, name, non_null(values))[:2]
 
 
+def detect_with_facts(values: pd.Series, name: str = "") -> tuple[SemanticType, str, dict]:
+    """``detect_type`` plus the facts found: ``numeric`` (finite numbers), ``unparseable``, ``n_infinite``."""
+    return _detect(values, name, non_null(values))
+
+
 def _detect(values: pd.Series, name: str, nn: pd.Series) -> tuple[SemanticType, str, dict]:
     """Detection plus the facts found on the way (``ctx``), reused by profile_column."""
-    ctx: dict[str, Any] = {}
+    floats = pd.api.types.is_float_dtype(values.dtype)
+    ctx: dict[str, Any] = {"n_infinite": int(np.isinf(values.to_numpy("float64", na_value=np.nan)).sum()) if floats else 0}
     if nn.empty:
-        return SemanticType.EMPTY, "all values are null", ctx
+        return SemanticType.EMPTY, "all values are null" + (" or ±inf" if ctx["n_infinite"] else ""), ctx
     dtype = values.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return SemanticType.BOOLEAN, "boolean dtype", ctx
@@ -226,13 +235,13 @@ def _detect(values: pd.Series, name: str, nn: pd.Series) -> tuple[SemanticType, 
     if pd.api.types.is_numeric_dtype(dtype):
         num = nn.astype("float64")
         ctx["numeric"] = num
-        return (*_numeric_type(num, n_unique, name, "numeric dtype"), ctx)
+        return (*_numeric_type(num, n_unique, name, "numeric dtype" + _inf_note(ctx)), ctx)
 
     sample = sample_values(nn)
     if sample.map(_is_listlike).mean() >= 0.8:
         return (*_vector_or_json(sample, listlike=True), ctx)
     strs = [str(v).strip() for v in sample]
-    distinct = sorted({str(v).strip().lower() for v in pd.unique(nn)}) if n_unique <= 6 else []
+    distinct = sorted({v.strip().lower() for v in pd.unique(nn.map(str))}) if n_unique <= 6 else []  # lists too
     if n_unique <= 6 and len(distinct) == 2 and set(distinct) in _BOOL_PAIRS:
         return SemanticType.BOOLEAN, f"two values {distinct[0]!r}/{distinct[1]!r}", ctx
     if sum(1 for s in strs if s[:1] in "{[") >= 0.8 * len(strs):
@@ -251,12 +260,13 @@ def _detect(values: pd.Series, name: str, nn: pd.Series) -> tuple[SemanticType, 
     leading_zero = sum(1 for s, ok in zip(strs, parsed) if ok and _LEADING_ZERO_RE.match(s))
     if parsed.mean() > 0.5 and leading_zero < 0.05 * parsed.sum():  # zero-padded → codes (zip)
         num_full = pd.to_numeric(nn.astype(object), errors="coerce").astype("float64")
-        bad = nn[num_full.isna()]
-        ctx.update(numeric=num_full.dropna(), unparseable=bad)
+        bad, inf = nn[num_full.isna()], np.isinf(num_full.to_numpy())
+        num = num_full[~inf].dropna()
+        ctx.update(numeric=num, unparseable=bad, n_infinite=int(inf.sum()), inf_in_non_null=int(inf.sum()))
         why = f"{parsed.mean():.0%} of values parse as numbers"
         if len(bad):
             why += f" ({len(bad)} unparseable, e.g. {str(bad.iloc[0])!r})"
-        return (*_numeric_type(num_full.dropna(), _n_unique(num_full.dropna()), name, why), ctx)
+        return (*_numeric_type(num, _n_unique(num), name, why + _inf_note(ctx)), ctx)
     ts = _parse_dates(pd.Series(strs, dtype=object))
     if ts is not None and ts.notna().mean() >= 0.9:
         return SemanticType.TIMESTAMP, f"{ts.notna().mean():.0%} of sampled strings parse as dates", ctx
@@ -289,6 +299,10 @@ def _numeric_type(num: pd.Series, n_unique: int, name: str, why: str) -> tuple[S
     if integer and repeats and n_unique <= SET_MAX_LEVELS and name and _CATEGORICAL_NAME.search(name):
         return SemanticType.SET, f"{why}; {n_unique} integer levels and the name suggests codes"
     return SemanticType.SCALAR, why
+
+
+def _inf_note(ctx: dict) -> str:
+    return f"; {ctx['n_infinite']} ±inf value(s) counted as missing" if ctx.get("n_infinite") else ""
 
 
 def _vector_or_json(sample: pd.Series, listlike: bool) -> tuple[SemanticType, str] | None:
@@ -338,11 +352,13 @@ def profile_column(values: pd.Series, name: str) -> ColumnProfile:
             examples.append(s[:200])
         if len(examples) == 5:
             break
+    stats = {**_stats(st, nn, ctx), **({"n_infinite": ctx["n_infinite"]} if ctx.get("n_infinite") else {})}
+    present = len(nn) - ctx.get("inf_in_non_null", 0)  # ±inf counts as missing in the null ratio
     return ColumnProfile(
         name=name, semantic_type=st, dtype=str(values.dtype), n_rows=n_rows,
-        null_ratio=round(1 - len(nn) / n_rows, 6) if n_rows else 0.0, n_unique=n_unique,
+        null_ratio=round(1 - present / n_rows, 6) if n_rows else 0.0, n_unique=n_unique,
         unique_ratio=round(n_unique / len(nn), 6) if len(nn) else 0.0, examples=examples,
-        type_reason=reason, stats=to_jsonable(_stats(st, nn, ctx)))
+        type_reason=reason, stats=to_jsonable(stats))
 
 
 def profile_frame(df: pd.DataFrame) -> dict[str, ColumnProfile]:
@@ -380,6 +396,7 @@ def _top(s: pd.Series, k: int = 10) -> list[dict]:
     return [{"value": str(v), "count": int(c)} for v, c in vc.items()]
 
 
+@np.errstate(all="ignore")  # values near ±1e308 overflow the sums: such stats are None in the JSON
 def _scalar_stats(num: pd.Series) -> dict:
     x = num.to_numpy(dtype="float64")
     if not len(x):

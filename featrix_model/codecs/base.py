@@ -10,6 +10,14 @@ import pandas as pd
 import torch
 
 
+def as_text(values: pd.Series) -> pd.Series:
+    """``values.astype(str)``, safe for ``bytes`` cells that are not UTF-8 (they show as ``b'...'``)."""
+    try:
+        return values.astype(str)
+    except UnicodeDecodeError:
+        return values.map(str)
+
+
 @dataclass(frozen=True)
 class CodecContext:
     """What a codec may need besides its column's values, handed in by the space that fits it

@@ -84,13 +84,23 @@ class JsonCodec(Codec):
         counts = present.notna().sum().sort_values(ascending=False, kind="stable")
         self.keys_ = list(counts.index[: self.max_keys])
         if len(self.keys_) < 2:
-            raise ValueError(f"JSON column '{self.name}' flattens to {len(self.keys_)} key(s); "
-                             "a child space needs at least 2 (treat it as a string column instead).")
+            raise ValueError(self._too_few_keys())
         space_class, types = self._child()
         self.child_ = space_class.fit(present[self.keys_].reset_index(drop=True), time_budget_s=self.child_budget_s,
                                       seed=self.seed, progress=False, keep_training_rows=False, column_types=types)
         self.missing_share_ = float(missing.mean())
         return self
+
+    def _too_few_keys(self) -> str:
+        """What to do with a JSON column that gives a child space fewer than 2 columns."""
+        c, lists = self.name, self.keys_ == ["items"]
+        what = "its values are lists, not objects with keys" if lists else f"keys {self.keys_}"
+        join = (f"join each list into one string before fitting: df['{c}'] = df['{c}'].map(lambda v: ', '.join("
+                "map(str, v)) if isinstance(v, list) else v); or " if lists else "")
+        return (f"JSON column '{c}' flattens to {len(self.keys_)} key(s) ({what}); a child space needs at least 2. "
+                f"To encode it as text instead, {join}pass column_types={{**default_column_types(), 'json': "
+                "default_column_types()['string']} (default_column_types is in featrix_model.columns; it reads "
+                f"every JSON column of the table as text). To leave it out: exclude=('{c}',).")
 
     def transform(self, values: pd.Series) -> dict[str, torch.Tensor]:
         flat, missing = flatten(values, self.keys_)

@@ -51,7 +51,7 @@ import pandas as pd
 import torch
 from scipy import stats as sps
 
-from featrix_model.codecs.base import Codec
+from featrix_model.codecs.base import Codec, as_text
 
 #: The 20 strategies of the §5.1 table, in table order (index = strategy id used by the encoder).
 STRATEGIES = ["linear", "log", "robust", "rank", "periodic", "bucket", "is_positive", "is_negative",
@@ -104,7 +104,7 @@ def parse_numeric(values: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray
         x = num.to_numpy(dtype="float64", na_value=np.nan)
         present = s.notna().to_numpy().copy()
         if present.any():
-            blank = s.astype(str).str.strip().eq("").to_numpy()
+            blank = as_text(s).str.strip().eq("").to_numpy()
             present &= ~blank
         bad = present & np.isnan(x)
     nonfinite = np.isinf(x)
@@ -139,7 +139,7 @@ class ScalarCodec(Codec):
         n = len(x)
         st: dict[str, Any] = {"n_rows": int(len(x_all)), "n_present": int(n), "n_unparseable": int(bad.sum()),
                               "n_nonfinite": int(nonfinite.sum())}
-        st["unparseable_examples"] = [str(v) for v in pd.unique(values[bad].astype(str))[:5]] if bad.any() else []
+        st["unparseable_examples"] = [str(v) for v in pd.unique(as_text(values[bad]))[:5]] if bad.any() else []
         if n == 0:
             x = np.zeros(1)
         mean, std = float(np.mean(x)), float(np.std(x))
@@ -149,7 +149,8 @@ class ScalarCodec(Codec):
         st["iqr"] = _scale(float(q[3] - q[1]), std, float(x[-1] - x[0]))
         st["std"] = _scale(std, st["iqr"])
         st["range"] = _scale(float(x[-1] - x[0]))
-        st["outlier_lo"], st["outlier_hi"] = st["mean"] - 2 * st["std"], st["mean"] + 2 * st["std"]
+        big = float(np.finfo(np.float64).max)  # mean ± 2σ overflows near ±1e308: the state stays finite JSON
+        st["outlier_lo"], st["outlier_hi"] = (float(np.clip(st["mean"] + k * st["std"], -big, big)) for k in (-2, 2))
         st["knots"] = np.quantile(x, np.linspace(0, 1, p["n_quantiles"])).tolist()
         st["bucket_edges"] = np.unique(np.quantile(x, np.linspace(0, 1, p["n_bins"] + 1)[1:-1])).tolist()
         st["coarse_edges"] = np.unique(np.quantile(x, np.linspace(0, 1, p["n_coarse_bins"] + 1)[1:-1])).tolist()

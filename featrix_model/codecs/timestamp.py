@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featrix_model.codecs.base import Codec
+from featrix_model.codecs.base import Codec, as_text
 
 FEATURE_NAMES = ["second_sin", "second_cos", "minute_sin", "minute_cos", "hour_sin", "hour_cos",
                  "day_of_month_sin", "day_of_month_cos", "day_of_week_sin", "day_of_week_cos",
@@ -85,8 +85,17 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarr
         secs = np.where(out_of_range | ~np.isfinite(secs), np.nan, secs)
         utc = pd.Series(pd.to_datetime(secs, unit="s", errors="coerce"))
         return utc, np.zeros(n), out_of_range
-    codes, uniq = pd.factorize(values.reset_index(drop=True), use_na_sentinel=True)
-    strs = pd.Series(np.asarray(uniq, dtype=object).astype(str), dtype=object).str.strip()
+    s = values.reset_index(drop=True)
+    try:
+        codes, uniq = pd.factorize(s, use_na_sentinel=True)
+    except TypeError:  # unhashable cells (lists, dicts) are no timestamps: unparseable
+        s = s.map(lambda v: v if _hashable(v) else repr(v))
+        codes, uniq = pd.factorize(s, use_na_sentinel=True)
+    try:
+        texts = np.asarray(uniq, dtype=object).astype(str)
+    except UnicodeDecodeError:  # bytes that are not text: read as their b'..' form (unparseable)
+        texts = [str(u) for u in uniq]
+    strs = pd.Series(texts, dtype=object).str.strip()
     parsed = pd.to_datetime(strs, format="ISO8601", errors="coerce", utc=True)
     for fmt in (None, "mixed"):  # None: one format inferred from the first leftover (fast), then per-value
         left = parsed.isna() & strs.ne("")
@@ -109,6 +118,14 @@ def parse_timestamps(values: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarr
     return utc, np.where(valid, off_u[take], 0.0), np.where(valid, bad_u[take], False)
 
 
+def _hashable(v) -> bool:
+    try:
+        hash(v)
+    except TypeError:
+        return False
+    return True
+
+
 def _epoch_seconds(utc: pd.Series) -> np.ndarray:
     return (utc - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)
 
@@ -124,7 +141,7 @@ class TimestampCodec(Codec):
         year = utc.dt.year.to_numpy(dtype="float64", na_value=np.nan)[ok]
         secs = _epoch_seconds(utc)[ok]
         st: dict[str, Any] = {"n_rows": int(len(values)), "n_present": int(ok.sum()), "n_unparseable": int(bad.sum()),
-                              "unparseable_examples": [str(v) for v in pd.unique(values[bad].astype(str))[:5]]
+                              "unparseable_examples": [str(v) for v in pd.unique(as_text(values[bad]))[:5]]
                               if bad.any() else []}
         st["year_mean"] = float(year.mean()) if len(year) else 2000.0
         st["year_std"] = float(year.std()) if len(year) > 1 and year.std() > 0 else 1.0

@@ -3,10 +3,12 @@ from another model pass through directly or with optional MLP transformation").
 
 Accepted cells: lists / tuples / 1-d numpy arrays of numbers, or strings holding a JSON list
 ("[0.1, 0.2]"). ``fit`` learns the dimension (the most common length among parseable values) and
-per-dimension mean / std (std 0 → 1). ``transform`` gives ``vector`` float32 (n, dim), standardised
-per dimension, and ``missing`` bool (n,) for nulls, unparseable cells, non-finite entries and
-vectors of the wrong length (their ``vector`` rows are zeros). Strings are parsed once per distinct
-string; list cells are parsed per row (they are not hashable), with numpy.
+per-dimension mean / std (std 0 → 1; computed on values scaled into [-1, 1] when the sums would
+overflow). ``transform`` gives ``vector`` float32 (n, dim), standardised per dimension and clipped to
+±10 (finite whatever the input, values near ±1e308 included), and ``missing`` bool (n,) for nulls,
+unparseable cells, non-finite entries and vectors of the wrong length (their ``vector`` rows are
+zeros). Strings are parsed once per distinct string; list cells are parsed per row (they are not
+hashable), with numpy.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 
 from featrix_model.codecs.base import Codec
 from featrix_model.types import as_vector
+
+CLIP = 10.0  # as the scalar and timestamp codecs: a standardised value beyond ±10 is clipped
 
 
 def _parse(v: object) -> np.ndarray | None:
@@ -58,9 +62,14 @@ class VectorCodec(Codec):
         self.dim_ = max(lens, key=lambda k: (lens[k], k))
         good = [v for v in vecs if v is not None and len(v) == self.dim_]
         x = np.stack(good)
-        std = x.std(axis=0)
-        self.mean_ = x.mean(axis=0).tolist()
-        self.std_ = np.where(std > 1e-12, std, 1.0).tolist()
+        with np.errstate(all="ignore"):
+            mean, std = x.mean(axis=0), x.std(axis=0)
+            if not (np.isfinite(mean).all() and np.isfinite(std).all()):  # sums overflow near ±1e308:
+                top = np.abs(x).max(axis=0)  # the same statistics on values scaled into [-1, 1]
+                scaled = x / np.where(top > 0, top, 1.0)
+                mean, std = scaled.mean(axis=0) * top, scaled.std(axis=0) * top
+        self.mean_ = np.where(np.isfinite(mean), mean, 0.0).tolist()
+        self.std_ = np.where(np.isfinite(std) & (std > 1e-12), std, 1.0).tolist()
         self.n_rows_, self.n_valid_ = len(vecs), len(good)
         self.n_wrong_length_ = sum(1 for v in vecs if v is not None and len(v) != self.dim_)
         return self
@@ -71,7 +80,9 @@ class VectorCodec(Codec):
         x = np.zeros((len(vecs), self.dim_), dtype=np.float64)
         if ok.any():
             x[ok] = np.stack([v for v, k in zip(vecs, ok) if k])
-            x[ok] = (x[ok] - np.asarray(self.mean_)) / np.asarray(self.std_)
+            with np.errstate(all="ignore"):
+                x[ok] = (x[ok] - np.asarray(self.mean_)) / np.asarray(self.std_)
+        x = np.clip(np.nan_to_num(x, nan=0.0, posinf=CLIP, neginf=-CLIP), -CLIP, CLIP)  # finite for any input
         return {"vector": torch.from_numpy(x.astype(np.float32)), "missing": torch.from_numpy(~ok)}
 
     def get_state(self) -> dict:

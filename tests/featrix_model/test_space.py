@@ -261,8 +261,12 @@ def test_missing_values_everywhere_still_train():
 
 
 def test_bad_input_gets_a_clear_error():
-    with pytest.raises(ValueError, match="non-empty pandas DataFrame"):
+    with pytest.raises(ValueError, match="has no columns"):
         EmbeddingSpace.fit(pd.DataFrame())
+    with pytest.raises(ValueError, match="has no rows"):
+        EmbeddingSpace.fit(pd.DataFrame({"x": [], "y": []}))
+    with pytest.raises(TypeError, match="must be a pandas DataFrame, got list"):
+        EmbeddingSpace.fit([[1, 2]])
     with pytest.raises(ValueError, match="at least 2"):
         EmbeddingSpace.fit(pd.DataFrame({"x": [1.0, 2.0, 3.0] * 10, "c": ["same"] * 30}), progress=False, epochs=1)
     with pytest.raises(KeyError, match="not in the data"):

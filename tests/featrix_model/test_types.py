@@ -223,8 +223,15 @@ def test_obvious_cases_are_excluded(verdicts):
 def test_meaningful_columns_are_kept(verdicts, planted):
     for col in ["dep_delay", "carrier", "tailnum", "time_hour", "dest", "flight"]:
         assert not verdicts[col].exclude, verdicts[col].reason
-    ids = verdicts["customer_id"]  # spec: "customer_id with values 1, 2, 3, ... kept"
-    assert not ids.exclude and ids.kind == "kept" and "sequential" in ids.reason
+    # a customer_id that is 1, 2, 3, ... once per row is a surrogate key: an identifier by its values
+    # (issue G), with the way to keep it when its order means something
+    ids = verdicts["customer_id"]
+    assert ids.exclude and ids.kind == "identifier" and "sequential integers" in ids.reason
+    assert "keep_columns" in ids.reason or "Keep it" in ids.reason
+    # the same ids repeating over many rows (customers with several transactions) are kept
+    rng = np.random.default_rng(0)
+    repeat = pd.DataFrame({"customer_id": rng.integers(1, 60, 400), "amount": rng.normal(size=400)})
+    assert not find_useless_columns(repeat, profile_frame(repeat))["customer_id"].exclude
     email = verdicts["contact_email"]
     assert profile_column(planted["contact_email"], "contact_email").semantic_type == SemanticType.EMAIL
     assert not email.exclude and email.signals["low_semantic_similarity"] == 0.0
