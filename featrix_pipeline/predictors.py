@@ -21,7 +21,7 @@ from featrix_pipeline.reuse import ArtifactStore, reused
 from featrix_pipeline.scoring import row_hashes
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.spaces import trained
-from featrix_pipeline.targets import target_values
+from featrix_pipeline.targets import labelled, target_values
 from featrix_pipeline.topology import TargetPlan, Topology
 
 
@@ -55,7 +55,10 @@ def training_frame(plan: TargetPlan, raw: pd.DataFrame, filtered: pd.DataFrame, 
     df = filtered.copy()
     df[plan.target.column] = target_values(raw, plan.target).to_numpy()
     notes, excluded = [], {}
-    unlabelled = df[plan.target.column].isna().to_numpy()
+    usable, unparsed = labelled(df[plan.target.column])
+    if unparsed:
+        notes.append(f"[WARN] {unparsed}")
+    unlabelled = ~usable
     if unlabelled.any():
         excluded[accounting.NO_TARGET] = int(unlabelled.sum())
         notes.append(f"[WARN] {int(unlabelled.sum()):,} of {len(df):,} rows have no value for '{plan.target.name}': "
@@ -140,7 +143,7 @@ def _seen_rows(plan: TargetPlan, raw: pd.DataFrame, train_df: pd.DataFrame) -> p
     ``trained`` marks the last), so drift counts as new only labelled rows that arrived later."""
     pk = list(plan.table.spec.primary_key)
     labels = target_values(raw, plan.target).reset_index(drop=True)
-    ok = labels.notna().to_numpy()
+    ok = labelled(labels)[0]
     seen = labelled_rows(raw[pk].reset_index(drop=True)[ok], labels[ok], trained_on=False)
     seen["trained"] = seen["key_hash"].isin(set(row_hashes(train_df[pk])))
     return seen

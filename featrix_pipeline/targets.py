@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pandas as pd
+from featrix_model.inputs import read_target
 from featrix_pipeline.expressions import ExpressionError, parse_scalar, scalar_select
 from featrix_pipeline.spec import TargetSpec
 
@@ -37,3 +39,11 @@ def target_values(df: pd.DataFrame, target: TargetSpec) -> pd.Series:
         con.close()
     out.index = df.index
     return out.rename(target.name)
+
+
+def labelled(values: pd.Series) -> tuple[np.ndarray, str | None]:
+    """Which rows have a target value a predictor can learn from, and what to tell the user about the
+    others: a value that is missing, or text such as 'n/a' in a target whose values read as numbers
+    (the model library's target reading, so the pipeline and ``Predictor.fit`` agree)."""
+    reading = read_target(values.reset_index(drop=True))
+    return values.notna().to_numpy() & reading.usable, reading.unparsed_warning(values.reset_index(drop=True))

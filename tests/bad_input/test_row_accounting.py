@@ -219,3 +219,28 @@ def test_the_model_assets_show_where_every_row_went_in_their_metadata(tmp_path, 
     gate = checks[("churn/predictor", "beats_baselines")]  # a leak does not pass quietly
     assert not gate.passed and gate.severity == dg.AssetCheckSeverity.WARN
     assert "possible leakage: 'cancel_reason'" in gate.description and "exclude_features" in gate.description
+
+
+def test_a_number_target_with_na_text_is_a_regression_with_the_na_rows_counted(tmp_path):
+    """Bad input: a warehouse column of numbers stored as text where 10 % of rows say 'n/a'. Outcome:
+    the pipeline's predictor is a regression (not one class per distinct number), the 'n/a' rows are
+    excluded as having no target value with a warning that names the token, and the held-out metrics
+    are computed."""
+    df = customers().drop(columns=["cancel_reason"])
+    rng = np.random.default_rng(3)
+    value = (df["spend"] * 3 + rng.normal(0, 5, N)).round(1).astype(str)
+    value[rng.choice(N, N // 10, replace=False)] = "n/a"
+    df["lifetime_value"] = value.astype(object)
+    text = SPEC.format(exclude=[], relational="false").replace(
+        "  - name: churn\n    table: customers\n    column: churn_flag\n    expression: churned = 1\n"
+        "    kind: classification\n    positive_label: true\n", "  - name: ltv\n    table: customers\n"
+        "    column: lifetime_value\n")
+    topo = Topology.from_spec(parse_spec(text))
+    space = train_space(topo["customers"], df.drop(columns=["lifetime_value"]), None,
+                        ArtifactStore(tmp_path / "space"), SETTINGS)
+    s = train_predictor(topo, topo.targets[0], df, df.drop(columns=["lifetime_value"]), space,
+                        ArtifactStore(tmp_path / "ltv"), SETTINGS)
+    assert s["kind"] == "regression"
+    assert s["row_accounting"]["excluded"] == {accounting.NO_TARGET: N // 10}
+    assert any("'n/a' (40 rows)" in n for n in s["notes"]), s["notes"]
+    assert np.isfinite(s["metrics"]["rmse"] if "rmse" in s["metrics"] else list(s["metrics"].values())[0])
