@@ -10,7 +10,9 @@ process while it stays in the LRU cache. Settings (environment variables):
 
 * ``FEATRIX_TORCH_THREADS`` - torch intra-op threads, applied when the model loads (default 1,
   measured steadier on the 2-core VM).
-* ``FEATRIX_EMBED_BATCH`` - batch size for model calls (default 64).
+
+A string's vector depends on the string and the thread count only, never on which other strings
+were encoded with it (``_encode``), so what a process ran before cannot change a model's bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 CACHE_SIZE = 131_072
+SHAPE_ROWS = 16  # rows of every model call (see _encode); changing it changes every vector's bytes
 
 _model: Any = None
 _model_lock = threading.Lock()
@@ -55,23 +58,37 @@ def get_model() -> Any:
 
 
 def _encode(texts: list[str]) -> np.ndarray:
-    """Call the model on distinct strings; returns float32 L2-normalised rows."""
-    batch = int(os.environ.get("FEATRIX_EMBED_BATCH", "64"))
+    """Call the model on distinct strings; returns float32 L2-normalised rows.
+
+    A string's vector must not depend on the strings it happens to be encoded with (which strings
+    are new to this process's cache depends on what ran before; which rows reach ``predict``
+    together depends on the caller). Padding to a batch's longest string and the batch's size both
+    change the float sums, so strings are grouped by their token count and each group runs in
+    batches of exactly ``SHAPE_ROWS`` rows, no padding, the last batch filled with copies of its
+    first string: every string of a length is always computed in the same (rows, tokens) shape,
+    which gives the same bytes whatever its company (tested)."""
     model = get_model()
     import torch
 
+    lengths = [len(ids) for ids in model.tokenizer(texts, truncation=True,
+                                                   max_length=model.max_seq_length)["input_ids"]]
+    by_length: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_length.setdefault(n, []).append(i)
+    out = np.empty((len(texts), DIM), dtype=np.float32)
     with torch.inference_mode():
-        out = model.encode(
-            texts,
-            batch_size=batch,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
+        for rows in by_length.values():
+            for start in range(0, len(rows), SHAPE_ROWS):
+                chunk = rows[start:start + SHAPE_ROWS]
+                batch = [texts[i] for i in chunk] + [texts[chunk[0]]] * (SHAPE_ROWS - len(chunk))
+                features = model.preprocess(batch)
+                vecs = model.forward({k: v for k, v in features.items() if torch.is_tensor(v)})["sentence_embedding"]
+                vecs = torch.nn.functional.normalize(vecs, p=2, dim=1)
+                out[chunk] = vecs[: len(chunk)].numpy()
     with _cache_lock:
         _stats["model_calls"] += 1
         _stats["strings_encoded"] += len(texts)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return out
 
 
 def embed(texts: Sequence[str]) -> np.ndarray:

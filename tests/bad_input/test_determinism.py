@@ -52,3 +52,21 @@ def test_the_same_seed_gives_the_same_bytes_while_another_process_burns_the_cpu(
             b.wait()
     assert len([k for k in quiet if k.endswith("model.safetensors")]) >= 2  # predictor head and its space
     assert busy == quiet
+
+
+def test_a_strings_vector_does_not_depend_on_what_was_encoded_with_it_or_before_it():
+    """Fault: the same string embedded alone, among longer strings (padding), in another order, or
+    after the cache already held other strings. Outcome: the same bytes every time, so a model's
+    bytes do not depend on what else the process ran before (a selected asset vs the whole job) or
+    on which rows reach predict together."""
+    from featrix_model import sentence
+
+    texts = ["BOEING 737-800", "EMBRAER", "", "😀 שלום مرحبا", "N14228"]
+    sentence.clear_cache()
+    company = sentence.embed(["a much longer string that forces padding on every shorter one", *texts,
+                              *[f"filler number {i}" for i in range(40)]])[1:1 + len(texts)]
+    sentence.clear_cache()
+    alone = np.stack([sentence.embed([t])[0] for t in texts])
+    sentence.clear_cache()
+    reversed_ = sentence.embed(texts[::-1])[::-1]
+    assert company.tobytes() == alone.tobytes() == reversed_.tobytes()
