@@ -17,7 +17,7 @@ from featrix_pipeline.spec import load_spec
 from featrix_pipeline.topology import Topology
 from tests.conftest import DEMO_SPEC, slice_margins, write_spec
 
-BUDGET = "4"  # seconds per space and predictor: short training in tests
+BUDGET = "8"  # seconds per space and predictor: short training in tests (tests/conftest.py SLICE_MARGINS)
 
 
 def materialize(spec_path, selection=None, **kwargs):
