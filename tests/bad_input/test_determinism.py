@@ -1,4 +1,4 @@
-"""Fault, class 8: a busy machine. The same data, settings and seed give the same bytes — space
+"""Fault: a busy machine. The same data, settings and seed give the same bytes — space
 and predictor weights, embeddings, predictions — whether the machine is idle or another
 CPU-heavy process runs alongside (nothing that decides a result reads the clock)."""
 

@@ -1,4 +1,4 @@
-"""Bad input, class 7 (and the duplicated parent key of class 4): join checks and the useless-column
+"""Bad input: join checks and the useless-column
 filter on small real tables (DuckDB where a warehouse is involved). Each test names one kind of bad
 input and the outcome it must get: a check that fails says why with the rows that prove it, a check
 that cannot run says so instead of passing, and example rows never show personal data unless the

@@ -1,4 +1,4 @@
-"""Bad input, class 4: tables, column values and predictor targets the modelling library is handed.
+"""Bad input: tables, column values and predictor targets the modelling library is handed.
 Each test names one kind of bad input and the outcome it must get: a clear error that names the
 table / column / target and says what to do (never a traceback from deep inside numpy, pandas,
 scikit-learn or torch), or, where stated, a warning. Fits are tiny (a few dozen rows, one epoch)."""

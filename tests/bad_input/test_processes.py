@@ -1,4 +1,4 @@
-"""Bad input, class 6: processes and locks — a reader or writer that meets another process's lock
+"""Bad input: processes and locks — a reader or writer that meets another process's lock
 waits and then gives up with one clear message; a run whose process was killed does not hold the
 pipeline's run queue forever. Each test names one kind of fault and the outcome it must get."""
 

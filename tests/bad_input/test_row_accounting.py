@@ -1,4 +1,4 @@
-"""Bad input, class 3 (and part of 2): rows a model step would lose silently, children that find no
+"""Bad input: rows a model step would lose silently, children that find no
 parent, a target that hands the predictor its own answer, an input column known only after the
 outcome. Each test names one kind of bad input and the outcome it must get: counted with a reason,
 warned of with the evidence, hidden, or flagged.

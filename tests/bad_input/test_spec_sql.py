@@ -1,4 +1,4 @@
-"""Bad input, class 1: SQL a dataset spec can carry runs as one scalar expression over the table's
+"""Bad input: SQL a dataset spec can carry runs as one scalar expression over the table's
 own columns and nothing else; sources stay inside their warehouse. Each test names one kind of bad
 input and the outcome it must get."""
 
