@@ -202,15 +202,33 @@ def saving(path: str | Path) -> Iterator[Path]:
 
 
 def _check_replaceable(dest: Path) -> None:
-    """A save replaces the whole folder: refuse one holding files of anything but a model."""
+    """A save replaces the whole folder, so it may replace only a folder that holds nothing but a
+    model: empty, a training folder's live timeline, a saved model whose manifest lists every file
+    in it, or a model saved before manifests (its config.json names a featrix format). Anything
+    else — a config.json of another program, a hidden .git, a file the manifest does not list — is
+    refused, so that nothing a save did not write is ever deleted."""
     if not dest.exists():
         return
     if not dest.is_dir():
         raise FileExistsError(f"{dest} is a file: save the model to a folder path.")
-    names = {p.name for p in dest.iterdir() if not p.name.startswith(".")}
-    if names and not names & {MANIFEST, "config.json"} and not names <= {LIVE_TIMELINE, "timeline.json"}:
-        raise FileExistsError(f"{dest} holds files that are not a saved model ({', '.join(sorted(names)[:5])}): "
-                              "save into a new or empty folder, so that nothing else is deleted.")
+    names = {p.name for p in dest.iterdir()}
+    if names <= {LIVE_TIMELINE, "timeline.json"} or _is_saved_model(dest, names):
+        return
+    raise FileExistsError(f"{dest} holds files that are not a saved model ({', '.join(sorted(names)[:5])}): "
+                          "save into a new or empty folder, so that nothing else is deleted.")
+
+
+def _is_saved_model(dest: Path, names: set[str]) -> bool:
+    try:
+        if MANIFEST in names:
+            doc = json.loads((dest / MANIFEST).read_text())
+            listed = {name.split("/")[0] for name in doc.get("files", {})}
+            return doc.get("format") == MANIFEST_FORMAT and names - {MANIFEST, LIVE_TIMELINE} <= listed
+        if "config.json" in names:
+            return str(json.loads((dest / "config.json").read_text()).get("format", "")).startswith("featrix-")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return False
 
 
 def _put_in_place(tmp: Path, dest: Path) -> None:

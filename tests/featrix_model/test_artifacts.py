@@ -176,6 +176,24 @@ def test_save_refuses_to_replace_a_folder_of_other_files(space, tmp_path):
     with pytest.raises(FileExistsError, match="not a saved model.*notes.txt"):
         space.save(tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+    # another program's config.json, hidden files only, or a saved model with a file of the user's beside it
+    other = tmp_path / "app"
+    (other / "src").mkdir(parents=True)
+    (other / "config.json").write_text('{"app": 1}')
+    (other / "thesis.tex").write_text("keep me")
+    hidden = tmp_path / "repo"
+    (hidden / ".git").mkdir(parents=True)
+    (hidden / ".env").write_text("SECRET=1")
+    saved = tmp_path / "saved"
+    space.save(saved)
+    (saved / "my_notes.md").write_text("keep me")
+    for folder in (other, hidden, saved):
+        before = files(folder)
+        with pytest.raises(FileExistsError, match="not a saved model"):
+            space.save(folder)
+        assert files(folder) == before
+    (saved / "my_notes.md").unlink()
+    space.save(saved)  # a saved model alone is replaced
 
 
 # ---------------------------------------------------------------------------------- live timeline
