@@ -99,8 +99,14 @@ class JoinCondition:
 
 def parse_join(condition: str) -> JoinCondition:
     """Parse ``a.x = b.y [AND a.z = b.w ...]`` with sqlglot; every equality relates the same two tables."""
+    if len(condition) > 4_000 or condition.count("(") > 64:
+        raise JoinSyntaxError(f"join condition {condition[:60]!r}... is too long or nests too deeply; write "
+                              "table.column = table.column [AND ...].")
     try:
         statements = [s for s in sqlglot.parse(condition) if s is not None]
+    except RecursionError:
+        raise JoinSyntaxError(f"join condition {condition[:60]!r}... nests too deeply; write "
+                              "table.column = table.column [AND ...].") from None
     except sqlglot.errors.SqlglotError as e:
         raise JoinSyntaxError(f"join condition {condition!r} is not valid SQL: {str(e).splitlines()[0]}. "
                               "Write it as table.column = table.column [AND ...].") from None

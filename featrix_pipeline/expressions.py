@@ -15,6 +15,16 @@ import sqlglot
 from sqlglot import exp
 
 MAX_LENGTH = 4_000
+MAX_DEPTH = 64  # parentheses inside parentheses
+
+
+def max_depth(sql: str) -> int:
+    """The deepest nesting of parentheses in ``sql`` (quotes ignored: an upper bound is enough)."""
+    depth = deepest = 0
+    for ch in sql:
+        depth += (ch == "(") - (ch == ")")
+        deepest = max(deepest, depth)
+    return deepest
 
 # sqlglot node classes that are not functions: values, names and operators
 _NODES = (
@@ -51,15 +61,24 @@ def parse_scalar(sql: str, table: str, columns: list[str] | None = None) -> exp.
                               "e.g. CASE WHEN arr_delay > 15 THEN 1 ELSE 0 END")
     if len(sql) > MAX_LENGTH:
         raise ExpressionError(f"the expression is {len(sql):,} characters long; at most {MAX_LENGTH:,} are allowed")
+    depth = max_depth(sql)
+    if depth > MAX_DEPTH:
+        raise ExpressionError(f"it nests {depth} levels of parentheses; at most {MAX_DEPTH} are allowed")
     try:
         statements = [s for s in sqlglot.parse(sql, dialect="duckdb") if s is not None]
     except sqlglot.errors.SqlglotError as e:
         raise ExpressionError(f"not valid SQL: {str(e).splitlines()[0]}") from None
+    except RecursionError:  # deep nesting of operators without parentheses (NOT NOT NOT ...)
+        raise ExpressionError("it nests too deeply to read; write a flatter expression") from None
     if len(statements) != 1:
         raise ExpressionError(f"{len(statements)} statements were given; write exactly one expression (no ';')")
     tree = statements[0]
-    for node in tree.walk():
-        _check_node(node, table)
+    try:
+        for node in tree.walk():
+            _check_node(node, table)
+        tree.sql(dialect="duckdb")  # renders (recursively) here, not later inside a pipeline step
+    except RecursionError:
+        raise ExpressionError("it nests too deeply to read; write a flatter expression") from None
     if columns is not None:
         missing = [c for c in columns_read(tree) if c not in columns]
         if missing:
