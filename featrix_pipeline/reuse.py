@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import socket
@@ -27,9 +28,15 @@ def now_utc() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+log = logging.getLogger(__name__)
+
+
 def write_json_atomically(path: Path, obj) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(to_jsonable(obj), indent=1, default=str))
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(to_jsonable(obj), indent=1, default=str))
+        fh.flush()
+        os.fsync(fh.fileno())  # on disk before the rename makes it the summary (a power cut leaves old or new)
     os.replace(tmp, path)
 
 
@@ -46,7 +53,13 @@ class ArtifactStore:
         path = self.folder(key) / SUMMARY
         if not path.exists():
             return None
-        summary = json.loads(path.read_text())
+        summary = _read_summary(path)
+        if summary is None:  # damaged (a disk fault, a hand edit): set aside, so this key trains again
+            aside = self.root / f".damaged-{key}-{uuid.uuid4().hex[:8]}"
+            os.replace(self.folder(key), aside)
+            log.warning("%s is not readable JSON: version %s was moved to %s and will be trained again", path, key,
+                        aside)
+            return None
         return _moved(summary, summary.get("path"), str(self.folder(key)))
 
     def start(self, key: str) -> Path:
@@ -87,8 +100,9 @@ class ArtifactStore:
             if folder.name.startswith("."):
                 continue
             summary = folder / SUMMARY
-            if folder.is_dir() and summary.exists():
-                out.append((json.loads(summary.read_text()).get("trained_at", ""), folder.name))
+            read = _read_summary(summary) if folder.is_dir() and summary.exists() else None
+            if read is not None:  # (an unreadable one is unfinished: find() sets it aside)
+                out.append((read.get("trained_at", ""), folder.name))
         return sorted(out)
 
     def prune(self, protect: set[str] = frozenset()) -> list[str]:
@@ -101,6 +115,14 @@ class ArtifactStore:
             if not _alive(folder.name.split("-")[-2]):  # what a killed training run on this machine left
                 shutil.rmtree(folder, ignore_errors=True)
         return removable
+
+
+def _read_summary(path: Path) -> dict | None:
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if isinstance(summary, dict) else None
 
 
 def _moved(summary: dict, old: str | None, new: str) -> dict:

@@ -240,3 +240,23 @@ def test_predict_of_something_that_is_not_rows(predictor, given, named):
     assert len(predictor.predict(ok.iloc[0].to_dict(), explain=False)) == 1  # what it accepts still works
     assert len(predictor.predict(ok.to_dict("records"), explain=False)) == 2
     assert len(predictor.predict(ok.iloc[0], explain=False)) == 1
+
+
+def test_a_damaged_version_summary_in_the_pipelines_store(tmp_path, caplog):
+    """A finished version's summary.json cut to nothing or not JSON (a disk fault): the store does not
+    stop every later run with a bare JSON error; it sets the version aside with a warning naming the
+    file, and the key is trained again (the other versions are kept and listed)."""
+    from featrix_pipeline.reuse import SUMMARY, ArtifactStore
+
+    store = ArtifactStore(tmp_path / "store")
+    for key in ("aaa", "bbb"):
+        tmp = store.start(key)
+        (tmp / "model.safetensors").write_bytes(b"x")
+        store.publish(key, tmp, {"key": key, "trained_at": key})
+    (store.folder("aaa") / SUMMARY).write_text("")
+    assert [k for _, k in store.versions()] == ["bbb"]
+    with caplog.at_level("WARNING"):
+        assert store.find("aaa") is None
+    assert "summary.json is not readable JSON" in caplog.text and "trained again" in caplog.text
+    assert not store.folder("aaa").exists() and store.find("bbb")["key"] == "bbb"
+    assert store.prune() == []
