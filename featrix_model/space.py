@@ -371,10 +371,14 @@ def codec_context(seed: int, column_types: dict | None = None) -> CodecContext:
     return CodecContext(seed=seed, space_class=EmbeddingSpace, column_types=column_types or default_column_types())
 
 
+DEFAULT_THREADS = 1
+
+
 def use_threads(threads: int | None) -> int:
-    """Set torch's thread count to ``threads`` (None: keep the current one) and return it. It is a
-    recorded setting: a different count sums floating-point numbers in another order."""
-    threads = int(threads or torch.get_num_threads())
+    """Set torch's thread count to ``threads`` (None: 1, the default) and return it. It is a recorded
+    setting: a different count sums floating-point numbers in another order, so it never comes from
+    the machine's core count or from what ran before in the process."""
+    threads = int(threads or DEFAULT_THREADS)
     torch.set_num_threads(threads)
     return threads
 

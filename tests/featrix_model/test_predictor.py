@@ -148,11 +148,11 @@ def test_the_f1_threshold_beats_one_half_on_held_out_rows(lapsed, held):
 
 
 def test_responses_validate_against_schema_and_explain_the_driver(binary, held):
-    rows = held.drop(columns=["churned"]).iloc[:40]
+    rows = held.drop(columns=["churned"]).iloc[:100]  # a mean over 40 rows moved with a few outliers
     res = binary.predict(rows)
     validate(res)
     imp = pd.DataFrame([r["feature_importance"] for r in res]).abs()
-    assert (imp.idxmax(axis=1) == "driver").sum() >= 30
+    assert (imp.idxmax(axis=1) == "driver").sum() >= 75
     assert imp["driver"].mean() > 0.01 and imp["driver"].mean() > 5 * imp.drop(columns="driver").mean().max()
     assert not set(TARGETS) & set(res[0]["feature_importance"])  # hidden columns are never explained
     meta = res[0]["metadata"]
