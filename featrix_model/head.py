@@ -93,6 +93,23 @@ def choose_depth(X: np.ndarray, y: np.ndarray, task, requested: int | None, seed
     return depth, why
 
 
+HEAD_ROWS = 256  # rows of every prediction forward pass (see fixed_shape_outputs); changes bytes if changed
+
+
+def fixed_shape_outputs(mlp: nn.Module, X: np.ndarray) -> np.ndarray:
+    """``mlp`` on rows ``X`` in batches of exactly ``HEAD_ROWS`` rows (the last filled with copies of
+    its first row, their outputs dropped): a batch's size changes the float sums, so without this one
+    row predicted alone would not give the bytes it gets among others."""
+    if not len(X):
+        return mlp(torch.from_numpy(X)).numpy()
+    out = []
+    for start in range(0, len(X), HEAD_ROWS):
+        chunk = X[start:start + HEAD_ROWS]
+        batch = np.concatenate([chunk, np.repeat(chunk[:1], HEAD_ROWS - len(chunk), axis=0)])
+        out.append(mlp(torch.from_numpy(batch)).numpy()[: len(chunk)])
+    return np.concatenate(out)
+
+
 def epoch_seconds(mlp: PredictorMLP, n_train: int, n_val: int, space=None) -> float:
     """Predicted seconds of one training epoch by the fixed cost model above."""
     from featrix_model.training.config import VIEWS, step_seconds

@@ -33,7 +33,8 @@ import torch
 
 from featrix_model import io
 from featrix_model.guardrails import OODDetector, ood_warning
-from featrix_model.head import OVER_BUDGET_WARN, HeadTrainer, PredictorMLP, choose_depth, hidden_width, plan_epochs
+from featrix_model.head import (OVER_BUDGET_WARN, HeadTrainer, PredictorMLP, choose_depth, fixed_shape_outputs,
+                                hidden_width, plan_epochs)
 from featrix_model.jsonable import to_jsonable
 from featrix_model.loading import load_space
 from featrix_model.space import use_threads
@@ -216,7 +217,7 @@ class Predictor:
         X = self.space.encode(rows, hide=self.hidden_ + hide_extra)
         self.mlp_.eval()
         with torch.no_grad():
-            return X, self.mlp_(torch.from_numpy(X)).numpy()
+            return X, fixed_shape_outputs(self.mlp_, X)
 
     def predict_frame(self, df: pd.DataFrame, explain: bool = True) -> pd.DataFrame:
         """The responses of ``predict`` as a frame (one row per input row, no metadata column)."""

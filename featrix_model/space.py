@@ -27,7 +27,7 @@ from featrix_model.training.losses import marginal_losses
 from featrix_model.training.trainer import Trainer, cuda_determinism, gather
 
 log = logging.getLogger("featrix_model")
-ENCODE_BATCH = 1024
+ENCODE_BATCH = 256  # rows of every encoding forward pass (see _encode_tensors); changes bytes if changed
 ENCODE_CHUNK = 16384
 
 
@@ -142,14 +142,22 @@ class EmbeddingSpace:
 
     @torch.no_grad()
     def _encode_tensors(self, data, n: int, hide=()) -> tuple[np.ndarray, np.ndarray]:
+        """Every forward pass has the same shape, ``ENCODE_BATCH`` rows (the last batch filled with
+        copies of its first row, their outputs dropped): a batch's size changes the float sums, so
+        without this a row's embedding would depend on how many rows came with it — one new row
+        scored by a refresh would differ from the same row in a full recompute."""
         self.net.eval()
         fulls, shorts = [], []
+        dev = self.net.device
         for start in range(0, n, ENCODE_BATCH):
             stop = min(n, start + ENCODE_BATCH)
-            dev = self.net.device
-            emb, short = self.net(gather(data, torch.arange(start, stop), dev), self.visibility(stop - start, hide).to(dev))
-            fulls.append(emb.cpu())
-            shorts.append(short.cpu())
+            idx = torch.arange(start, start + ENCODE_BATCH).clamp(max=stop - 1)
+            idx[stop - start:] = start
+            emb, short = self.net(gather(data, idx, dev), self.visibility(ENCODE_BATCH, hide).to(dev))
+            fulls.append(emb[: stop - start].cpu())
+            shorts.append(short[: stop - start].cpu())
+        if not fulls:
+            return np.zeros((0, self.d_model), np.float32), np.zeros((0, 3), np.float32)
         return torch.cat(fulls).numpy(), torch.cat(shorts).numpy()
 
     def attach(self, tables: dict) -> "EmbeddingSpace":

@@ -70,3 +70,19 @@ def test_a_strings_vector_does_not_depend_on_what_was_encoded_with_it_or_before_
     sentence.clear_cache()
     reversed_ = sentence.embed(texts[::-1])[::-1]
     assert company.tobytes() == alone.tobytes() == reversed_.tobytes()
+
+
+def test_a_row_gets_the_same_bytes_alone_or_among_others(tmp_path):
+    """Fault: a refresh scores one new row where the first run scored it among thousands. Outcome:
+    the row's embedding, probability and OOD distance are byte-identical whether it is encoded or
+    predicted alone, with a few others, or in the whole table."""
+    df = _frame()
+    space = EmbeddingSpace.fit(df.drop(columns=["label"]), seed=3, epochs=2, progress=False, threads=1)
+    predictor = Predictor.fit(space, df, target="label", seed=3, epochs=3, threads=1)
+    rows = df.drop(columns=["label"])
+    whole = space.encode(rows)
+    scored = predictor.predict_frame(rows, explain=False)
+    for k in (1, 2, 5, 17):
+        assert space.encode(rows.iloc[:k]).tobytes() == whole[:k].tobytes(), k
+        alone = predictor.predict_frame(rows.iloc[:k], explain=False)
+        pd.testing.assert_frame_equal(alone, scored.iloc[:k], check_exact=True)
