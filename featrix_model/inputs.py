@@ -235,9 +235,31 @@ def check_target(y: pd.Series, reading: TargetReading | None = None) -> TargetRe
     return r
 
 
-def usable_target(y: pd.Series, decisions: list[str] | None = None) -> pd.Series:
-    """The target with the values a number target cannot use set to missing, warned about (not silent)."""
+MISSING_MARKERS = frozenset({"n/a", "na", "n.a.", "#n/a", "nan", "null", "none", "-", "--", "?", "unknown",
+                             "missing"})
+
+
+def class_usable(y: pd.Series, reading: TargetReading | None = None) -> np.ndarray:
+    """Rows a classification target can learn from: in a target of numbers, text such as 'other' is a
+    class of its own; only missing markers ('n/a', 'null', '-', ...) are missing."""
+    r = reading or read_target(y)
+    if not r.unparsed.any():
+        return r.usable
+    marker = y.reset_index(drop=True).map(lambda v: isinstance(v, str) and v.strip().lower() in MISSING_MARKERS)
+    return ~(r.unparsed & marker.to_numpy(dtype=bool))
+
+
+def usable_target(y: pd.Series, decisions: list[str] | None = None, as_classes: bool = False) -> pd.Series:
+    """The target with the values it cannot use set to missing, warned about (not silent): a number
+    target's text (a regression), or only the missing markers among it (``as_classes``)."""
     r = read_target(y)
+    if as_classes and r.unparsed.any():
+        keep = class_usable(y, r)
+        if not keep.all():
+            warn(f"{int((~keep).sum()):,} rows of target '{r.name}' hold {_tokens(y.reset_index(drop=True)[~keep])}, "
+                 "read as missing values: those rows are left out of training and validation (they can still be "
+                 "predicted); the target's other text values are classes of their own.", decisions)
+        return y.where(pd.Series(keep, index=y.index))
     message = r.unparsed_warning(y)
     if message:
         warn(message, decisions)
@@ -257,4 +279,4 @@ def target_numbers(y: pd.Series, decisions: list[str] | None = None) -> np.ndarr
 
 
 __all__ = ["check_table", "check_values", "small_table_warning", "warn", "TargetReading", "read_target",
-           "check_target", "usable_target", "target_numbers", "SMALL_TABLE_ROWS"]
+           "check_target", "usable_target", "class_usable", "target_numbers", "SMALL_TABLE_ROWS", "MISSING_MARKERS"]

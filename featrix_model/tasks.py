@@ -53,7 +53,10 @@ def detect_kind(y: pd.Series) -> tuple[TaskType, str]:
         return TaskType.MULTICLASS, f"{v.nunique()} distinct non-numeric values"
     whole = bool(np.all(np.mod(v.to_numpy(dtype=float), 1) == 0))
     if whole and v.nunique() <= 20:
-        return TaskType.MULTICLASS, f"{note}{v.nunique()} distinct whole numbers"
+        classes = y[inputs.class_usable(y, r)].dropna().nunique()
+        note = f"{r.note.split('; ')[0]}; " if r.note else ""  # (its text values are classes, not missing)
+        return TaskType.MULTICLASS, f"{note}{v.nunique()} distinct whole numbers" + (
+            f" and {classes - v.nunique()} text value(s), each a class" if classes > v.nunique() else "")
     return TaskType.REGRESSION, f"{note}numeric with {v.nunique()} distinct values"
 
 
@@ -65,7 +68,7 @@ def resolve_kind(kind: str, y: pd.Series) -> tuple[TaskType, str | None]:
     if kind == "auto":
         return detect_kind(y)
     if kind == "classification":
-        return (TaskType.BINARY if y[r.usable].nunique() == 2 else TaskType.MULTICLASS), None
+        return (TaskType.BINARY if y[inputs.class_usable(y)].nunique() == 2 else TaskType.MULTICLASS), None
     return TaskType(kind), None
 
 
@@ -148,7 +151,7 @@ class ClassificationTask(Task):
 
     def fit_target(self, y_raw: pd.Series, positive_label, decisions: list[str]) -> np.ndarray:
         """Class codes; a number target's values that are not numbers are missing (code -1, never split)."""
-        y_raw = inputs.usable_target(y_raw, decisions)
+        y_raw = inputs.usable_target(y_raw, decisions, as_classes=True)
         counts = y_raw.value_counts()
         classes = sorted(counts.index.tolist(), key=lambda c: str(c))
         pos = self._positive(classes, counts, positive_label)

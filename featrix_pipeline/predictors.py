@@ -55,7 +55,7 @@ def training_frame(plan: TargetPlan, raw: pd.DataFrame, filtered: pd.DataFrame, 
     df = filtered.copy()
     df[plan.target.column] = target_values(raw, plan.target).to_numpy()
     notes, excluded = [], {}
-    usable, unparsed = labelled(df[plan.target.column])
+    usable, unparsed = labelled(df[plan.target.column], plan.target.kind)
     if unparsed:
         notes.append(f"[WARN] {unparsed}")
     unlabelled = ~usable
@@ -143,7 +143,7 @@ def _seen_rows(plan: TargetPlan, raw: pd.DataFrame, train_df: pd.DataFrame) -> p
     ``trained`` marks the last), so drift counts as new only labelled rows that arrived later."""
     pk = list(plan.table.spec.primary_key)
     labels = target_values(raw, plan.target).reset_index(drop=True)
-    ok = labelled(labels)[0]
+    ok = labelled(labels, plan.target.kind)[0]
     seen = labelled_rows(raw[pk].reset_index(drop=True)[ok], labels[ok], trained_on=False)
     seen["trained"] = seen["key_hash"].isin(set(row_hashes(train_df[pk])))
     return seen

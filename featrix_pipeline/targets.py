@@ -5,7 +5,8 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
-from featrix_model.inputs import read_target
+from featrix_model.inputs import class_usable, read_target
+from featrix_model.tasks import TaskType, detect_kind
 from featrix_pipeline.expressions import ExpressionError, parse_scalar, scalar_select
 from featrix_pipeline.spec import TargetSpec
 
@@ -41,9 +42,21 @@ def target_values(df: pd.DataFrame, target: TargetSpec) -> pd.Series:
     return out.rename(target.name)
 
 
-def labelled(values: pd.Series) -> tuple[np.ndarray, str | None]:
+def labelled(values: pd.Series, kind: str = "auto") -> tuple[np.ndarray, str | None]:
     """Which rows have a target value a predictor can learn from, and what to tell the user about the
-    others: a value that is missing, or text such as 'n/a' in a target whose values read as numbers
-    (the model library's target reading, so the pipeline and ``Predictor.fit`` agree)."""
-    reading = read_target(values.reset_index(drop=True))
-    return values.notna().to_numpy() & reading.usable, reading.unparsed_warning(values.reset_index(drop=True))
+    others: a value that is missing, or — read the way ``Predictor.fit`` reads it — text such as 'n/a'
+    in a target of numbers (a regression: every text value; a classification: only missing markers
+    such as 'n/a' or 'null', other text being a class of its own)."""
+    values = values.reset_index(drop=True)
+    reading = read_target(values)
+    if not reading.unparsed.any():
+        return values.notna().to_numpy(), None
+    regression = kind == "regression" or (kind == "auto" and detect_kind(values)[0] == TaskType.REGRESSION)
+    if regression:
+        return values.notna().to_numpy() & reading.usable, reading.unparsed_warning(values)
+    keep = class_usable(values, reading)
+    dropped = values[~keep]
+    note = (f"{len(dropped):,} rows of target '{values.name}' hold missing markers "
+            f"({', '.join(repr(v) for v in dropped.value_counts().index[:3])}): counted as no target value; "
+            "its other text values are classes") if len(dropped) else None
+    return values.notna().to_numpy() & keep, note

@@ -244,3 +244,20 @@ def test_a_number_target_with_na_text_is_a_regression_with_the_na_rows_counted(t
     assert s["row_accounting"]["excluded"] == {accounting.NO_TARGET: N // 10}
     assert any("'n/a' (40 rows)" in n for n in s["notes"]), s["notes"]
     assert np.isfinite(s["metrics"]["rmse"] if "rmse" in s["metrics"] else list(s["metrics"].values())[0])
+
+
+def test_a_class_target_of_numbers_keeps_its_text_classes_and_drops_only_missing_markers():
+    """Bad input: a classification target of '1', '2', '3' with an 'other' class and some 'n/a'.
+    Outcome: 'other' stays a class (a regression would have no use for it), only 'n/a' rows count as
+    having no target value, with a note naming the marker; the model library reads it the same way."""
+    from featrix_model.tasks import resolve_kind
+    from featrix_pipeline.targets import labelled
+
+    values = pd.Series(["1", "2", "3", "other"] * 100 + ["n/a"] * 10, name="grade", dtype=object)
+    for kind in ("classification", "auto"):
+        usable, note = labelled(values, kind)
+        assert usable.sum() == 400 and not usable[-10:].any() and "'n/a'" in note and "other text values" in note
+    assert labelled(values, "regression")[0].sum() == 300
+    assert resolve_kind("classification", values)[0].value == "multiclass"
+    kind, why = resolve_kind("auto", values)
+    assert kind.value == "multiclass" and "1 text value(s), each a class" in why
