@@ -10,7 +10,7 @@ from assets.checks import beats_baselines, beats_baselines_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import figure_metadata, row_metadata, version_metadata
 from assets.versions import model_code_version, versioned_output
-from featrix_pipeline.predictions import QualityGateError, score_rows
+from featrix_pipeline.predictions import ScoringRefused, score_rows
 from featrix_pipeline.predictors import train_predictor
 from featrix_pipeline.reuse import ArtifactStore
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
@@ -85,7 +85,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
         try:
             done = score_rows(topology, plan, filtered, model, warehouse.get(), context.run_id,
                               model_settings.fit_settings(), rows_of(other_rows))
-        except QualityGateError as e:
+        except ScoringRefused as e:
             raise dg.Failure(description=str(e)) from None
         scored = done.pop("scored")
         context.log.info(f"[{plan.name}] {done['to_score']:,} rows scored, {done['kept']:,} kept, "

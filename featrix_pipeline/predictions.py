@@ -24,7 +24,11 @@ from featrix_pipeline.topology import TargetPlan, Topology
 from featrix_pipeline.warehouse import Warehouse
 
 
-class QualityGateError(RuntimeError):
+class ScoringRefused(RuntimeError):
+    """Predictions are not written, for the reason the message gives (and what to do about it)."""
+
+
+class QualityGateError(ScoringRefused):
     """The serving predictor failed its quality gate: its predictions are not written."""
 
 
@@ -79,6 +83,7 @@ def score_rows(topology: Topology, plan: TargetPlan, filtered: pd.DataFrame, pre
     frame = table.model_frame(filtered.drop(columns=[plan.target.column], errors="ignore"), rows)
     pk = list(table.spec.primary_key)
     current = current_hashes(topology, plan, frame, rows)
+    _refuse_duplicate_keys(current, pk, plan.table.name)
     scoring = plan_scoring(current, pk, warehouse.read_optional(table_name(plan)), predictor["model_version"])
     summary = {"table": table_name(plan), "model_version": predictor["model_version"], **scoring.summary(),
                "written": False}
@@ -111,3 +116,14 @@ def _prediction_frame(p: Predictor, frame: pd.DataFrame, pk: list[str], run_id: 
     out["run_id"], out[VERSION_COLUMN] = run_id, p.model_version_
     out["scored_at"] = pd.Timestamp(dt.datetime.now(dt.timezone.utc)).tz_localize(None)
     return out
+
+
+def _refuse_duplicate_keys(current: pd.DataFrame, pk: list[str], table: str) -> None:
+    """Two current rows with one primary key would share one prediction row (one of them lost)."""
+    repeated = current[current.duplicated(pk, keep=False)]
+    if len(repeated):
+        examples = repeated[pk].drop_duplicates().head(3).to_dict("records")
+        raise ScoringRefused(f"table '{table}' has {len(repeated):,} rows whose primary key ({', '.join(pk)}) repeats, "
+                         f"e.g. {examples}: each row's prediction is stored under its key, so one of them would be "
+                         f"lost. Deduplicate '{table}' at the source or declare a primary key that is unique "
+                         f"(its primary_key check on {table}/profile shows the rows).")

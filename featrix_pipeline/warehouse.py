@@ -347,7 +347,12 @@ class Warehouse:
             try:
                 return duckdb.connect(self.location, read_only=read_only)
             except duckdb.IOException as e:
-                if "lock" not in str(e).lower() or i == attempts - 1:
+                if "lock" not in str(e).lower():
+                    raise WarehouseError(f"Cannot open {self.location} for {'reading' if read_only else 'writing'}: "
+                                         f"{str(e).splitlines()[0]}. Check that the path is a DuckDB database file "
+                                         "(restore it, or seed the demo again with `python -m featrix_pipeline.demo`)."
+                                         ) from None
+                if i == attempts - 1:
                     raise WarehouseError(
                         f"Cannot open {self.location} for {'reading' if read_only else 'writing'}: "
                         f"{str(e).splitlines()[0]}. Another process holds it (waited {attempts * wait_s:.0f}s); "

@@ -106,3 +106,13 @@ def test_a_killed_run_is_marked_failed_and_frees_the_queue(tmp_path, monkeypatch
         failure = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE).records
         text = failure[0].event_log_entry.dagster_event.message
         assert f"pid {worker.pid}" in text and "run queue" in text and "next run" in text
+
+
+def test_a_file_that_is_no_duckdb_database_is_named_as_such(tmp_path):
+    """Bad input: the warehouse URL points at a file that is not a DuckDB database. Outcome: one
+    error naming the file and what to do — not the lock message, and no wait."""
+    db = tmp_path / "w.duckdb"
+    db.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(WarehouseError) as e:
+        Warehouse(f"duckdb:///{db}").read_table("t")
+    assert str(db) in str(e.value) and "Another process" not in str(e.value) and "seed the demo" in str(e.value)

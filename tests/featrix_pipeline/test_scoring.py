@@ -276,3 +276,15 @@ def test_a_row_that_would_vanish_from_the_predictions_table_stops_the_accounting
     summary = plan_scoring(current_of(twice), KEY, first_run(table), "v1").summary()
     with pytest.raises(RowAccountingError, match="predictions of 't': 4 rows in, but 3 used"):
         scoring_accounting(len(twice), summary, "t")
+
+
+def test_two_current_rows_with_one_key_stop_the_scoring_with_the_keys():
+    """Two rows share a primary key: each prediction is stored under its key, so scoring refuses with
+    the table, the key columns and example keys, instead of an accounting error naming none."""
+    from featrix_pipeline.predictions import ScoringRefused, _refuse_duplicate_keys
+
+    current = pd.DataFrame({"id": [1, 1, 2], "row_hash": ["a", "b", "c"]})
+    with pytest.raises(ScoringRefused, match=r"table 'orders' has 2 rows whose primary key \(id\) repeats, "
+                                             r"e\.g\. \[\{'id': 1\}\].*primary_key check on orders/profile"):
+        _refuse_duplicate_keys(current, ["id"], "orders")
+    _refuse_duplicate_keys(current.iloc[1:], ["id"], "orders")
