@@ -149,6 +149,10 @@ def _fanout_cause(rel: RelationshipSpec, parent: pd.DataFrame, primary_key: Sequ
 def missing_key_advice(rel: RelationshipSpec, pk: list[str], missing: list[str], child_columns: Sequence[str]) -> str:
     """Which of the parent's primary-key columns the condition leaves out, and how to add them."""
     C, P = rel.child, rel.parent
+    if not set(rel.parent_keys) & set(pk):  # an alternate key, not part of the primary key: adding columns is no fix
+        return (f"the condition joins on {', '.join(rel.parent_keys)}, which is not part of {P}'s primary key "
+                f"({', '.join(pk)}) and is not unique in {P}: deduplicate {P} on {', '.join(rel.parent_keys)}, join "
+                f"on {P}'s primary key instead, or declare the relationship many_to_many.")
     shared = [c for c in missing if c in child_columns]
     absent = [c for c in missing if c not in child_columns]
     s = "s" * (len(missing) != 1)

@@ -271,3 +271,26 @@ relationships:
     assert not cov.passed and cov.severity == dg.AssetCheckSeverity.ERROR
     shown = cov.metadata["examples"].value
     assert "a***@***.com" in shown and "example.com" not in shown
+
+
+def test_a_join_on_an_alternate_key_that_repeats_gets_no_add_a_column_advice():
+    """Bad input: planes' primary key is plane_id, flights join on tailnum (an alternate key) and one
+    tailnum repeats. Outcome: the messages say the join key is not part of the primary key and not
+    unique (deduplicate, join on the primary key, or declare many_to_many) — never "add plane_id"."""
+    spec = parse_spec("""
+name: fleet
+tables:
+  flights: {primary_key: flight_id}
+  planes: {primary_key: plane_id}
+relationships:
+  - name: flights_planes
+    join: flights.tailnum = planes.tailnum
+    cardinality: many_to_one
+""")
+    planes = pd.DataFrame({"plane_id": [1, 2, 3], "tailnum": ["N1", "N1", "N2"]})
+    flights = pd.DataFrame({"flight_id": range(4), "tailnum": ["N1", "N2", "N1", "N2"]})
+    r = validate_join(spec.relationships[0], flights, planes, parent_primary_key=["plane_id"])
+    for name in ("cardinality", "duplicate_parent_keys"):
+        text = check(r, name).description
+        assert not check(r, name).passed and "not part of planes's primary key (plane_id)" in text, text
+        assert "add the missing key column" not in text, text
