@@ -15,6 +15,8 @@ SCANNED = ("featrix_model", "featrix_pipeline", "assets", "bench", "scripts")
 PICKLERS = {"pickle", "cPickle", "dill", "cloudpickle", "joblib", "shelve", "marshal"}
 SQL_WORDS = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|COPY|ATTACH|PRAGMA|INSTALL|LOAD|GRANT)\s+"
                        r"(\*|[A-Za-z_\"(])|\b(FROM|WHERE|JOIN|VALUES|INTO)\s+[\"A-Za-z_({]", re.IGNORECASE)
+SQL_STATEMENT = re.compile(r"\b(SELECT|INSERT INTO|UPDATE|DELETE FROM|CREATE|DROP|ALTER|COPY|ATTACH|PRAGMA)\b"
+                           r"[^.!?]*\b(FROM|TABLE|INTO|SET|TO|DATABASE)?")  # SQL keywords in capitals
 DRIVER_CALLS = {"execute", "executemany", "exec_driver_sql", "text", "sql", "read_sql", "read_sql_query"}
 
 
@@ -37,6 +39,12 @@ def violations(path: str, text: str) -> list[str]:
             out.append(f"{where}: imports from {node.module}")
         elif isinstance(node, ast.Call):
             name = ast.unparse(node.func)
+            if name.endswith(("read_pickle", "to_pickle")) or name == "__import__" and node.args and \
+                    isinstance(node.args[0], ast.Constant) and str(node.args[0].value).split(".")[0] in PICKLERS:
+                out.append(f"{where}: {name} pickles")
+            if name in ("np.load", "numpy.load") and any(k.arg == "allow_pickle" and not (
+                    isinstance(k.value, ast.Constant) and k.value.value is False) for k in node.keywords):
+                out.append(f"{where}: {name} with allow_pickle")
             if name in ("torch.save", "torch.serialization.save"):
                 out.append(f"{where}: {name} pickles; write safetensors")
             if name in ("torch.load", "torch.serialization.load"):
@@ -63,6 +71,10 @@ def violations(path: str, text: str) -> list[str]:
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(node.left, ast.Constant) \
                 and isinstance(node.left.value, str) and _is_sql(node.left.value):
             out.append(f"{where}: %-formatting builds SQL; build it with sqlglot")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and any(
+                isinstance(side, ast.Constant) and isinstance(side.value, str) and SQL_STATEMENT.search(side.value)
+                for side in (node.left, node.right)):
+            out.append(f"{where}: + builds SQL; build it with sqlglot")
     return out
 
 
@@ -84,15 +96,21 @@ con.execute("DROP TABLE planes")
 sql = f"SELECT {col} FROM t"
 q = "DELETE FROM %s" % name
 q = "INSERT INTO {} VALUES (1)".format(name)
+con.execute("SELECT * FROM " + table)
+frame = pd.read_pickle("x.pkl")
+arr = np.load("x.npy", allow_pickle=True)
+mod = __import__("pickle")
 '''
     found = violations("planted.py", planted)
-    assert len(found) == 11, "\n".join(found)
+    assert len(found) == 15, "\n".join(found)
     clean = '''
 import torch
 torch.load("m.pt", weights_only=True)
 con.execute(select.sql(dialect="duckdb"))
 msg = f"table {name} has no rows: select a larger range."
 raise ValueError(f"the rows from {table} could not be read")
+arr = np.load("x.npy")
+msg = "Select the rows " + "from a table."
 '''
     assert violations("clean.py", clean) == []
 
