@@ -74,6 +74,12 @@ def check_table(df, table: str | None = None) -> None:
                          f"{', '.join(f'{c!r} ({k} columns)' for c, k in counts.items())}. Each column needs its "
                          "own name: rename the copies, or keep only the first of each with "
                          "df = df.loc[:, ~df.columns.duplicated()].")
+    complex_columns = [c for c in df.columns if pd.api.types.is_complex_dtype(df[c].dtype)]
+    if complex_columns:
+        c = complex_columns[0]
+        raise ValueError(f"{where} column {c!r} holds complex numbers, which no column type encodes: split it into "
+                         f"two number columns, e.g. df['{c}_re'], df['{c}_im'] = df['{c}'].real, df['{c}'].imag, and "
+                         f"drop '{c}'.")
 
 
 def small_table_warning(n_rows: int, table: str | None = None) -> str | None:

@@ -153,7 +153,7 @@ class Predictor:
             self.fine_tune_ = reason is not None
             if reason:
                 self.decisions_.append(f"fine-tune: on ({reason})")
-        cuda_determinism(self.space.net.device, self.settings.deterministic)
+        cuda_determinism(self.space.net.device, self.settings.deterministic, self.space.config.allow_tf32)
         rows = self.space.prepare(df, self.hidden_)
         if self.fine_tune_:
             self.space = copy.deepcopy(self.space)
@@ -213,7 +213,7 @@ class Predictor:
     # ------------------------------------------------------------------ predict
 
     def _outputs(self, rows: pd.DataFrame, hide_extra: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
-        cuda_determinism(self.space.net.device, self.settings.deterministic)
+        cuda_determinism(self.space.net.device, self.settings.deterministic, self.space.config.allow_tf32)
         X = self.space.encode(rows, hide=self.hidden_ + hide_extra)
         self.mlp_.eval()
         with torch.no_grad():

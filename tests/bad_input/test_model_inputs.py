@@ -62,6 +62,14 @@ def test_integer_column_names_are_refused_with_the_rename_to_make():
     assert "df.columns = df.columns.astype(str)" in str(e.value) and "not renamed" in str(e.value)
 
 
+def test_a_complex_number_column_is_refused_with_how_to_split_it():
+    """Bad input: a column of complex numbers. Outcome: a ValueError naming the column and the two
+    lines that split it into real and imaginary parts (not numpy's ufunc error from deep inside)."""
+    df = pd.DataFrame({"a": np.linspace(0, 1, 40), "z": np.arange(40) * (1 + 1j), "b": ["x", "y"] * 20})
+    with pytest.raises(ValueError, match=r"column 'z' holds complex numbers.*df\['z'\]\.real"):
+        EmbeddingSpace.fit(df, epochs=1, progress=False)
+
+
 def test_a_zero_row_table_is_refused():
     """Bad input: a table with columns but no rows. Outcome: ValueError; the column plan says the
     table has no rows and what to check."""
