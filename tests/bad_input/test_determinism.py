@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from featrix_model import EmbeddingSpace, Predictor
 
@@ -25,11 +26,17 @@ def _frame() -> pd.DataFrame:
                          "kind": np.array(["a", "b", "c"])[group], "label": np.where(group == 2, "yes", "no")})
 
 
-def _fit_and_save(folder: Path) -> dict[str, str]:
+def _fit_and_save(folder: Path, budget_s: float | None = None) -> dict[str, str]:
+    """Fit and save a space and a predictor: for a fixed number of epochs, or (``budget_s``) for the
+    epochs the cost model affords in that budget, with the library's default thread count."""
     df = _frame()
     train, test = df.iloc[:200], df.iloc[200:]
-    space = EmbeddingSpace.fit(train.drop(columns=["label"]), seed=3, epochs=4, progress=False, threads=1)
-    predictor = Predictor.fit(space, train, target="label", seed=3, epochs=6, threads=1)
+    if budget_s is None:
+        space = EmbeddingSpace.fit(train.drop(columns=["label"]), seed=3, epochs=4, progress=False, threads=1)
+        predictor = Predictor.fit(space, train, target="label", seed=3, epochs=6, threads=1)
+    else:
+        space = EmbeddingSpace.fit(train.drop(columns=["label"]), seed=3, time_budget_s=budget_s, progress=False)
+        predictor = Predictor.fit(space, train, target="label", seed=3, time_budget_s=budget_s)
     predictor.save(folder / "predictor")
     scored = predictor.predict_frame(test.drop(columns=["label"]), explain=False)
     digests = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -39,13 +46,15 @@ def _fit_and_save(folder: Path) -> dict[str, str]:
     return digests
 
 
-def test_the_same_seed_gives_the_same_bytes_while_another_process_burns_the_cpu(tmp_path):
-    """Fault: two CPU-burning processes run alongside the second of two identical fits. Outcome:
-    byte-identical space and predictor weights, embeddings and predictions."""
-    quiet = _fit_and_save(tmp_path / "quiet")
+@pytest.mark.parametrize("budget_s", [None, 2.0], ids=["fixed_epochs", "time_budget"])
+def test_the_same_seed_gives_the_same_bytes_while_another_process_burns_the_cpu(tmp_path, budget_s):
+    """Fault: two CPU-burning processes run alongside the second of two identical fits — with fixed
+    epochs, and with a 2-second budget whose epochs the cost model chooses (default thread count).
+    Outcome: byte-identical space and predictor weights, embeddings and predictions."""
+    quiet = _fit_and_save(tmp_path / "quiet", budget_s)
     burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(2)]
     try:
-        busy = _fit_and_save(tmp_path / "busy")
+        busy = _fit_and_save(tmp_path / "busy", budget_s)
     finally:
         for b in burners:
             b.kill()
