@@ -99,10 +99,11 @@ class EmbeddingSpace:
                           threads=threads, **overrides)
         decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
         cuda_determinism(device, cfg.deterministic, cfg.allow_tf32)  # before the network meets the device
-        train_df = df
+        train_df, sampled_out = df, 0
         if cfg.max_train_rows and cfg.max_train_rows < len(df) * (1 - cfg.val_fraction) and not cfg.every_row_each_epoch:
             n_keep = min(len(df), int(math.ceil(cfg.max_train_rows / (1 - cfg.val_fraction))))
             train_df = df.sample(n=n_keep, random_state=seed).reset_index(drop=True)
+            sampled_out = len(df) - n_keep
             decisions.append(f"training rows: a seeded sample of {n_keep:,} of {len(df):,} rows is tensorised for "
                              "training; codecs were fitted on all rows and every row can be encoded")
         data = plan.transform(train_df)
@@ -122,6 +123,8 @@ class EmbeddingSpace:
         trainer = Trainer(net, cfg, data, len(train_df), log=log.info, timeline_path=timeline_path)
         timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
+        timeline["metadata"]["n_rows_in"] = len(df)  # = train + validation + sampled out, counted where each happens
+        timeline["metadata"]["n_rows_sampled_out"] = sampled_out + timeline["metadata"].get("n_rows_sampled_out", 0)
         es = cls(plan, net, cfg, pairs, timeline=timeline, pair_ranking=ranking, decisions=decisions,
                  training_rows=training_rows)
         es.column_losses_ = trainer.column_losses.tolist()

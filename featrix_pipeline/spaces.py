@@ -41,9 +41,11 @@ def space_accounting(es: EmbeddingSpace, rows_in: int, what: str) -> dict:
     every row gets an embedding)."""
     meta = es.timeline_["metadata"]
     train, validation = int(meta["n_train_rows"]), int(meta["n_validation_rows"])
+    # counted where each happened (a space saved before the count: the rows neither trained nor validated)
+    sampled = int(meta.get("n_rows_sampled_out", rows_in - train - validation))
     return accounting.account(rows_in, {accounting.USED_FOR_TRAINING: train,
                                         accounting.HELD_OUT_FOR_VALIDATION: validation},
-                              {accounting.SAMPLED_OUT_SPACE: rows_in - train - validation}, what=what)
+                              {accounting.SAMPLED_OUT_SPACE: sampled}, what=what)
 
 
 def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path) -> dict:

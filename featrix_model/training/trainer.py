@@ -134,7 +134,9 @@ class Trainer:
         perm = torch.randperm(self.n_rows, generator=split_gen)
         n_val = max(1, int(round(self.n_rows * cfg.val_fraction))) if self.n_rows >= 20 else 0
         val_idx, train_idx = perm[:n_val], perm[n_val:]
+        truncated = 0
         if cfg.max_train_rows and len(train_idx) > cfg.max_train_rows and not cfg.every_row_each_epoch:
+            truncated = len(train_idx) - cfg.max_train_rows
             train_idx = train_idx[: cfg.max_train_rows]
         bs = min(cfg.batch_size, len(train_idx))
         steps_per_epoch = len(epoch_batches(train_idx, bs, cfg.every_row_each_epoch))
@@ -242,6 +244,7 @@ class Trainer:
                          "dropout_scheduler_enabled": True, "initial_dropout": cfg.dropout_start,
                          "final_dropout": cfg.dropout_end, "d_model": net.joint.d_model, "n_rows": self.n_rows,
                          "n_train_rows": int(len(train_idx)), "n_validation_rows": int(len(val_idx)),
+                         "n_rows_sampled_out": int(truncated),
                          "n_columns": len(net.columns), "steps": step, "best_epoch": best[2],
                          "best_validation_loss": None if best[1] is None else best[0],
                          "seconds": round(time.monotonic() - start, 2)},
