@@ -30,10 +30,12 @@ import pandas as pd
 
 from featrix_model.types import EMAIL_RE
 
-EMAIL, PHONE, PERSON_NAME = "email", "phone", "person_name"
+EMAIL, PHONE, PERSON_NAME, CONTACT = "email", "phone", "person_name", "contact"  # contact: emails and phones
 ALL = frozenset({"*"})  # allowed = ALL: every column may be shown unmasked
 MIN_SHARE = 0.8  # share of sampled non-null values that must have the shape
 BARE_NAME_SHARE = 0.9  # the same for a column called just "name"
+HINTED_SHARE = 0.3  # the same when the column's name says what it holds (email, phone, ...): 'unknown's mixed in
+_EMAIL_HINTS = {"email", "mail", "emails"}
 SAMPLE = 500
 _PHONE_RE = re.compile(r"^\+?\s?(?:\(\d{1,4}\)|\d{1,4})(?:[\s.\-]?(?:\(\d{1,4}\)|\d{1,5})){1,5}$")
 _DATE_RE = re.compile(r"^\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
@@ -93,15 +95,20 @@ def personal_kind(values: pd.Series, name: str) -> str | None:
     if not strs:
         return None
     share = lambda test: sum(1 for s in strs if test(s)) / len(strs)  # noqa: E731
-    parts = _parts(name)
-    if share(EMAIL_RE.match) >= MIN_SHARE:
-        return EMAIL
-    if share(lambda s: _is_phone(s, bool(_PHONE_HINTS & set(parts)))) >= MIN_SHARE:
-        return PHONE
-    person = bool(_NAME_WORDS & set(parts)) or ("name" in parts and bool(_PERSON_WORDS & set(parts)))
+    parts = set(_parts(name))
+    phone_hint = bool(_PHONE_HINTS & parts)
+    emails, phones = share(EMAIL_RE.match), share(lambda s: _is_phone(s, phone_hint))
+    if emails >= (HINTED_SHARE if _EMAIL_HINTS & parts else MIN_SHARE):
+        return EMAIL if phones < HINTED_SHARE else CONTACT
+    if phones >= (HINTED_SHARE if phone_hint else MIN_SHARE):
+        return PHONE if emails == 0 else CONTACT
+    if emails + phones >= MIN_SHARE and emails and phones:
+        return CONTACT
+    person = bool(_NAME_WORDS & parts) or ("name" in parts and bool(_PERSON_WORDS & parts))
     if person and share(lambda s: _is_person_name(s, bare=False)) >= MIN_SHARE:
         return PERSON_NAME
-    if parts == ["name"] and share(lambda s: _is_person_name(s, bare=True)) >= BARE_NAME_SHARE:
+    role = parts == {"name"} or (parts and parts <= _PERSON_WORDS)  # "name", or "customer", "passenger", ...
+    if role and share(lambda s: _is_person_name(s, bare=True)) >= BARE_NAME_SHARE:
         return PERSON_NAME
     return None
 
@@ -121,6 +128,8 @@ def mask_value(v, kind: str):
     if v is None or (isinstance(v, float) and v != v):
         return v
     s = str(v)
+    if kind == CONTACT:  # each value by its own shape
+        kind = EMAIL if EMAIL_RE.match(s.strip()) else PHONE
     if kind == EMAIL:
         local, _, domain = s.partition("@")
         tld = domain.rsplit(".", 1)[-1] if "." in domain else ""

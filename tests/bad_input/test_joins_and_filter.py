@@ -294,3 +294,21 @@ relationships:
         text = check(r, name).description
         assert not check(r, name).passed and "not part of planes's primary key (plane_id)" in text, text
         assert "add the missing key column" not in text, text
+
+
+def test_personal_data_is_found_behind_placeholders_mixed_kinds_and_role_names():
+    """Bad input: an `email` column with 25 % 'unknown', a `contact` column mixing emails and phone
+    numbers, a `customer` column of people's names. Outcome: each is detected and every value masked by
+    its own shape; airline and airport names stay visible."""
+    from featrix_pipeline.privacy import mask_value, personal_kind
+
+    def kind(name, values):
+        return personal_kind(pd.Series(values, dtype=object), name)
+
+    assert kind("email", ["ann.lee@mail.com"] * 75 + ["unknown"] * 25) == "email"
+    assert kind("contact", ["jane@x.org", "+1 (212) 555-0101"] * 50) == "contact"
+    assert mask_value("jane@x.org", "contact") == "j***@***.org"
+    assert mask_value("+1 (212) 555-0101", "contact").endswith("01") and "555" not in mask_value("+1 (212) 555-0101", "contact")
+    assert kind("customer", ["Jane Doe", "John Smith", "Ada Lovelace"] * 30) == "person_name"
+    assert kind("carrier_name", ["United Air Lines Inc.", "American Airlines Inc."] * 30) is None
+    assert kind("name", ["John F Kennedy Intl", "La Guardia"] * 30) is None
