@@ -163,6 +163,10 @@ class Masker:
         kind = self.kinds.get(column)
         return v if kind is None else mask_value(v, kind)
 
+    def key(self, columns: list[str], values: tuple) -> tuple:
+        """A key (values of ``columns``, in order) with its personal-data parts masked."""
+        return tuple(self.value(c, v) for c, v in zip(columns, values))
+
     def records(self, records: list[dict], prefix: str = "") -> list[dict]:
         """Records (dicts keyed by column, or by ``prefix`` + column) with personal data masked."""
         if not self.kinds:

@@ -27,6 +27,7 @@ from featrix_pipeline import accounting
 from featrix_pipeline.columns import analysis_of
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
+from featrix_pipeline.privacy import Masker
 from featrix_pipeline.reuse import ArtifactStore, reused
 from featrix_pipeline.spaces import space_summary, trained
 from featrix_pipeline.spec import RelationshipSpec
@@ -128,13 +129,14 @@ def key_match(child: pd.DataFrame, parent: pd.DataFrame, rel: RelationshipSpec) 
     counts = orphan_keys.value_counts(sort=False)  # in order of first appearance, then most frequent first
     counts = counts.iloc[np.argsort(-counts.to_numpy(), kind="stable")]
     parent_keys = _tuples(parent[pk].dropna().drop_duplicates().head(EXAMPLES))
+    child_mask, parent_mask = Masker.of(child, columns=ck), Masker.of(parent, columns=pk)  # keys that are emails, ...
     return {"relationship": rel.name, "condition": rel.condition, "child_table": rel.child, "parent_table": rel.parent,
             "child_keys": ck, "parent_keys": pk, "child_rows": int(len(child)), "null_key": int(null.sum()),
             "orphans": int(orphan.sum()), "matched": int(found.sum()),
             "child_key_types": [f"{a} ({child[c].dtype})" for c, (a, _) in zip(ck, fams)],
             "parent_key_types": [f"{b} ({parent[p].dtype})" for p, (_, b) in zip(pk, fams)],
-            "example_child_keys": [_shown(k) for k in counts.head(EXAMPLES).index],
-            "example_parent_keys": [_shown(k) for k in parent_keys],
+            "example_child_keys": [_shown(child_mask.key(ck, k)) for k in counts.head(EXAMPLES).index],
+            "example_parent_keys": [_shown(parent_mask.key(pk, k)) for k in parent_keys],
             "orphans_matching_once_trimmed": _trimmed_matches(child.loc[orphan, ck], parent[pk])}
 
 

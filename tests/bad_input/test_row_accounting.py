@@ -261,3 +261,13 @@ def test_a_class_target_of_numbers_keeps_its_text_classes_and_drops_only_missing
     assert resolve_kind("classification", values)[0].value == "multiclass"
     kind, why = resolve_kind("auto", values)
     assert kind.value == "multiclass" and "1 text value(s), each a class" in why
+
+
+def test_orphan_example_keys_that_are_emails_are_masked():
+    """Bad input: children keyed by the customer's email, none of which matches a parent. Outcome: the
+    all-orphans warning shows the example keys masked ('a***@***.com'), never the addresses."""
+    rel = topology([]).spec.relationships[0]
+    people = pd.DataFrame({"customer_id": [f"p{i}@mail.com" for i in range(30)]})
+    kids = pd.DataFrame({"order_id": range(30), "customer_id": [f"a{i}@shop.com" for i in range(30)]})
+    text = all_orphans_warning(rel, key_match(kids, people, rel))
+    assert "***@***.com" in text and "a0@shop.com" not in text and "p0@mail.com" not in text, text
