@@ -103,6 +103,7 @@ MIN_SEQUENCE_VALUES = 50  # fewer distinct integers than this are too few to cal
 SEQUENCE_STEP_SHARE = 0.9  # share of sorted steps equal to the most common step
 SEQUENCE_UNIQUE = 0.99  # distinct share of a sequential key's values
 MAX_SEQUENCE_STEP = 10  # a counter steps by 1 (or a few); steps of 60, 3600, 86400 are clocks, not keys
+SEQUENCE_SPAN = 2.0  # a counter with holes: its span is at most this many times the steps its values fill
 SEQUENTIAL, CODE_LIKE = "sequential integers", "code-like identifiers"
 _NAME_HINTS = {"id", "ids", "uuid", "uuids", "guid", "guids", "hash", "hashes", "key", "keys", "token", "tokens"}
 _TIME_HINTS = {"year", "years", "yr", "date", "dates", "time", "times", "ts", "timestamp", "epoch", "hour", "hours",
@@ -168,7 +169,11 @@ def sequence_step(values: pd.Series, name: str = "") -> tuple[float, float] | No
     vals, counts = np.unique(steps, return_counts=True)
     share = float(counts.max() / len(steps))
     step = float(vals[counts.argmax()])
-    return (step, share) if share >= SEQUENCE_STEP_SHARE and step <= MAX_SEQUENCE_STEP else None
+    if share >= SEQUENCE_STEP_SHARE and step <= MAX_SEQUENCE_STEP:
+        return step, share
+    # a counter with holes (deleted or sampled rows): still dense — its values fill most of their span
+    dense = (u[-1] - u[0] + step) / (step * len(u)) <= SEQUENCE_SPAN and float(np.median(steps)) == step
+    return (step, share) if dense and step <= MAX_SEQUENCE_STEP else None
 
 
 def code_shape(values: pd.Series) -> tuple[str, float] | None:

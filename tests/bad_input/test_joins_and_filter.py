@@ -312,3 +312,17 @@ def test_personal_data_is_found_behind_placeholders_mixed_kinds_and_role_names()
     assert kind("customer", ["Jane Doe", "John Smith", "Ada Lovelace"] * 30) == "person_name"
     assert kind("carrier_name", ["United Air Lines Inc.", "American Airlines Inc."] * 30) is None
     assert kind("name", ["John F Kennedy Intl", "La Guardia"] * 30) is None
+
+
+def test_a_sequential_key_with_holes_is_still_an_identifier():
+    """Bad input: a surrogate key with 17 % of its ids deleted, and one with a hole every 7 ids.
+    Outcome: both score as sequential-integer identifiers from their values; ids sampled sparsely
+    from a large range (not a counter) and unique measurements are not called sequences."""
+    from featrix_model.usefulness import sequence_step
+
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 1201)
+    assert sequence_step(pd.Series(ids[rng.random(1200) > 0.17]), "order_id")[0] == 1
+    assert sequence_step(pd.Series([i for i in range(1, 1400) if i % 7]), "ref")[0] == 1
+    assert sequence_step(pd.Series(np.sort(rng.choice(100_000, 500, replace=False))), "order_id") is None
+    assert sequence_step(pd.Series(rng.integers(0, 10**6, 500)), "population") is None
