@@ -44,9 +44,19 @@ def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
     return getattr(event, "pid", None)
 
 
+def machine_local(instance: dg.DagsterInstance) -> bool:
+    """Whether the instance's runs all run on this machine: its run storage is the local SQLite file
+    (a shared database, e.g. PostgreSQL, may hold runs of other machines, whose pids mean nothing here)."""
+    from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+
+    return isinstance(instance.run_storage, SqliteRunStorage)
+
+
 def abandoned(instance: dg.DagsterInstance, quiet_s: float = QUIET_S) -> list[tuple[dg.DagsterRun, int]]:
     """In-progress runs whose worker process no longer exists on this machine and that have logged
-    nothing for ``quiet_s`` seconds (the pid test alone could mistake a run of another machine)."""
+    nothing for ``quiet_s`` seconds. Only for a machine-local instance (``machine_local``)."""
+    if not machine_local(instance):
+        return []
     out = []
     now = time.time()  # operations only: when to give up on a dead run, never what a run computes
     for record in instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS)):
@@ -80,6 +90,10 @@ def abandoned_run_sensor() -> dg.SensorDefinition:
                            "pipeline's run queue for ever), saying what the killed run left and what the next "
                            "run redoes.")
     def abandoned_runs(context: dg.SensorEvaluationContext):
+        if not machine_local(context.instance):
+            return dg.SkipReason("the run storage is shared by other machines, so a run's process cannot be checked "
+                                 "from here: use Dagster's run monitoring (run_monitoring in dagster.yaml, and the "
+                                 "dagster/max_runtime tag) to end runs whose process died")
         lines = fail_abandoned(context.instance)
         for line in lines:
             context.log.warning(line)
