@@ -15,25 +15,15 @@ What a killed run leaves, and how the next run recovers (also in docs/architectu
 
 from __future__ import annotations
 
-import os
 import time
 
 import dagster as dg
 
 from assets.jobs import QUEUE_TAG
+from featrix_model.io import process_alive
 
 QUIET_S = 120  # a run is abandoned only when its process is gone AND nothing was logged for this long
 IN_PROGRESS = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
 
 
 def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
@@ -62,7 +52,7 @@ def abandoned(instance: dg.DagsterInstance, quiet_s: float = QUIET_S) -> list[tu
     for record in instance.get_run_records(dg.RunsFilter(statuses=IN_PROGRESS)):
         run = record.dagster_run
         pid = _worker_pid(instance, run.run_id)
-        if pid is None or _alive(pid):
+        if pid is None or process_alive(pid):
             continue
         last = instance.get_records_for_run(run.run_id, limit=1, ascending=False).records
         if last and now - last[0].event_log_entry.timestamp < quiet_s:

@@ -267,14 +267,17 @@ def _remove_stale(dest: Path) -> None:
     for leftover in dest.parent.glob(f".{glob.escape(dest.name)}.*-{_HOST}-*-*"):
         kind, _, rest = leftover.name[len(dest.name) + 2:].partition("-")
         pid = rest.removeprefix(f"{_HOST}-").split("-")[0]
-        if kind in ("saving", "old") and leftover.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if kind in ("saving", "old") and leftover.is_dir() and pid.isdigit() and not process_alive(pid):
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int | str) -> bool:
+    """Whether process ``pid`` runs on this machine (another user's process counts as running); a pid
+    that is not a number is no process. The one test of "was its process killed?" for leftover save
+    folders, training folders and Dagster runs."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
         return False
     except PermissionError:
         return True

@@ -18,6 +18,7 @@ import socket
 import uuid
 from pathlib import Path
 
+from featrix_model.io import process_alive
 from featrix_model.jsonable import to_jsonable
 
 SUMMARY = "summary.json"
@@ -112,7 +113,7 @@ class ArtifactStore:
         for key in removable:
             shutil.rmtree(self.folder(key), ignore_errors=True)
         for folder in self.root.glob(f".training-*-{_HOST}-*") if self.root.exists() else ():
-            if not _alive(folder.name.split("-")[-2]):  # what a killed training run on this machine left
+            if not process_alive(folder.name.split("-")[-2]):  # what a killed training run on this machine left
                 shutil.rmtree(folder, ignore_errors=True)
         return removable
 
@@ -130,17 +131,6 @@ def _moved(summary: dict, old: str | None, new: str) -> dict:
     if not old or old == new:
         return summary
     return json.loads(json.dumps(to_jsonable(summary), default=str).replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]))
-
-
-def _alive(pid: str) -> bool:
-    """Whether the process that started a training folder still runs (on this machine)."""
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def reused(summary: dict) -> dict:
