@@ -20,7 +20,7 @@ from assets.recovery import abandoned_run_sensor
 from assets.sensors import build_sensors
 from assets.spaces import build_space_assets
 from assets.tables import build_table_assets
-from featrix_pipeline.resources import WarehouseResource, build_model_settings
+from featrix_pipeline.resources import build_model_settings, build_warehouse
 from featrix_pipeline.spec import DatasetSpec, load_spec
 from featrix_pipeline.store import ParquetJsonIOManager, default_store_dir, reports_dir
 from featrix_pipeline.topology import Topology
@@ -35,7 +35,7 @@ def build_assets(topology: Topology) -> list:
 
 def build_resources(spec: DatasetSpec) -> dict:
     return {"io_manager": ParquetJsonIOManager(base_dir=str(default_store_dir(spec.name))),
-            "warehouse": WarehouseResource(url=spec.warehouse_url, db_schema=spec.warehouse_schema),
+            "warehouse": build_warehouse(spec),
             "model_settings": build_model_settings()}
 
 

@@ -15,6 +15,7 @@ from featrix_pipeline.predictors import train_predictor
 from featrix_pipeline.reuse import ArtifactStore
 from featrix_pipeline.resources import ModelSettings, WarehouseResource
 from featrix_pipeline.topology import TargetPlan, Topology
+from featrix_pipeline.warehouse import warehouse_kind
 
 MODELS = {"metrics": "ours", "lightgbm": "LightGBM", "baseline": "majority/mean"}
 
@@ -74,7 +75,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
             "hidden": dg.MetadataValue.json(s["candidate"].get("hidden_why") or {c: "" for c in s.get("hidden", [])})})
         yield beats_baselines(s, settings.margin_for(plan.target.lightgbm_margin), plan.target.note)
 
-    @dg.asset(key=list(plan.key("predictions")), group_name="predictors", kinds={"duckdb", "parquet"},
+    @dg.asset(key=list(plan.key("predictions")), group_name="predictors", kinds={warehouse_kind(topology.spec.warehouse_url), "pandas"},
               automation_condition=when_rebuilt([key]),
               ins={"filtered": asset_in(plan.table.key("filtered")), "model": asset_in(key), **other_ins},
               description=f"Every `{table}` row scored by the serving `{plan.name}` predictor, in the warehouse table "

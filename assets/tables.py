@@ -14,7 +14,7 @@ from featrix_pipeline.report import refresh_report
 from featrix_pipeline.resources import WarehouseResource
 from featrix_pipeline.spec import DatasetSpec, SpecError, check_columns
 from featrix_pipeline.topology import TablePlan, Topology
-from featrix_pipeline.warehouse import WarehouseError
+from featrix_pipeline.warehouse import WarehouseError, warehouse_kind
 
 PK_EXPECTATIONS = ("expect_column_values_to_not_be_null", "expect_column_values_to_be_unique",
                    "expect_compound_columns_to_be_unique")
@@ -30,7 +30,7 @@ def _table_assets(spec: DatasetSpec, plan: TablePlan, store_dir: Path, reports_d
     raw_key, profile_key, filtered_key = (list(plan.key(s)) for s in ("raw", "profile", "filtered"))
     code_version = quality_code_version(plan.describe())
 
-    @dg.asset(key=raw_key, group_name=table, kinds={"duckdb", "pandas"},
+    @dg.asset(key=raw_key, group_name=table, kinds={warehouse_kind(spec.warehouse_url), "pandas"},
               description=f"Snapshot of `{source}` read from the warehouse, ordered by its primary key. {t.description}")
     def raw(warehouse: WarehouseResource) -> dg.Output[pd.DataFrame]:
         wh = warehouse.get()

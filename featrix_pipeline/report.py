@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from featrix_pipeline.secrets import display_url
 from featrix_pipeline.columns import decide_columns
 from featrix_pipeline.spec import DatasetSpec
 
@@ -25,7 +26,7 @@ def summary_markdown(spec: DatasetSpec, joins: dict[str, dict], profiles: dict[s
     ``profiles``: table → profile dict; ``suites``: table → expectation outcomes (dicts)."""
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# Data-quality report — {spec.name}", "",
-             f"Spec `{spec.path}` · warehouse `{spec.warehouse_url}` · {when}" + (f" · run `{run_id}`" if run_id else ""), ""]
+             f"Spec `{spec.path}` · warehouse `{display_url(spec.warehouse_url)}` · {when}" + (f" · run `{run_id}`" if run_id else ""), ""]
     if joins:
         lines += ["## Joins", "", "| relationship | condition | coverage | declared → observed | checks |",
                   "|---|---|---|---|---|"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.warehouse import Warehouse
@@ -20,13 +21,37 @@ SETTINGS_ENV = {"time_budget_s": "FEATRIX_TIME_BUDGET_S", "seed": "FEATRIX_SEED"
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The warehouse named in the dataset spec (DuckDB file, folder of files, or SQLAlchemy URL)."""
+    """The warehouse named in the dataset spec (DuckDB file, folder of files, or SQLAlchemy URL).
+
+    ``url`` never carries a password: the spec refuses one, and a URL with a password comes from an
+    environment variable (``warehouse.url_env``, a ``dg.EnvVar`` here, which the UI shows by name);
+    ``password`` likewise (``warehouse.password_env``). A run opens one handle, so every asset of
+    the run shares one engine and connection pool, closed when the run ends."""
 
     url: str
     db_schema: str | None = None
+    password: str | None = None
+    _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._warehouse = Warehouse(self.url, self.db_schema, password=self.password or None)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None
 
     def get(self) -> Warehouse:
-        return Warehouse(self.url, self.db_schema)
+        """The run's warehouse handle (a fresh one outside a run, e.g. in a test)."""
+        return self._warehouse or Warehouse(self.url, self.db_schema, password=self.password or None)
+
+
+def build_warehouse(spec) -> WarehouseResource:
+    """The warehouse resource of a spec: URL and password from the environment variables the spec
+    names, resolved when a run starts (``dg.EnvVar``), so their values never enter the UI."""
+    url = dg.EnvVar(spec.warehouse_url_env) if spec.warehouse_url_env else spec.warehouse_url
+    password = dg.EnvVar(spec.warehouse_password_env) if spec.warehouse_password_env else None
+    return WarehouseResource(url=url, db_schema=spec.warehouse_schema, password=password)
 
 
 class ModelSettings(dg.ConfigurableResource):

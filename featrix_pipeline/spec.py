@@ -20,7 +20,8 @@ import yaml
 
 from featrix_model.relationships import JoinSyntaxError, Relationship, parse_join
 from featrix_pipeline.expressions import ExpressionError, columns_read, parse_scalar
-from featrix_pipeline.warehouse import resolve_url, source_problem
+from featrix_pipeline.secrets import SecretError, display_url, from_environment, secret_parameters, url_password
+from featrix_pipeline.locations import resolve_url, source_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "schemas" / "dataset.schema.json"
@@ -97,6 +98,9 @@ class DatasetSpec:
     warehouse_url: str
     warehouse_schema: str | None
     tables: dict[str, TableSpec]
+    # environment variables holding the whole URL / its password (resolved where connections open)
+    warehouse_url_env: str | None = None
+    warehouse_password_env: str | None = None
     relationships: tuple[RelationshipSpec, ...] = ()
     targets: tuple[TargetSpec, ...] = ()
     description: str = ""
@@ -229,7 +233,8 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
         raise SpecError(f"{path}: {_where(lines, where)}: {msg}")
 
     wh = doc.get("warehouse", {}) or {}
-    kind = resolve_url(wh.get("url", DEFAULT_URL))[0]
+    url = _warehouse_url(wh, fail)
+    kind = resolve_url(url)[0]
     tables: dict[str, TableSpec] = {}
     for name, t in doc["tables"].items():
         problem = source_problem(t.get("source", name), kind)
@@ -287,13 +292,31 @@ def parse_spec(text: str, path: str | os.PathLike = "<string>") -> DatasetSpec:
         fail(("schedule", "timezone"), f"unknown time zone {timezone!r}: use an IANA name such as 'UTC' or "
                                        "'Europe/Berlin'.")
     return DatasetSpec(
-        name=doc["name"], path=path, warehouse_url=wh.get("url", DEFAULT_URL),
-        warehouse_schema=wh.get("schema"), tables=tables, relationships=tuple(rels), targets=tuple(targets),
+        name=doc["name"], path=path, warehouse_url=url, warehouse_url_env=wh.get("url_env"),
+        warehouse_password_env=wh.get("password_env"), warehouse_schema=wh.get("schema"), tables=tables, relationships=tuple(rels), targets=tuple(targets),
         description=doc.get("description", ""), raw=doc, lines=lines,
         schedule_cron=(doc.get("schedule") or {}).get("cron", DEFAULT_CRON),
         schedule_timezone=timezone,
         drift=dict(doc.get("drift") or {}), retention=doc.get("retention", 3),
     )
+
+
+def _warehouse_url(wh: dict, fail) -> str:
+    """The warehouse URL: written in the spec without a password, or read from ``url_env``."""
+    if "url" in wh and "url_env" in wh:
+        fail(("warehouse", "url_env"), "give warehouse.url or warehouse.url_env, not both.")
+    if "url_env" in wh:
+        try:
+            return from_environment(wh["url_env"], "The warehouse URL (warehouse.url_env)")
+        except SecretError as e:
+            fail(("warehouse", "url_env"), str(e))
+    url = wh.get("url", DEFAULT_URL)
+    if url_password(url) or secret_parameters(url):
+        fail(("warehouse", "url"), f"warehouse.url {display_url(url)} carries a password or token: a spec file "
+                                   "is no place for a secret. Name the environment variable that holds the password "
+                                   "in warehouse.password_env (or put the whole URL in one and name it in "
+                                   "warehouse.url_env), and remove it from the URL.")
+    return url
 
 
 def _shown(value) -> bool | tuple[str, ...]:

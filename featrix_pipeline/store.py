@@ -13,7 +13,7 @@ import dagster as dg
 import pandas as pd
 
 from featrix_model.jsonable import to_jsonable
-from featrix_pipeline.warehouse import featrix_home
+from featrix_pipeline.locations import featrix_home
 
 
 def default_store_dir(spec_name: str) -> Path:

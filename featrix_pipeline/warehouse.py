@@ -7,20 +7,30 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import pandas as pd
 from sqlglot import exp
 
-FILE_SUFFIXES = {".parquet": "read_parquet", ".csv": "read_csv_auto", ".json": "read_json_auto",
-                 ".jsonl": "read_json_auto", ".ndjson": "read_json_auto"}
-SQLALCHEMY_DIALECTS = {"postgresql": "postgres", "postgres": "postgres", "mysql": "mysql",
-                       "sqlite": "sqlite", "mssql": "tsql", "snowflake": "snowflake",
-                       "bigquery": "bigquery", "redshift": "redshift", "trino": "trino"}
+from featrix_pipeline import streaming
+from featrix_pipeline.locations import (FILE_SUFFIXES, SQLALCHEMY_DIALECTS, featrix_home, resolve_url,  # noqa: F401
+                                        source_problem)
+from featrix_pipeline.secrets import display_url, redact
+
 # how long a DuckDB connection waits for another process's lock on the file: 20 tries, 0.5 s apart
 LOCK_ATTEMPTS, LOCK_WAIT_S = 20, 0.5
+# SQLAlchemy URL schemes without a driver → the driver this project installs (the `postgres` extra)
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+# what a missing driver module is installed with
+DRIVER_PACKAGES = {"psycopg": "pip install 'featrix-dagster[postgres]' (psycopg 3)",
+                   "psycopg2": "pip install psycopg2-binary, or write the URL as postgresql+psycopg://… and "
+                               "pip install 'featrix-dagster[postgres]'"}
+# Dagster asset kinds (the UI's badges) by warehouse dialect
+KIND_TAGS = {"postgres": "postgres", "duckdb": "duckdb", "mysql": "mysql", "sqlite": "sqlite", "tsql": "mssql",
+             "snowflake": "snowflake", "bigquery": "bigquery", "redshift": "redshift", "trino": "trino"}
 # dialects whose ALTER TABLE ... RENAME moves an unqualified new name out of the table's schema
 QUALIFIED_RENAME = {"mysql", "snowflake", "trino"}
 
@@ -29,56 +39,58 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or a table is missing; the message says what to do."""
 
 
-def featrix_home() -> Path:
-    return Path(os.environ.get("FEATRIX_HOME") or os.getcwd())
-
-
-def resolve_url(url: str) -> tuple[str, str]:
-    """Return (kind, location) with kind in duckdb | files | sqlalchemy; relative paths → FEATRIX_HOME."""
-    parsed = urlparse(url)
-    scheme = parsed.scheme.lower()
-    if scheme in ("duckdb", "files", "file", ""):
-        raw = url.split("://", 1)[1] if "://" in url else url
-        raw = raw[1:] if raw.startswith("/") and not raw.startswith("//") and scheme else raw
-        # duckdb:///data/x.duckdb → relative "data/x.duckdb"; duckdb:////abs/x.duckdb → "/abs/x.duckdb"
-        raw = raw[1:] if raw.startswith("//") else raw
-        if raw == ":memory:":
-            return "duckdb", raw
-        path = Path(raw)
-        path = path if path.is_absolute() else featrix_home() / path
-        if scheme in ("files", "file") or (scheme == "" and path.is_dir()):
-            return "files", str(path)
-        return "duckdb", str(path)
-    return "sqlalchemy", url
-
-
-def source_problem(source: str, kind: str) -> str | None:
-    """What is wrong with a table's ``source`` for a warehouse of ``kind`` (None: nothing). A file
-    warehouse reads ``<source>.parquet|csv|json`` inside its folder only; a database source is
-    ``table``, ``schema.table`` or ``catalog.schema.table``, every part kept."""
-    if not isinstance(source, str) or not source.strip():
-        return "the source is empty: name the table (or file, without its suffix)"
-    if kind == "files":
-        if any(ch in source for ch in "/\\\0") or source.strip() in (".", "..") or ".." in source.split("."):
-            return (f"source {source!r} is not a file name in the warehouse folder: a folder warehouse reads "
-                    "<source>.parquet/.csv/.json from its own folder only; write the file name without a path "
-                    "(or point warehouse.url at the folder that holds the file)")
-        return None
-    parts = source.split(".")
-    if len(parts) > 3 or any(not p.strip() for p in parts):
-        return (f"source {source!r} is not table, schema.table or catalog.schema.table ({len(parts)} dot-separated "
-                "part(s), some empty)" if any(not p.strip() for p in parts) else
-                f"source {source!r} has {len(parts)} dot-separated parts; write table, schema.table or "
-                "catalog.schema.table")
-    return None
-
-
-@dataclass
+@dataclass(repr=False)
 class Warehouse:
-    """A read/write handle on one warehouse. Cheap to create; connections open per call."""
+    """A read/write handle on one warehouse. Cheap to create. A database warehouse keeps one
+    SQLAlchemy engine (one connection pool) for the handle's life: a run creates the handle once
+    (``WarehouseResource``) and ``close()`` disposes of the pool when the run ends. ``password``
+    (from an environment variable) is added to the URL when connecting and never shown."""
 
     url: str
     schema: str | None = None
+    password: str | None = None
+    _engine_: Any = field(default=None, init=False, compare=False)
+
+    def __repr__(self) -> str:
+        return f"Warehouse({self.display_url!r}, schema={self.schema!r})"
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password masked: the only form of it that messages may carry."""
+        return display_url(self.url)
+
+    @property
+    def kind_tag(self) -> str:
+        """The Dagster asset kind naming this warehouse (``postgres``, ``duckdb``, ``files``)."""
+        return "files" if self.kind == "files" else KIND_TAGS.get(self.dialect, self.dialect)
+
+    def _clean(self, text: str) -> str:
+        return redact(text, self.url, self.password)
+
+    def _engine(self):
+        """The handle's one engine (created on first use, reused by every later call)."""
+        if self._engine_ is None:
+            import sqlalchemy
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.url)
+            if url.drivername in DEFAULT_DRIVERS:
+                url = url.set(drivername=DEFAULT_DRIVERS[url.drivername])
+            if self.password:
+                url = url.set(password=self.password)
+            try:  # hide_parameters: bound values never appear in SQLAlchemy's error messages
+                self._engine_ = sqlalchemy.create_engine(url, pool_pre_ping=True, hide_parameters=True)
+            except ModuleNotFoundError as e:
+                how = DRIVER_PACKAGES.get(e.name or "", f"install the Python package {e.name}")
+                raise WarehouseError(f"The warehouse {self.display_url} needs the database driver {e.name!r}, which "
+                                     f"is not installed: {how}.") from None
+        return self._engine_
+
+    def close(self) -> None:
+        """Close the connection pool (a later call opens a new one)."""
+        if self._engine_ is not None:
+            self._engine_.dispose()
+            self._engine_ = None
 
     @property
     def kind(self) -> str:
@@ -140,18 +152,18 @@ class Warehouse:
                          catalog=exp.to_identifier(catalog, quoted=True) if catalog else None)
 
     def query(self, sql: exp.Expression) -> pd.DataFrame:
+        """The rows of a query, fetched in Arrow batches of ``streaming.BATCH_ROWS`` (DuckDB natively; a
+        database through a server-side cursor), so no driver holds a second copy of a whole table."""
         text = sql.sql(dialect=self.dialect)
         if self.kind == "sqlalchemy":
             import sqlalchemy
 
-            engine = sqlalchemy.create_engine(self.url)
-            try:
-                with engine.connect() as con:
-                    return pd.read_sql(sqlalchemy.text(text), con)
-            finally:
-                engine.dispose()
+            with self._engine().connect() as con:
+                result = con.execution_options(stream_results=True, max_row_buffer=streaming.BATCH_ROWS) \
+                    .execute(sqlalchemy.text(text))
+                return streaming.frame_from_rows(list(result.keys()), result.partitions(streaming.BATCH_ROWS))
         with self._duckdb() as con:
-            return con.execute(text).df()
+            return streaming.frame_from_reader(con.sql(text).to_arrow_reader(streaming.BATCH_ROWS))
 
     # -------------------------------------------------------------- public API
 
@@ -163,7 +175,8 @@ class Warehouse:
         except WarehouseError:
             raise
         except Exception as e:  # the driver's message is kept, the traceback is not
-            raise WarehouseError(f"Table '{source}' could not be read from {self.url}: {str(e).splitlines()[0]}") from None
+            raise WarehouseError(self._clean(f"Table '{source}' could not be read from {self.display_url}: "
+                                             f"{_first_line(e)}")) from None
 
     def read_table(self, source: str, *, order_by: list[str] | None = None, limit: int | None = None,
                    columns: list[str] | None = None) -> pd.DataFrame:
@@ -179,7 +192,8 @@ class Warehouse:
         except WarehouseError:
             raise
         except Exception as e:
-            raise WarehouseError(f"Reading table '{source}' from {self.url} failed: {str(e).splitlines()[0]}") from None
+            raise WarehouseError(self._clean(f"Reading table '{source}' from {self.display_url} failed: "
+                                             f"{_first_line(e)}")) from None
 
     def write_table(self, name: str, df: pd.DataFrame) -> None:
         """Create or replace a table with the frame's rows (used for predictions and the demo seed).
@@ -193,7 +207,13 @@ class Warehouse:
         if self.kind == "files":
             self._write_file(name, df)
         elif self.kind == "sqlalchemy":
-            self._write_sqlalchemy(name, df)
+            try:
+                self._write_sqlalchemy(name, df)
+            except WarehouseError:
+                raise
+            except Exception as e:
+                raise WarehouseError(self._clean(f"Writing table '{name}' to {self.display_url} failed: "
+                                                 f"{_first_line(e)}")) from None
         else:
             self._write_duckdb(name, df)
 
@@ -240,25 +260,22 @@ class Warehouse:
                    else exp.Table(this=exp.to_identifier(name, quoted=True)))
         swap = [exp.Drop(tables=[target], kind="TABLE", exists=True),
                 exp.Alter(this=tmp, kind="TABLE", actions=[exp.AlterRename(this=renamed)])]
-        engine = sqlalchemy.create_engine(self.url)
+        engine = self._engine()
         try:
-            try:
-                df.to_sql(tmp_name, engine, schema=self.schema, if_exists="fail", index=False)
-                with engine.begin() as con:
-                    if self.dialect == "sqlite":  # pysqlite runs DDL outside a transaction unless told
-                        con.exec_driver_sql(exp.Transaction().sql(dialect="sqlite"))
-                    for statement in swap:
-                        con.execute(sqlalchemy.text(statement.sql(dialect=self.dialect)))
-            except BaseException:
-                drop_tmp = exp.Drop(tables=[tmp], kind="TABLE", exists=True).sql(dialect=self.dialect)
+            df.to_sql(tmp_name, engine, schema=self.schema, if_exists="fail", index=False, chunksize=streaming.BATCH_ROWS)
+            with engine.begin() as con:
+                if self.dialect == "sqlite":  # pysqlite runs DDL outside a transaction unless told
+                    con.exec_driver_sql(exp.Transaction().sql(dialect="sqlite"))
+                for statement in swap:
+                    con.execute(sqlalchemy.text(statement.sql(dialect=self.dialect)))
+        except BaseException:
+            drop_tmp = exp.Drop(tables=[tmp], kind="TABLE", exists=True).sql(dialect=self.dialect)
 
-                def cleanup():
-                    with engine.begin() as con:
-                        con.execute(sqlalchemy.text(drop_tmp))
-                _quietly(cleanup)
-                raise
-        finally:
-            engine.dispose()
+            def cleanup():
+                with engine.begin() as con:
+                    con.execute(sqlalchemy.text(drop_tmp))
+            _quietly(cleanup)
+            raise
 
     def _named_table(self, name: str) -> exp.Table:
         """One quoted table name (dots included) in the handle's schema."""
@@ -278,15 +295,16 @@ class Warehouse:
         if self.kind == "sqlalchemy":
             import sqlalchemy
 
-            engine = sqlalchemy.create_engine(self.url)
             try:
-                with engine.connect() as con:
+                with self._engine().connect() as con:
                     if not sqlalchemy.inspect(con).has_table(name, schema=self.schema):
                         return None
-                    select = exp.select("*").from_(self._named_table(name))
-                    return pd.read_sql(sqlalchemy.text(select.sql(dialect=self.dialect)), con)
-            finally:
-                engine.dispose()
+            except WarehouseError:
+                raise
+            except Exception as e:
+                raise WarehouseError(self._clean(f"Looking for table '{name}' in {self.display_url} failed: "
+                                                 f"{_first_line(e)}")) from None
+            return self.query(exp.select("*").from_(self._named_table(name)))
         table = self._table_expr(name)
         schema = exp.Literal.string(table.db) if table.db else exp.func("current_schema")
         tables = exp.Table(this=exp.to_identifier("tables", quoted=True),
@@ -311,17 +329,14 @@ class Warehouse:
                     raise WarehouseError(f"Table source {source!r}: {problem}.")
                 parts = source.split(".")
                 schema = parts[-2] if len(parts) > 1 else self.schema
-                engine = sqlalchemy.create_engine(self.url)
-                try:
-                    if len(parts) == 3 and parts[0] != engine.url.database:
-                        raise WarehouseError(f"Table source {source!r} names catalog '{parts[0]}', but the warehouse "
-                                             f"connection is to database '{engine.url.database}': point warehouse.url "
-                                             "at that database or drop the catalog from the source.")
-                    with engine.connect() as con:
-                        cols = sqlalchemy.inspect(con).get_columns(parts[-1], schema=schema)
-                    return {c["name"]: _type_text(c["type"], engine.dialect) for c in cols}
-                finally:
-                    engine.dispose()
+                engine = self._engine()
+                if len(parts) == 3 and parts[0] != engine.url.database:
+                    raise WarehouseError(f"Table source {source!r} names catalog '{parts[0]}', but the warehouse "
+                                         f"connection is to database '{engine.url.database}': point warehouse.url "
+                                         "at that database or drop the catalog from the source.")
+                with engine.connect() as con:
+                    cols = sqlalchemy.inspect(con).get_columns(parts[-1], schema=schema)
+                return {c["name"]: _type_text(c["type"], engine.dialect) for c in cols}
             describe = exp.Describe(this=exp.select("*").from_(self._table_expr(source)))
             with self._duckdb() as con:
                 rows = con.execute(describe.sql(dialect="duckdb")).fetchall()
@@ -329,8 +344,8 @@ class Warehouse:
         except WarehouseError:
             raise
         except Exception as e:
-            raise WarehouseError(f"The schema of table '{source}' could not be read from {self.url}: "
-                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+            raise WarehouseError(self._clean(f"The schema of table '{source}' could not be read from "
+                                             f"{self.display_url}: {_first_line(e)}")) from None
 
     def _connect_for_write(self):
         return self._connect(read_only=False)
@@ -361,6 +376,12 @@ class Warehouse:
         raise WarehouseError(f"Cannot open {self.location}.")
 
 
+def _first_line(e: BaseException) -> str:
+    """A driver error's first line (the traceback and SQLAlchemy's background links are not kept)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def _quietly(action) -> None:
     """Run a clean-up step after a failure without hiding the failure that caused it."""
     try:
@@ -374,3 +395,8 @@ def _type_text(sql_type, dialect) -> str:
         return str(sql_type.compile(dialect=dialect))
     except Exception:  # a type the dialect cannot render (NullType, ...)
         return str(sql_type)
+
+
+def warehouse_kind(url: str) -> str:
+    """The Dagster asset kind of the warehouse at ``url`` (what the UI's badge says)."""
+    return Warehouse(url).kind_tag

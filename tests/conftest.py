@@ -57,3 +57,26 @@ def slice_margins(text: str) -> str:
     for name, margin in SLICE_MARGINS.items():
         text = text.replace(f"  - name: {name}\n", f"  - name: {name}\n    lightgbm_margin: {margin}\n")
     return text
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server with password authentication (tests/postgres.py): an existing one
+    named by FEATRIX_TEST_POSTGRES_URL, or a throw-away cluster started here and stopped after."""
+    from tests import postgres as pg
+
+    server = pg.from_environment()
+    if server is not None:
+        yield server
+        return
+    bindir = pg.binaries()
+    if bindir is None:
+        if os.environ.get("FEATRIX_REQUIRE_POSTGRES") == "1":
+            pytest.fail("FEATRIX_REQUIRE_POSTGRES=1 but no PostgreSQL (initdb, pg_ctl) is installed: install "
+                        "Debian's postgresql package (.ci/run does) or set FEATRIX_TEST_POSTGRES_URL")
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) on this machine")
+    cluster = pg.Cluster(bindir)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()

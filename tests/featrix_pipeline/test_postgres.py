@@ -1,0 +1,118 @@
+"""The warehouse layer against a real PostgreSQL server (tests/postgres.py) with password
+authentication: reads in Arrow batches through a server-side cursor, the atomic write-back, one
+connection pool per handle, and a password that appears in no message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+
+import pandas as pd
+import psycopg
+import pytest
+from sqlglot import exp
+
+from featrix_pipeline import streaming
+from featrix_pipeline.secrets import MASK, display_url, redact
+from featrix_pipeline.warehouse import Warehouse, WarehouseError
+
+
+@pytest.fixture()
+def database(postgres, request) -> str:
+    name = "t_" + uuid.uuid4().hex[:10]
+    return postgres.create_database(name)
+
+
+def _psql(postgres, database: str):
+    return psycopg.connect(host=postgres.host, port=postgres.port, user=postgres.user, password=postgres.password,
+                           dbname=database, autocommit=True)
+
+
+def _typed_table(postgres, database: str, rows: int = 23) -> None:
+    """A table with the column types a warehouse holds (numeric, uuid, json, dates, ...), one column
+    null for a whole batch at the start, created and filled through the driver with parameters."""
+    columns = [("id", "integer"), ("amount", "numeric(10,2)"), ("ref", "uuid"), ("doc", "jsonb"),
+               ("day", "date"), ("at", "timestamptz"), ("ok", "boolean"), ("note", "text"), ("late", "double precision")]
+    create = exp.Create(this=exp.Schema(this=exp.to_table("typed"), expressions=[
+        exp.ColumnDef(this=exp.to_identifier(n), kind=exp.DataType.build(t, dialect="postgres")) for n, t in columns]),
+        kind="TABLE")
+    insert = exp.Insert(this=exp.to_table("typed"), expression=exp.Values(
+        expressions=[exp.Tuple(expressions=[exp.Placeholder() for _ in columns])]))
+    values = [(i, decimal.Decimal(f"{i}.25"), uuid.UUID(int=i), psycopg.types.json.Jsonb({"k": i, "tags": ["a"] * (i % 3)}),
+               dt.date(2024, 1, 1 + i % 28), dt.datetime(2024, 1, 1, i % 24, tzinfo=dt.timezone.utc), i % 2 == 0,
+               None if i < 9 else f"row {i}", None if i % 5 == 0 else i / 4) for i in range(rows)]
+    with _psql(postgres, database) as con:
+        con.execute(create.sql(dialect="postgres"))
+        with con.cursor() as cur:
+            cur.executemany(insert.sql(dialect="postgres"), values)
+
+
+def test_reads_stream_in_arrow_batches_and_keep_the_rows(postgres, database, monkeypatch):
+    _typed_table(postgres, database)
+    monkeypatch.setattr(streaming, "BATCH_ROWS", 7)  # 23 rows: four batches, the first with `note` all null
+    seen = []
+    real = streaming.frame_from_rows
+    monkeypatch.setattr(streaming, "frame_from_rows",
+                        lambda names, parts: real(names, (seen.append(len(p)) or p for p in parts)))
+    wh = Warehouse(postgres.url(database), password=postgres.password)
+    df = wh.read_table("typed", order_by=["id"])
+    assert seen == [7, 7, 7, 2]
+    assert len(df) == 23 and list(df["id"]) == list(range(23))
+    assert df["amount"].dtype == "float64" and df["amount"].iloc[3] == 3.25
+    assert df["ref"].iloc[5] == str(uuid.UUID(int=5))
+    assert df["note"].isna().sum() == 9 and df["note"].iloc[10] == "row 10"
+    assert str(df["at"].dtype).startswith("datetime64") and str(df["at"].dt.tz) == "UTC"
+    assert df["ok"].tolist()[:3] == [True, False, True]
+    assert df["late"].isna().sum() == 5
+    assert wh.columns("typed") == [c for c in df.columns]
+    assert wh.sql_schema("typed")["amount"].startswith("NUMERIC")
+    wh.close()
+
+
+def test_write_back_is_one_swap_and_one_pool_serves_the_handle(postgres, database, monkeypatch):
+    import sqlalchemy
+
+    made = []
+    real = sqlalchemy.create_engine
+    monkeypatch.setattr(sqlalchemy, "create_engine", lambda *a, **k: made.append(a) or real(*a, **k))
+    wh = Warehouse(postgres.url(database), password=postgres.password)
+    assert wh.read_optional("scores") is None
+    wh.write_table("scores", pd.DataFrame({"id": [1, 2, 3], "p": [0.1, 0.5, 0.9]}))
+    wh.write_table("scores", pd.DataFrame({"id": [4, 5], "p": [0.2, 0.3]}))
+    back = wh.read_optional("scores")
+    assert back["id"].tolist() == [4, 5]
+    assert len(made) == 1, "every call of one handle goes through one engine (one connection pool)"
+    wh.close()
+    with _psql(postgres, database) as con:  # no temporary table left behind by the swap
+        names = [r[0] for r in con.execute(exp.select("tablename").from_("pg_tables")
+                                           .where("schemaname = 'public'").sql(dialect="postgres")).fetchall()]
+    assert names == ["scores"]
+
+
+def test_a_failing_connection_names_the_server_but_never_the_password(postgres, database):
+    wrong = Warehouse(postgres.url(database), password="not-" + postgres.password)
+    with pytest.raises(WarehouseError) as e:
+        wrong.columns("anything")
+    text = str(e.value)
+    assert "password authentication failed" in text and postgres.password not in text
+    assert f"{postgres.host}:{postgres.port}/{database}" in text
+    inline = Warehouse(postgres.url(database, with_password=True).replace(str(postgres.port), "1"))  # nothing listens
+    with pytest.raises(WarehouseError) as e:
+        inline.read_table("anything")
+    assert postgres.password not in str(e.value) and MASK in str(e.value)
+    assert postgres.password not in repr(inline)
+
+
+def test_urls_are_shown_masked_and_messages_redacted():
+    url = "postgresql://ana:s3cr%40t-pw@db.example:5432/sales?sslmode=require&token=abc123xyz"
+    shown = display_url(url)
+    assert "s3cr" not in shown and "abc123xyz" not in shown and "db.example:5432/sales" in shown
+    said = redact(f"could not reach {url}; password s3cr@t-pw rejected", url)
+    assert "s3cr" not in said and "abc123xyz" not in said
+    assert display_url("duckdb:///data/x.duckdb") == "duckdb:///data/x.duckdb"
+
+
+def test_a_missing_driver_says_what_to_install():
+    with pytest.raises(WarehouseError, match=r"needs the database driver 'pg8000'.*install"):
+        Warehouse("postgresql+pg8000://ana@localhost/sales", password="pw-123456").columns("t")
