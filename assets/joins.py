@@ -38,8 +38,9 @@ def _join_asset(topology: Topology, rel: RelationshipSpec, store_dir: Path, repo
 
     @dg.asset(key=key, group_name="joins", check_specs=specs, kinds={"pandas"}, code_version=quality_code_version(rel),
               ins={"child": asset_in(topology[rel.child].key("raw")), "parent": asset_in(topology[rel.parent].key("raw"))},
-              description=f"Validation of the join `{rel.condition}` ({rel.cardinality}): coverage, key types, "
-                          "declared vs observed cardinality, orphans, duplicate parent keys, distribution shift.")
+              description=f"{rel.child} → {rel.parent} on {', '.join(rel.child_keys)}: validation of the join "
+                          f"`{rel.condition}` ({rel.cardinality}): coverage, key types, declared vs observed cardinality, "
+                          "orphans, duplicate parent keys, distribution shift.")
     def join_report(context: dg.AssetExecutionContext, child: pd.DataFrame, parent: pd.DataFrame):
         targets = {}
         for tgt in spec.targets_of(rel.child):

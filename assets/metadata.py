@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from featrix_pipeline import accounting
+from featrix_pipeline.figures import inline_markdown
 
 
 def table_metadata(df: pd.DataFrame) -> dict:
@@ -32,8 +33,24 @@ def config_table(summary: dict) -> dg.MetadataValue:
 
 
 def figure_metadata(figures: dict[str, str]) -> dict:
-    """``figure_<name>`` entries for a model's figure files."""
-    return {f"figure_{k}": dg.MetadataValue.path(v) for k, v in figures.items()}
+    """``figure_<name>``: each PNG figure shown as an image in the UI (``figure_<name>_file``: where it
+    lies); a figure that is not a PNG (the interactive 3D sphere, an HTML page) is named by its path."""
+    out = {}
+    for name, path in figures.items():
+        image = inline_markdown(path, name.replace("_", " ")) if str(path).endswith(".png") else None
+        if image:
+            out[f"figure_{name}"] = dg.MetadataValue.md(image)
+        out[f"figure_{name}_file" if image else f"figure_{name}"] = dg.MetadataValue.path(path)
+    return out
+
+
+def numbers(prefix: str, values: dict | None) -> dict:
+    """``<prefix>_<name>`` top-level float entries (the UI plots a number entry over runs; a JSON
+    one it does not), for the finite numbers among ``values``."""
+    import math
+
+    return {f"{prefix}_{k}": float(v) for k, v in (values or {}).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def version_metadata(summary: dict) -> dict:
@@ -46,7 +63,8 @@ def version_metadata(summary: dict) -> dict:
 def space_metadata(summary: dict) -> dict:
     """What every space asset (table or relational) shows: its folder, size, epochs, settings, figures."""
     return {**version_metadata(summary), "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
-            "epochs_run": summary["epochs_run"], "fit_seconds": summary["fit_seconds"],
+            "epochs_run": summary["epochs_run"], "fit_seconds": float(summary["fit_seconds"]),
+            **numbers("final", summary.get("final")),
             "columns": dg.MetadataValue.json(summary["columns"]), "config": config_table(summary),
             **figure_metadata(summary["figures"])}
 

@@ -8,7 +8,8 @@ import pandas as pd
 from assets.automation import when_rebuilt
 from assets.checks import beats_baselines, beats_baselines_spec
 from assets.inputs import asset_in, rows_in, rows_of
-from assets.metadata import figure_metadata, row_metadata, version_metadata
+from assets.metadata import figure_metadata, numbers, row_metadata, version_metadata
+from assets.progress import progress_to_run_log
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.predictions import ScoringRefused, score_rows
 from featrix_pipeline.predictors import train_predictor
@@ -51,13 +52,14 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
               ins={"raw": asset_in(plan.table.key("raw")), "filtered": asset_in(plan.table.key("filtered")),
                    "space": asset_in(plan.space_key), **other_ins},
               check_specs=[beats_baselines_spec(key)],
-              description=f"Calibrated, guarded predictor of `{plan.name}` on `{table}`'s {space_kind} space, with "
-                          "held-out metrics and a LightGBM baseline trained on the same split.")
+              description=f"{plan.name} on {table}: calibrated, guarded predictor of `{plan.name}` on `{table}`'s "
+                          f"{space_kind} space, with held-out metrics and a LightGBM baseline trained on the same split.")
     def predictor(context: dg.AssetExecutionContext, raw: pd.DataFrame, filtered: pd.DataFrame, space: dict,
                   model_settings: ModelSettings, **other_rows):
         settings = model_settings.fit_settings()
-        s = train_predictor(topology, plan, raw, filtered, space, store, settings, context.run_id,
-                            rows=rows_of(other_rows))
+        with progress_to_run_log(context, plan.name):
+            s = train_predictor(topology, plan, raw, filtered, space, store, settings, context.run_id,
+                                rows=rows_of(other_rows))
         for d in s["decisions"] + s["notes"]:
             (context.log.warning if d.startswith("[WARN]") else context.log.info)(f"[{plan.name}] {d}")
         context.log.info(f"[{plan.name}] promotion: {s['promotion']['why']}")
@@ -67,6 +69,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
             "candidate": dg.MetadataValue.json(s["candidate"]),
             "path": dg.MetadataValue.path(s["path"]), "kind": s["kind"],
             "held_out": dg.MetadataValue.md(compare.to_markdown(index=False)),
+            **numbers("held_out", s["metrics"]), **numbers("lightgbm", s["lightgbm"]), **numbers("baseline", s["baseline"]),
             "loss": f"{s['loss']} — {s['loss_reason']}",
             "threshold": dg.MetadataValue.text(f"{s['threshold']} — {s['threshold_reason']}" if s["threshold"] else "n/a"),
             "calibration": str(s["calibration"]), **figure_metadata(s["figures"]),
@@ -78,7 +81,8 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
     @dg.asset(key=list(plan.key("predictions")), group_name="predictors", kinds={warehouse_kind(topology.spec.warehouse_url), "pandas"},
               automation_condition=when_rebuilt([key]),
               ins={"filtered": asset_in(plan.table.key("filtered")), "model": asset_in(key), **other_ins},
-              description=f"Every `{table}` row scored by the serving `{plan.name}` predictor, in the warehouse table "
+              description=f"{plan.name} on {table}: every `{table}` row scored by the serving `{plan.name}` predictor, "
+                          f"in the warehouse table "
                           f"`{plan.name}_predictions`: only rows that are new, changed or scored by an older model "
                           "version are scored again; the table is replaced all at once, or not at all.")
     def predictions(context: dg.AssetExecutionContext, filtered: pd.DataFrame, model: dict,

@@ -10,6 +10,7 @@ from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import row_metadata, space_metadata
+from assets.progress import progress_to_run_log
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.relational import train_relational_space
 from featrix_pipeline.reuse import ArtifactStore
@@ -38,9 +39,11 @@ def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
                           f"{', '.join(f'`{c}`' for c in children)} rows encoded by their own spaces and pooled by "
                           "attention with learned queries; every parent row seen once per epoch.")
     def relational_space(context: dg.AssetExecutionContext, model_settings: ModelSettings, **inputs):
-        summary = train_relational_space(topology, parent, rows_of(inputs), {c: inputs[f"{c}_space"] for c in children},
-                                         store, model_settings.fit_settings(), profile=inputs["profile"],
-                                         run_id=context.run_id)
+        with progress_to_run_log(context, f"{parent} relational"):
+            summary = train_relational_space(topology, parent, rows_of(inputs),
+                                             {c: inputs[f"{c}_space"] for c in children}, store,
+                                             model_settings.fit_settings(), profile=inputs["profile"],
+                                             run_id=context.run_id)
         for w in summary.get("warnings", []):
             context.log.warning(f"[{parent}] {w}")
         for d in summary["decisions"]:

@@ -9,6 +9,7 @@ from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import column_lineage, row_metadata, space_metadata
+from assets.progress import progress_to_run_log
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.resources import ModelSettings
 from featrix_pipeline.reuse import ArtifactStore
@@ -34,8 +35,9 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
                           "choice with its reason, final losses, top mutual-information pairs and training figures.")
     def embedding_space(context: dg.AssetExecutionContext, filtered: pd.DataFrame, profile: dict,
                         model_settings: ModelSettings, **lookup_rows):
-        summary = train_space(plan, filtered, profile, store, model_settings.fit_settings(), context.run_id,
-                              rows=rows_of(lookup_rows))
+        with progress_to_run_log(context, table):
+            summary = train_space(plan, filtered, profile, store, model_settings.fit_settings(), context.run_id,
+                                  rows=rows_of(lookup_rows))
         for d in summary["decisions"]:
             context.log.info(f"[{table}] {d}")
         def source(column: str):

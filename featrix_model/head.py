@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from featrix_model.progress import epoch_line
+
 HEAD_LR, HEAD_WEIGHT_DECAY, HEAD_DROPOUT, PATIENCE = 1e-3, 1e-4, 0.1, 15
 FINE_TUNE_LR = 1e-4  # the space's encoders train at 1/10 of the head's learning rate
 MAX_EPOCHS, MAX_EPOCHS_FINE_TUNE = 200, 20
@@ -217,6 +219,7 @@ class HeadTrainer:
             monitored = entry.get("validation_loss", entry["train_loss"])
             if monitored < best[0] - 1e-5:
                 best = (monitored, self._state(), epoch)
+            epoch_line("predictor", epoch, epochs, entry, stopping=epoch - best[2] >= PATIENCE)
             if epoch - best[2] >= PATIENCE:
                 self.notes.append(f"early stop at epoch {epoch} (best validation loss at epoch {best[2]})")
                 break

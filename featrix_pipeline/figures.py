@@ -62,3 +62,28 @@ def _confusion(truth: pd.Series, predicted: pd.Series, out_dir: Path) -> str:
             ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=8)
     fig.tight_layout()
     return _save(fig, out_dir / "confusion_matrix.png")
+
+
+INLINE_WIDTH = 900  # pixels: the widest a figure is shown inline in the UI's metadata
+INLINE_COLOURS = 256  # a palette this size keeps a matplotlib figure readable at a quarter of the bytes
+
+
+def inline_markdown(path: str | Path, title: str) -> str | None:
+    """Markdown showing the PNG at ``path`` as an image (a data URI, so the UI needs no file access),
+    scaled to at most ``INLINE_WIDTH`` pixels and reduced to a palette; None when it is not a
+    readable PNG."""
+    import base64
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+    except (OSError, UnidentifiedImageError):
+        return None
+    if img.width > INLINE_WIDTH:
+        img = img.resize((INLINE_WIDTH, round(img.height * INLINE_WIDTH / img.width)), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    img.quantize(colors=INLINE_COLOURS, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
+    return f"![{title}](data:image/png;base64,{base64.b64encode(buf.getvalue()).decode('ascii')})"

@@ -15,6 +15,7 @@ import torch
 
 from featrix_model import io
 from featrix_model.network import Batch, EmbeddingNetwork
+from featrix_model.progress import epoch_line
 from featrix_model.training import losses as L
 from featrix_model.training.config import TrainingConfig, curriculum_weights, dropout_at
 from featrix_model.training.sampler import epoch_batches
@@ -224,7 +225,9 @@ class Trainer:
             if cfg.rotation_every and epoch % cfg.rotation_every == 0 and len(val_idx) and epoch < cfg.epochs:
                 train_idx, val_idx = self._rotate(train_idx, val_idx, epoch)
                 entry["val_set_resampled"] = True
-            if epoch - best[2] >= cfg.patience and not entry["early_stop_blocked"]:
+            stopping = epoch - best[2] >= cfg.patience and not entry["early_stop_blocked"]
+            epoch_line("embedding space", epoch, cfg.epochs, entry, stopping)
+            if stopping:
                 entry["corrective_actions"].append("EARLY_STOP")
                 self.log(f"early stop at epoch {epoch}: no validation improvement > {cfg.min_delta} for {cfg.patience} epochs")
                 break

@@ -43,6 +43,7 @@ class TrainedSlice:
     result: object
     checks: dict
     profiled: list[str]  # columns the model library profiled itself during the run
+    instance: dg.DagsterInstance  # the run's instance: its event log holds the run's log lines
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +60,9 @@ def trained_slice(tmp_path_factory, nyc_frames) -> TrainedSlice:
         db = home / "wh.duckdb"
         demo.seed(db, frames={k: v.copy() for k, v in nyc_frames.items()})
         spec_path = write_spec(home, db, slice_margins(DEMO_SPEC.read_text()))
-        _, result, checks = materialize(spec_path)
-    return TrainedSlice(home, spec_path, result, checks, profiled)
+        instance = dg.DagsterInstance.ephemeral()
+        _, result, checks = materialize(spec_path, instance=instance)
+    return TrainedSlice(home, spec_path, result, checks, profiled, instance)
 
 
 @pytest.fixture()
