@@ -33,9 +33,9 @@ def _data_versions(instance: dg.DagsterInstance, *keys: str) -> dict[str, str]:
 
 def _sensor(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, cursor: str | None = None):
     """One tick of a sensor (``cursor``: what the daemon kept from the previous tick)."""
-    ctx = dg.build_sensor_context(instance=instance, definitions=defs, sensor_name=name, cursor=cursor,
-                                  resources=defs.resources)
-    return defs.resolve_sensor_def(name).evaluate_tick(ctx)
+    with dg.build_sensor_context(instance=instance, definitions=defs, sensor_name=name, cursor=cursor,
+                                 resources=defs.resources) as ctx:  # the warehouse's pool closes with the tick
+        return defs.resolve_sensor_def(name).evaluate_tick(ctx)
 
 
 def _requested(tick) -> dg.RunRequest:
