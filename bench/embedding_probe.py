@@ -1,5 +1,6 @@
 """Embedding-space quality and speed: a linear probe on our embeddings vs a linear model on raw features.
 
+    .venv/bin/python -m pip install -r bench/requirements.lock   # once, for the penguins task (palmerpenguins)
     .venv/bin/python bench/embedding_probe.py [--tasks penguins,breast_cancer,flights10k] [--budget S]
 
 For each task the space is fitted once on the feature columns only (never the label: it is

@@ -1,5 +1,6 @@
 """Predictors on embedding spaces vs LightGBM, XGBoost and linear baselines (tasks in bench/README.md).
 
+    .venv/bin/python -m pip install -r bench/requirements.lock   # once: XGBoost, palmerpenguins
     .venv/bin/python bench/single_table.py [--tasks penguins,breast_cancer,wine,diabetes,flights40k] [--budget S]
 
 5-fold CV (StratifiedKFold for classification, KFold for regression; shuffle, seed 0), library

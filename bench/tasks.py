@@ -1,4 +1,5 @@
-"""Benchmark datasets (bench/README.md), shared by the bench scripts (offline: PyPI packages)."""
+"""Benchmark datasets (bench/README.md), shared by the bench scripts (offline: PyPI packages;
+palmerpenguins comes from bench/requirements.lock: ``.venv/bin/python -m pip install -r bench/requirements.lock``)."""
 
 from __future__ import annotations
 

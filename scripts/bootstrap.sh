@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Create (or reuse) .venv in the repo root and install the pinned dependency set.
-# torch==2.13.0 resolves to the CPU wheel that pip finds on this machine's local disk.
+# Create (or reuse) .venv in the repo root and install the pinned dependency set (requirements.lock),
+# then the project itself. torch==2.13.0 resolves to the CPU wheel that pip finds on this machine's
+# local disk; elsewhere install that CPU build into .venv first (docs/dependencies.md):
+#   .venv/bin/python -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PYTHON:-python3.11}
