@@ -14,12 +14,14 @@ mkdir -p "reports/$spec_name"
 log="reports/$spec_name/materialize.log"
 start=$(date +%s)
 status=0
-.venv/bin/dagster asset materialize -m assets.definitions -a defs --select '*' >"$log" 2>&1 || status=$?
+# dg (dagster-dg-cli) is the CLI Dagster 1.13 recommends; `dg launch --assets` materializes in this
+# process, like the superseded `dagster asset materialize --select`, with the same event log lines.
+.venv/bin/dg launch --assets '*' -m assets.definitions -a defs >"$log" 2>&1 || status=$?
 grep -E "ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE" "$log" | sed -E 's/^.* - (ASSET_CHECK_EVALUATION|STEP_FAILURE|RUN_SUCCESS|RUN_FAILURE) - /\1: /' | cut -c1-220 || true
 echo
 echo "Materialized in $(( $(date +%s) - start )) s."
 echo "Data-quality report: $FEATRIX_HOME/reports/$spec_name/report.html (markdown: report.md)"
 echo "Asset values (Parquet/JSON): $FEATRIX_HOME/artifacts/$spec_name/"
-echo "Open the UI:  bash scripts/ui.sh   (dagster dev -w workspace.yaml, then http://localhost:3000)"
+echo "Open the UI:  bash scripts/ui.sh   (dg dev -w workspace.yaml, then http://localhost:3000)"
 echo "Full log: $log"
 exit $status

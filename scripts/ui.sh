@@ -4,4 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
 export FEATRIX_HOME="${FEATRIX_HOME:-$PWD}"
-exec .venv/bin/dagster dev -w workspace.yaml "$@"
+# dg dev (dagster-dg-cli) is what Dagster 1.13 recommends over the superseded `dagster dev`; both read
+# the same workspace.yaml, so `.venv/bin/dagster dev -w workspace.yaml` still works.
+exec .venv/bin/dg dev -w workspace.yaml "$@"
