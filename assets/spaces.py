@@ -48,6 +48,9 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
             **space_metadata(summary), **row_metadata(summary.get("row_accounting")),
             "final_losses": dg.MetadataValue.json(summary["final"]),
             "dagster/column_lineage": column_lineage(summary["columns"], source),
+            "dagster/column_schema": dg.TableSchema(columns=[  # the UI lists these, each with its lineage
+                dg.TableColumn(name=str(c), type="input column", description=_source_text(source(c)))
+                for c in summary["columns"]]),
             "top_mi_pairs": dg.MetadataValue.md(pd.DataFrame(summary["top_mi_pairs"]).to_markdown(index=False)),
             "excluded_columns": dg.MetadataValue.json({**summary["left_out"], **summary["excluded"]})})
         yield collapse_check(summary)
@@ -65,3 +68,8 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
                                         **row_metadata(out.attrs.get("row_accounting"))})
 
     return [embedding_space, row_embeddings_asset]
+
+
+def _source_text(source: tuple) -> str:
+    key, column = source
+    return f"read as {'/'.join(key)} column {column}"
