@@ -1,0 +1,186 @@
+"""The Dagster UI in headless Chromium: ``dagster-webserver`` (no daemon) on a copy of the trained demo
+slice, with a fresh DAGSTER_HOME holding the slice's materializations and check results, looked at
+page by page as a person would, with a screenshot of each.
+
+What each page proves (every page: the warehouse password, given by ``warehouse.password_env``, is
+nowhere in its text or HTML):
+
+- ``/automation``: the refresh schedule and both retrain sensors (``drift_sensor``,
+  ``schema_sensor``) are listed — every schedule and sensor the code location has.
+- ``/assets/planes/embedding_space``: a trained space's page shows the metadata its materialization
+  recorded (every entry's label); a figure recorded as markdown opens ([Show Markdown]) as an image
+  drawn from its data URI.
+- ``/locations/<repo>/resources/warehouse``: the warehouse resource names the password's
+  environment variable, never its value.
+- ``/locations/<repo>/asset-groups/joins`` (zoomed to fit, node descriptions on): one
+  ``join_report`` node per relationship, each with its description (which tables it joins).
+- ``/locations/<repo>/asset-groups/planes``: one table's group — every stage of a table with a
+  relational space, readable at full size.
+- ``/asset-groups?expanded=<every group>`` (top-to-bottom layout, side panels hidden, zoomed to
+  fit): the global lineage graph with every group open shows a node for every asset, so every
+  stage — raw, profile, filtered, join_report, embedding_space, row_embeddings, relational_space,
+  predictor, predictions, drift — as often as the code location has it. The UI renders only the
+  nodes inside its viewport, so the graph is zoomed until all of it lies inside: then every label
+  is in the DOM (each node is labelled with the last component of its key).
+
+Screenshots go to ``$FEATRIX_SCREENSHOTS`` (``scripts/screenshots.sh``: docs/screenshots) or
+``tmp_path/screenshots``; each must be a PNG of the window's size with more than a few colours.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from PIL import Image
+
+from tests.browser import HEIGHT, REPO, WIDTH, Browser, Webserver, poll, require_chromium
+
+STAGES = ("raw", "profile", "filtered", "join_report", "embedding_space", "row_embeddings", "relational_space",
+          "predictor", "predictions", "drift")
+AUTOMATIONS = ("refresh_schedule", "drift_sensor", "schema_sensor")  # assets/schedules.py, assets/sensors.py
+SECRET_ENV, SECRET = "FEATRIX_BROWSER_TEST_PASSWORD", "s3cr3t-browser-sentinel-6d1f"
+DEFINITIONS = """{ assetNodes { assetKey { path } groupName description }
+  repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
+    schedules { name } sensors { name } } } } }"""
+# Click "[Show Markdown]" in the metadata table's row for KEY (true if there was one).
+SHOW_MARKDOWN = """(() => {
+  const row = Array.from(document.querySelectorAll('tr'))
+    .find(r => r.cells.length && r.cells[0].innerText.trim() === KEY);
+  const link = row && Array.from(row.querySelectorAll('*'))
+    .find(e => !e.children.length && e.innerText.trim() === '[Show Markdown]');
+  if (link) link.click();
+  return !!link;
+})()"""
+# An image from a data: URI in an open dialog, loaded and drawn at a readable size.
+IMAGE_DRAWN = """Array.from(document.querySelectorAll('[role=dialog] img, .bp5-dialog img, .bp4-dialog img'))
+  .some(i => i.src.startsWith('data:image/png') && i.complete && i.naturalWidth > 0
+    && i.getBoundingClientRect().width > 200)"""
+MIN_COLOURS = 64  # a blank or half-drawn page has a handful; a rendered one has hundreds (anti-aliased text)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Skips (or, with FEATRIX_REQUIRE_BROWSER=1, fails) before the slice is trained, not after."""
+    return require_chromium()
+
+
+def _record(dagster_home: Path, trained) -> None:
+    """The trained slice's materializations and check results, into the test's run storage (the slice
+    was materialized on an ephemeral instance), so that the UI shows assets as a trained slice."""
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        for event in trained.result.get_asset_materialization_events():
+            instance.report_runless_asset_event(event.materialization)
+        for evaluation in trained.checks.values():
+            instance.report_runless_asset_event(evaluation)
+
+
+@pytest.fixture()
+def webserver(chromium, trained_slice, slice_home, tmp_path):
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
+    _record(dagster_home, trained_slice)
+    spec, n = re.subn(r"(\nwarehouse:\n  url: [^\n]*\n)", rf"\1  password_env: {SECRET_ENV}\n", slice_home.read_text(),
+                      count=1)
+    assert n == 1, "the slice's spec has no 'warehouse: url:' to add a password to"
+    slice_home.write_text(spec)
+    env = {"DAGSTER_HOME": str(dagster_home), "FEATRIX_SPEC": str(slice_home), "FEATRIX_HOME": str(slice_home.parent),
+           SECRET_ENV: SECRET}
+    with Webserver(env, tmp_path / "dagster_webserver.log") as server:
+        yield server
+
+
+@pytest.fixture()
+def screenshots(tmp_path) -> Path:
+    folder = os.environ.get("FEATRIX_SCREENSHOTS")
+    return (REPO / folder if folder else tmp_path / "screenshots").resolve()
+
+
+def _assert_png(path: Path) -> None:
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size == (WIDTH, HEIGHT), (path, image.format, image.size)
+        colours = image.convert("RGB").getcolors(maxcolors=WIDTH * HEIGHT)
+    assert len(colours) > MIN_COLOURS, f"{path}: {len(colours)} colours, a blank page?"
+
+
+def _words(text: str) -> str:
+    """Text as a person reads it: markdown marks and punctuation dropped, whitespace collapsed."""
+    return " ".join(re.sub(r"[^0-9A-Za-z]+", " ", text).split())
+
+
+def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(chromium, webserver, trained_slice,
+                                                                               screenshots):
+    data = webserver.graphql(DEFINITIONS)
+    [repo] = data["repositoriesOrError"]["nodes"]
+    repo_path = f"{repo['name']}@{repo['location']['name']}"
+    nodes = data["assetNodes"]
+    stages = Counter(n["assetKey"]["path"][-1] for n in nodes)
+    assert set(STAGES) <= set(stages), f"the code location lacks stages {set(STAGES) - set(stages)}"
+    groups = sorted({n["groupName"] for n in nodes})
+    automations = {s["name"] for s in repo["schedules"]} | {s["name"] for s in repo["sensors"]}
+    assert set(AUTOMATIONS) <= automations
+    spaces = [n["assetKey"]["path"] for n in nodes if n["assetKey"]["path"][-1] == "embedding_space"]
+    space = ["planes", "embedding_space"] if ["planes", "embedding_space"] in spaces else spaces[0]
+    [recorded] = [e.materialization for e in trained_slice.result.get_asset_materialization_events()
+                  if e.asset_key.path == space]
+    base, shot, seen = webserver.url, {}, []
+
+    def keep(name: str, browser: Browser, ops=()) -> None:
+        shot[name] = browser.screenshot(screenshots / f"{name}.png", ops)
+        seen.append((browser.eval("location.href"), browser.text() + browser.html()))
+
+    with Browser() as browser:
+        browser.goto(f"{base}/automation")
+        browser.wait_for_text("the automation page", sorted(automations))
+        keep("automation", browser, ops=("SensorStateQuery", "ScheduleStateQuery"))
+
+        browser.goto(f"{base}/assets/{'/'.join(space)}")
+        labels = [k for k in recorded.metadata if not k.startswith("dagster/")]
+        browser.wait_for_text(f"the page of {'/'.join(space)} with its materialization's metadata", labels)
+        browser.eval("""(() => { const h = Array.from(document.querySelectorAll('body *'))
+          .find(e => !e.children.length && e.textContent.trim() === 'Metadata');
+          if (h) h.scrollIntoView({block: 'start'}); return true; })()""")
+        keep(f"asset-{'-'.join(space)}", browser)
+        figures = [k for k, v in recorded.metadata.items()
+                   if k.startswith("figure_") and isinstance(v, dg.MarkdownMetadataValue)]
+        if figures:  # a figure embedded as an image: open it as a person would ([Show Markdown]) and see it drawn
+            opened = browser.eval(SHOW_MARKDOWN.replace("KEY", json.dumps(figures[0])))
+            assert opened, f"no [Show Markdown] for {figures[0]}"
+            poll(f"the image of {figures[0]} drawn", lambda: browser.eval(IMAGE_DRAWN))
+            keep(f"asset-{'-'.join(space)}-{figures[0]}", browser)
+
+        browser.goto(f"{base}/locations/{repo_path}/resources/warehouse")
+        browser.wait_for_text("the warehouse resource's configuration", ["url", SECRET_ENV])
+        seen.append((browser.eval("location.href"), browser.text() + browser.html()))
+
+        # the view settings a person picks in the graph's toolbar: node descriptions on (facets)
+        browser.set_storage(**{"asset-node-facets": ["description", "checks", "latest-event", "status", "kind-tag"],
+                               "asset-graph-direction": "horizontal"})
+        joins = [n for n in nodes if n["groupName"] == "joins"]
+        text = browser.show_whole_graph(f"{base}/locations/{repo_path}/asset-groups/joins")
+        browser.wait_for_labels("a join_report node per relationship", {"join_report": len(joins)})
+        missing = [n["assetKey"]["path"] for n in joins if _words(n["description"] or "")[:30] not in _words(text)]
+        assert not missing, f"join_report nodes without their description: {missing}"
+        keep("lineage-joins", browser, ops=("AssetGraphLiveQuery",))
+
+        planes = Counter(n["assetKey"]["path"][-1] for n in nodes if n["groupName"] == "planes")
+        browser.show_whole_graph(f"{base}/locations/{repo_path}/asset-groups/planes")
+        browser.wait_for_labels("every stage of the planes group", planes)
+        keep("lineage-planes", browser, ops=("AssetGraphLiveQuery",))
+
+        browser.set_storage(**{"asset-graph-direction": "vertical"})  # groups side by side: fits a wide window
+        expanded = ",".join(f"global@global:{g}" for g in groups)
+        browser.show_whole_graph(f"{base}/asset-groups?expanded={expanded}", wide=True)
+        browser.wait_for_labels("a node for every asset in the global lineage graph", dict(stages))
+        keep("lineage-global", browser, ops=("AssetGraphLiveQuery",))
+
+    for name, path in shot.items():
+        _assert_png(path)
+    leaks = [url for url, page in seen if SECRET in page]
+    assert not leaks, f"the warehouse password is shown on {leaks}"
