@@ -314,6 +314,14 @@ class Browser:
         except pytest.fail.Exception:
             pytest.fail(f"{what}: {missing.get('now')} not on {self.eval('location.href')} within {timeout:.0f} s")
 
+    def type_into(self, selector: str, text: str) -> None:
+        """Focus the element ``selector`` (an input) and type ``text`` into it as keyboard input, so that
+        the page's own input handlers (React's onChange) see it."""
+        poll(f"{selector} on {self.eval('location.href')}", lambda: self.eval(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (e) e.focus(); "
+            f"return !!e && document.activeElement === e; }})()"))
+        self.send("Input.insertText", text=text)
+
     def set_storage(self, **items) -> None:
         """Set the page origin's localStorage (JSON values, as the Dagster UI stores its view settings);
         the next page load reads them."""

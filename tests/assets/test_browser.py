@@ -10,6 +10,16 @@ nowhere in its text or HTML):
 - ``/assets/planes/embedding_space``: a trained space's page shows the metadata its materialization
   recorded (every entry's label); a figure recorded as markdown opens ([Show Markdown]) as an image
   drawn from its data URI.
+- ``/assets/flights/embedding_space`` (Columns section): the column lineage the space recorded
+  (``dagster/column_lineage``: each input column ← the asset and column it is read from) is readable
+  there: each column of its ``dagster/column_schema`` is listed with the description "read as <asset>
+  column <column>", matching the lineage entry — e.g. ``dest.lat`` read as ``airports/filtered``
+  column ``lat``. Filtered to ``dest`` (as a person types into "Filter columns"), the table lists
+  the flight's own ``dest`` and the airport columns it looks up. The open-source UI (dagster-webserver
+  1.13) draws no column-level lineage: it never shows the ``dagster/column_lineage`` entry (hidden from
+  every metadata table), ``?view=lineage&column=…`` is the asset-level graph, and a ``column:``
+  selection says "column filtering is available in Dagster+"; the schema's descriptions are where
+  a person reads it.
 - ``/locations/<repo>/resources/warehouse``: the warehouse resource names the password's
   environment variable, never its value.
 - ``/locations/<repo>/asset-groups/joins`` (zoomed to fit, node descriptions on): one
@@ -61,6 +71,19 @@ SHOW_MARKDOWN = """(() => {
 IMAGE_DRAWN = """Array.from(document.querySelectorAll('[role=dialog] img, .bp5-dialog img, .bp4-dialog img'))
   .some(i => i.src.startsWith('data:image/png') && i.complete && i.naturalWidth > 0
     && i.getBoundingClientRect().width > 200)"""
+# Scroll the first element whose own text is KEY (a section's header) to the top of its scroll area.
+SCROLL_TO = """(() => { const h = Array.from(document.querySelectorAll('body *'))
+  .find(e => !e.children.length && e.textContent.trim() === KEY);
+  if (h) h.scrollIntoView({block: 'start'}); return !!h; })()"""
+# The overview's Columns table (the one headed "Column name"): each listed column -> its description.
+COLUMNS_TABLE = """(() => {
+  const table = Array.from(document.querySelectorAll('table'))
+    .find(t => t.rows.length && t.rows[0].cells.length && t.rows[0].cells[0].innerText.trim() === 'Column name');
+  if (!table) return null;
+  return Array.from(table.rows).slice(1).filter(r => r.cells.length >= 3)
+    .map(r => [r.cells[0].innerText.trim(), r.cells[2].innerText.trim()]);
+})()"""
+LINEAGE_SPACE, LINEAGE_COLUMN = ("flights", "embedding_space"), "dest.lat"  # dest.lat <- airports/filtered lat
 MIN_COLOURS = 64  # a blank or half-drawn page has a handful; a rendered one has hundreds (anti-aliased text)
 
 
@@ -114,6 +137,23 @@ def _words(text: str) -> str:
     return " ".join(re.sub(r"[^0-9A-Za-z]+", " ", text).split())
 
 
+def _wait_for_columns(browser: Browser, what: str, wanted: dict[str, str]) -> dict[str, str]:
+    """Poll until the Columns table lists exactly ``wanted`` (column -> description), in any order."""
+    last = {}
+
+    def probe():
+        rows = browser.eval(COLUMNS_TABLE)
+        last["rows"] = rows
+        return rows is not None and len(rows) == len(wanted) and dict(rows) == wanted and dict(rows)
+    try:
+        return poll(what, probe)
+    except pytest.fail.Exception:
+        rows = dict(last.get("rows") or [])
+        pytest.fail(f"{what}: the Columns table differs from {wanted}: missing or different "
+                    f"{ {c: rows.get(c) for c in wanted if rows.get(c) != wanted[c]} }, "
+                    f"extra {sorted(set(rows) - set(wanted))}")
+
+
 def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(chromium, webserver, trained_slice,
                                                                                screenshots):
     data = webserver.graphql(DEFINITIONS)
@@ -129,6 +169,16 @@ def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(c
     space = ["planes", "embedding_space"] if ["planes", "embedding_space"] in spaces else spaces[0]
     [recorded] = [e.materialization for e in trained_slice.result.get_asset_materialization_events()
                   if e.asset_key.path == space]
+    assert list(LINEAGE_SPACE) in spaces, f"no {'/'.join(LINEAGE_SPACE)} among {spaces}"
+    [space_mat] = [e.materialization for e in trained_slice.result.get_asset_materialization_events()
+                   if e.asset_key.path == list(LINEAGE_SPACE)]
+    lineage = space_mat.metadata["dagster/column_lineage"].value.deps_by_column
+    assert [(d.asset_key.path, d.column_name) for d in lineage[LINEAGE_COLUMN]] == [(["airports", "filtered"], "lat")]
+    schema = [c.name for c in space_mat.metadata["dagster/column_schema"].value.columns]
+    assert schema == list(lineage), "the space's column schema and column lineage list different columns"
+    # what the Columns section must show: each column with the source its lineage entry records
+    described = {c: " ".join(f"read as {'/'.join(d.asset_key.path)} column {d.column_name}" for d in deps)
+                 for c, deps in lineage.items()}
     base, shot, seen = webserver.url, {}, []
 
     def keep(name: str, browser: Browser, ops=()) -> None:
@@ -143,9 +193,7 @@ def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(c
         browser.goto(f"{base}/assets/{'/'.join(space)}")
         labels = [k for k in recorded.metadata if not k.startswith("dagster/")]
         browser.wait_for_text(f"the page of {'/'.join(space)} with its materialization's metadata", labels)
-        browser.eval("""(() => { const h = Array.from(document.querySelectorAll('body *'))
-          .find(e => !e.children.length && e.textContent.trim() === 'Metadata');
-          if (h) h.scrollIntoView({block: 'start'}); return true; })()""")
+        browser.eval(SCROLL_TO.replace("KEY", json.dumps("Metadata")))
         keep(f"asset-{'-'.join(space)}", browser)
         figures = [k for k, v in recorded.metadata.items()
                    if k.startswith("figure_") and isinstance(v, dg.MarkdownMetadataValue)]
@@ -154,6 +202,16 @@ def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(c
             assert opened, f"no [Show Markdown] for {figures[0]}"
             poll(f"the image of {figures[0]} drawn", lambda: browser.eval(IMAGE_DRAWN))
             keep(f"asset-{'-'.join(space)}-{figures[0]}", browser)
+
+        # column lineage: every column of the space listed with the asset and column it is read from
+        browser.goto(f"{base}/assets/{'/'.join(LINEAGE_SPACE)}")
+        browser.wait_for_text(f"the Columns section of {'/'.join(LINEAGE_SPACE)}", ["Columns", *described])
+        shown = _wait_for_columns(browser, f"every column of {'/'.join(LINEAGE_SPACE)} with its source", described)
+        assert shown[LINEAGE_COLUMN] == "read as airports/filtered column lat", shown
+        browser.type_into('input[placeholder="Filter columns"]', "dest")  # as a person looks for dest.lat
+        _wait_for_columns(browser, "the columns filtered to dest", {c: d for c, d in described.items() if "dest" in c})
+        assert browser.eval(SCROLL_TO.replace("KEY", json.dumps("Columns")))
+        keep("column-lineage", browser)
 
         browser.goto(f"{base}/locations/{repo_path}/resources/warehouse")
         browser.wait_for_text("the warehouse resource's configuration", ["url", SECRET_ENV])
