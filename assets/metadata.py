@@ -61,12 +61,12 @@ def version_metadata(summary: dict) -> dict:
 
 
 def space_metadata(summary: dict) -> dict:
-    """What every space asset (table or relational) shows: its folder, size, epochs, settings, figures."""
+    """What every space asset (table or relational) shows: its folder, size, epochs, losses and figures
+    first, then the long entries (settings, columns)."""
     return {**version_metadata(summary), "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
             "epochs_run": summary["epochs_run"], "fit_seconds": float(summary["fit_seconds"]),
-            **numbers("final", summary.get("final")),
-            "columns": dg.MetadataValue.json(summary["columns"]), "config": config_table(summary),
-            **figure_metadata(summary["figures"])}
+            **numbers("final", summary.get("final")), **figure_metadata(summary["figures"]),
+            "config": config_table(summary), "columns": dg.MetadataValue.json(summary["columns"])}
 
 
 def row_metadata(counted: dict | None) -> dict:
