@@ -95,6 +95,9 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
                               "number of row-passes, so a smaller batch gives ~8× more updates, and the per-column "
                               "InfoNCE logits grow with batch² (2048² × columns does not fit a CPU step)")
         cfg.batch_size = 256
+    if overrides.get("batch_size") is not None:  # before what depends on it: temperature, epochs, row cap
+        cfg.batch_size = int(overrides["batch_size"])
+        why["batch_size"] = "set by the caller"
     if n_rows < 1000:
         cfg.lr, cfg.weight_decay, size = 5e-5, 0.1, "< 1K rows"
     elif n_rows < 5000:
@@ -171,7 +174,7 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
         why["deterministic"] = "off (set by the caller): faster CUDA kernels; two fits with the same seed may differ"
     if gpu and cfg.allow_tf32:
         why["allow_tf32"] = "on (set by the caller): faster TF32 matmuls, not FP32-exact"
-    if cfg.max_epochs and cfg.epochs > cfg.max_epochs and "epochs" not in overrides:
+    if cfg.max_epochs and cfg.epochs > cfg.max_epochs and overrides.get("epochs") is None:
         why["epochs"] = f"{cfg.max_epochs} (capped by max_epochs; the budget alone allowed {cfg.epochs})"
         cfg.epochs = cfg.max_epochs
     cfg.reasons = why

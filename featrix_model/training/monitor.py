@@ -68,35 +68,42 @@ class InterventionLadder:
     """Spec §11 escalation: 3× LR boost (20 epochs) → 2× temperature → 2× LR → 2× temperature → accept.
 
     Each stage waits 10 epochs for the previous one to work. NO_LEARNING also blocks early
-    stopping for 10 epochs.
+    stopping for 10 epochs. The 3× boost trains exactly the 20 epochs after its detection and ends
+    then whatever stage came since; the later 2× LR stage doubles the schedule for good.
+    ``lr_multiplier`` = the boost in force × that doubling.
     """
 
     stage: int = 0
     lr_multiplier: float = 1.0
     temperature_multiplier: float = 1.0
-    boost_until: int = -1
+    boost_until: int = -1  # the last epoch the 3× boost trains
+    lr_scale: float = 1.0  # the 2× LR stage's lasting doubling
     last_stage_epoch: int = -10**9
     block_early_stop_until: int = -1
     actions: list[dict] = field(default_factory=list)
 
     def step(self, epoch: int, failures: list[str]) -> list[str]:
+        """Called at the end of ``epoch``; the multipliers it leaves apply from the next epoch."""
         notes = []
-        if self.boost_until >= 0 and epoch > self.boost_until and self.lr_multiplier != 1.0 and self.stage == 1:
-            self.lr_multiplier = 1.0
+        boosted = self.boost_until >= 0 and epoch < self.boost_until
+        if self.boost_until >= 0 and epoch >= self.boost_until:
+            self.boost_until = -1
+            self.lr_multiplier = self.lr_scale
             notes.append("LR_BOOST_END")
         if "NO_LEARNING" not in failures:
-            if self.lr_multiplier != 1.0 and epoch <= self.boost_until:
+            if boosted:
                 notes.append("LR_BOOST_ACTIVE")
             return notes
         self.block_early_stop_until = max(self.block_early_stop_until, epoch + 10)
         if self.stage > 0 and epoch - self.last_stage_epoch < 10:
-            if self.lr_multiplier != 1.0:
+            if boosted:
                 notes.append("LR_BOOST_ACTIVE")
             return notes
         self.stage += 1
         self.last_stage_epoch = epoch
         if self.stage == 1:
-            self.lr_multiplier, self.boost_until = 3.0, epoch + 20
+            self.boost_until = epoch + 20
+            self.lr_multiplier = 3.0 * self.lr_scale
             self._record(epoch, "LR_BOOST", {"lr_multiplier": 3.0, "boost_epochs": 20})
             notes.append("LR_BOOST_3X")
         elif self.stage in (2, 4):
@@ -104,8 +111,8 @@ class InterventionLadder:
             self._record(epoch, "TEMP_BOOST", {"temperature_multiplier": self.temperature_multiplier})
             notes.append("TEMP_BOOST_2X")
         elif self.stage == 3:
-            self.lr_multiplier *= 2.0
-            self.boost_until = 10**9
+            self.lr_scale *= 2.0
+            self.lr_multiplier = self.lr_scale * (3.0 if self.boost_until >= 0 else 1.0)
             self._record(epoch, "LR_BOOST", {"lr_multiplier": self.lr_multiplier, "cumulative": True})
             notes.append("LR_BOOST_2X")
         else:

@@ -65,9 +65,10 @@ def lr_factor(step: int, total: int) -> float:
 
 
 def effective_temperature(base: float, multiplier: float) -> float:
-    """The contrastive temperature an epoch trains with: the configured (adaptive) temperature times the
-    intervention ladder's boost, clamped to [0.01, 0.2]."""
-    return float(min(0.2, max(0.01, base * multiplier)))
+    """The contrastive temperature an epoch trains with: the configured (adaptive) temperature, clamped
+    to [0.01, 0.2], times the intervention ladder's boost — a boost raises the ceiling with it, so a
+    2× boost of a 0.2 base trains at 0.4 instead of being clamped back to where it was."""
+    return float(min(0.2, max(0.01, base)) * multiplier)
 
 
 def clip_gradients(parameters, loss: float, clip_ratio: float) -> tuple[float, float]:

@@ -185,8 +185,6 @@ def test_lr_boost_3x_is_active_after_detection_and_ends_once():
     assert ladder.actions[0]["details"] == {"lr_multiplier": 3.0, "boost_epochs": 20}
 
 
-@pytest.mark.xfail(strict=True, reason="issue I (training dynamics): the 3× LR boost trains 21 epochs, not 20 — LR_BOOST_END fires "
-                                       "only at epoch > boost_until, so epoch detection+21 still trains boosted")
 def test_lr_boost_3x_lasts_exactly_20_epochs():
     # spec §4.2: "Epoch 20: NO_LEARNING detected ... Epochs 21-40: LR boost active ... Epoch 41: LR boost ends,
     # return to schedule"
@@ -194,8 +192,6 @@ def test_lr_boost_3x_lasts_exactly_20_epochs():
     assert [e for e in in_effect if in_effect[e][0] == 3.0] == list(range(21, 41))
 
 
-@pytest.mark.xfail(strict=True, reason="issue I (training dynamics): the 3× LR boost never ends once stage 2 is reached before it ran "
-                                       "out (LR_BOOST_END only fires while stage == 1)")
 def test_lr_boost_3x_ends_after_20_epochs_even_when_stage_2_followed():
     in_effect, notes = _drive(InterventionLadder(), {16, 26}, 60)  # stage 1 at 16, stage 2 at 26, then unstuck
     assert in_effect[27] == (3.0, 2.0)
@@ -230,9 +226,6 @@ def test_effective_temperature_applies_the_boost_below_the_ceiling():
     assert effective_temperature(0.004, 1.0) == pytest.approx(0.01)  # the [0.01, 0.2] floor (spec §4.4)
 
 
-@pytest.mark.xfail(strict=True, reason="issue I (training dynamics): TEMP_BOOST_2X is logged but the effective temperature is "
-                                       "clamped at 0.2 (min(0.2, ...)), so at the common base of 0.2 the boost "
-                                       "changes nothing")
 def test_temperature_boost_doubles_the_temperature_at_a_0_2_base():
     base = auto_config(2000, 8).temperature
     assert base == pytest.approx(0.2)
@@ -448,22 +441,16 @@ def test_max_epochs_caps_the_epochs():
     assert auto_config(5000, 10, device="cuda", max_epochs=10**6).epochs == free.epochs
 
 
-@pytest.mark.xfail(strict=True, reason="issue I (training dynamics): an epochs=None override (\"not set\", otherwise ignored) still "
-                                       "disables the max_epochs cap ('epochs' not in overrides)")
 def test_max_epochs_caps_when_epochs_is_passed_as_none():
     assert auto_config(5000, 10, device="cuda", epochs=None, max_epochs=7).epochs == 7
 
 
-@pytest.mark.xfail(strict=True, reason="issue I (training dynamics): a batch_size override is applied after the epochs were derived, "
-                                       "so the epochs stay sized for the automatic batch (4x the 36,000 updates here)")
 def test_epochs_follow_an_overridden_batch_size():
     cfg = auto_config(100_000, 10, device="cuda", batch_size=256)
     steps = math.ceil(100_000 * 0.9 / 256)
     assert cfg.epochs == math.ceil(TARGET_UPDATES / steps)  # spec §4.4: 36,000 updates
 
 
-@pytest.mark.xfail(strict=True, reason="issue I (training dynamics): a batch_size override is applied after the temperature was "
-                                       "derived, so it stays adapted to the automatic batch size")
 def test_temperature_follows_an_overridden_batch_size():
     cfg = auto_config(100_000, 10, device="cuda", batch_size=256)
     assert cfg.temperature == pytest.approx(adaptive_temperature(256, 10))  # spec §4.4: adaptive to batch size
