@@ -192,8 +192,10 @@ class Trainer:
                 col_n[ok] += 1
             n = steps_per_epoch
             self.column_losses = np.where(col_n > 0, col_sum / np.maximum(col_n, 1), np.nan)
-            val_loss, val_emb = self._validate(val_idx, temperature) if len(val_idx) else (None, None)
+            # strategy pruning and the semantic floor change the encoders *before* the validation pass,
+            # so the state kept as the best one (and saved) is exactly the state that was validated
             notes += [n for enc in net.encoders for n in enc.on_epoch_end(epoch, epoch / cfg.epochs)]
+            val_loss, val_emb = self._validate(val_idx, temperature) if len(val_idx) else (None, None)
             entry = {
                 "epoch": epoch, "learning_rate": lr, "train_loss": sums["fixed"] / n, "objective": sums["loss"] / n,
                 "validation_loss": val_loss, "dropout_rate": dropout, "spread_loss": sums["spread"] / n,
