@@ -57,7 +57,8 @@ class EmbeddingSpace:
             output_dir: str | Path | None = None, device: str | None = None, threads: int | None = None,
             epochs: int | None = None, max_epochs: int | None = None, lr: float | None = None,
             batch_size: int | None = None, d_model: int | None = None, deterministic: bool | None = None,
-            allow_tf32: bool | None = None, analysis: dict | None = None) -> "EmbeddingSpace":
+            allow_tf32: bool | None = None, analysis: dict | None = None,
+            checkpoint_dir: str | Path | None = None) -> "EmbeddingSpace":
         """Train on ``df`` with zero configuration.
 
         Every automatic choice is logged with its reason; ``epochs``, ``max_epochs`` (a cap below what
@@ -67,7 +68,10 @@ class EmbeddingSpace:
         recorded in the config (``training.trainer.cuda_determinism``; nothing changes on a CPU).
         ``analysis``: {column: (profile, verdict)} computed earlier for these values, so columns are
         not profiled twice. With ``output_dir``, ``timeline.partial.json`` there is rewritten
-        every epoch (a later ``save`` into that folder replaces it with the artifact)."""
+        every epoch (a later ``save`` into that folder replaces it with the artifact). With
+        ``checkpoint_dir``, every epoch is checkpointed there, and a fit given the same folder again
+        (after a crash or a kill) resumes after the last sound checkpoint and ends with the weights an
+        uninterrupted fit would have (``training.checkpoint``); delete the folder once the space is saved."""
         started = time.monotonic()
         inputs.check_table(df)
         df = df.reset_index(drop=True)
@@ -79,12 +83,12 @@ class EmbeddingSpace:
                                      allow_tf32=allow_tf32)
         return cls._train(df, plan, settings, time_budget_s=time_budget_s, seed=seed, progress=progress,
                           training_rows=df[plan.all_columns] if keep_training_rows else None, movie=movie,
-                          output_dir=output_dir, device=device, started=started)
+                          output_dir=output_dir, device=device, started=started, checkpoint_dir=checkpoint_dir)
 
     @classmethod
     def _train(cls, df: pd.DataFrame, plan: ColumnPlan, settings: dict, *, time_budget_s, seed, progress,
                training_rows, movie, output_dir, device, started,
-               pair_columns: list[str] | None = None) -> "EmbeddingSpace":
+               pair_columns: list[str] | None = None, checkpoint_dir=None) -> "EmbeddingSpace":
         """Configure, train and wrap a network for a fitted ``plan`` (shared with ``RelationalSpace``).
         ``settings``: the caller's training settings (``training_settings``); ``pair_columns``: the
         columns relationship pairs may be drawn from (default: all)."""
@@ -120,7 +124,8 @@ class EmbeddingSpace:
         if output_dir is not None:  # the live timeline: never a file of a saved artifact (save() replaces the folder)
             Path(output_dir).mkdir(parents=True, exist_ok=True)
             timeline_path = Path(output_dir) / io.LIVE_TIMELINE
-        trainer = Trainer(net, cfg, data, len(train_df), log=log.info, timeline_path=timeline_path)
+        trainer = Trainer(net, cfg, data, len(train_df), log=log.info, timeline_path=timeline_path,
+                          checkpoint_dir=checkpoint_dir)
         timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
         timeline["metadata"]["n_rows_in"] = len(df)  # = train + validation + sampled out, counted where each happens

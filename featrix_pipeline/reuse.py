@@ -70,6 +70,11 @@ class ArtifactStore:
         tmp.mkdir(parents=True)
         return tmp
 
+    def checkpoints(self, key: str) -> Path:
+        """Where version ``key``'s training writes its per-epoch checkpoints: a killed run's next try
+        at the same key resumes from them; ``publish`` removes them."""
+        return self.root / f".checkpoints-{key}"
+
     def publish(self, key: str, tmp: Path, summary: dict) -> dict:
         """Move a trained folder into place as version ``key`` with its ``summary`` (paths into ``tmp``
         rewritten to the final folder) and return the summary now in place. The summary is written
@@ -78,6 +83,7 @@ class ArtifactStore:
         final = self.folder(key)
         summary = _moved(summary, str(tmp), str(final))
         write_json_atomically(tmp / SUMMARY, summary)
+        shutil.rmtree(self.checkpoints(key), ignore_errors=True)  # the trained version is saved whole now
         for attempt in range(2):
             try:
                 os.replace(tmp, final)  # fails on an existing, non-empty folder

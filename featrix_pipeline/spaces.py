@@ -83,7 +83,7 @@ def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, s
         return reused(found)
     tmp = store.start(key)
     es = EmbeddingSpace.fit(features, time_budget_s=settings.time_budget_s, seed=settings.seed, progress=False,
-                            threads=settings.threads, output_dir=tmp,
+                            threads=settings.threads, output_dir=tmp, checkpoint_dir=store.checkpoints(key),
                             analysis=analysis_of(profile, features.columns) if profile else None)
     es.save(tmp)
     pd.DataFrame({HASH_COLUMN: row_hashes(features)}).to_parquet(tmp / TRAINING_HASHES, index=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import torch
 from featrix_model import io
 from featrix_model.network import Batch, EmbeddingNetwork
 from featrix_model.progress import epoch_line
+from featrix_model.training import checkpoint
 from featrix_model.training import losses as L
 from featrix_model.training.config import TrainingConfig, curriculum_weights, dropout_at
 from featrix_model.training.sampler import epoch_batches
@@ -87,9 +89,11 @@ class Trainer:
     """Trains an ``EmbeddingNetwork`` on pre-encoded column tensors; returns the timeline dict."""
 
     def __init__(self, net: EmbeddingNetwork, cfg: TrainingConfig, data: Batch, n_rows: int,
-                 log: Callable[[str], None] = print, timeline_path: Path | None = None):
+                 log: Callable[[str], None] = print, timeline_path: Path | None = None,
+                 checkpoint_dir: Path | None = None):
         self.net, self.cfg, self.data, self.n_rows, self.log = net, cfg, data, n_rows, log
         self.timeline_path = timeline_path
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.scalar_names = [net.columns[i] for i in net.scalar_index.tolist()]
         self.column_losses = np.full(len(net.columns), np.nan)
 
@@ -148,12 +152,30 @@ class Trainer:
         history, frames = [], []
         best = (math.inf, None, 0)
         step, start, over_budget = 0, time.monotonic(), False
-        bar = None
+        bar, first_epoch, fingerprint = None, 1, None
+        if self.checkpoint_dir is not None:
+            fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("reasons", "time_budget_s")}
+            fingerprint = checkpoint.fingerprint(fields, net, self.data)
+            found = checkpoint.latest(self.checkpoint_dir, fingerprint, self.log)
+            if found is not None:
+                tensors, saved = found
+                net.load_state_dict(checkpoint.prefixed(tensors, "net."))
+                checkpoint.load_optimizer(opt, tensors, saved["optimizer"])
+                gen.set_state(tensors["rng.gen"])
+                torch.set_rng_state(tensors["rng.torch"])
+                train_idx, val_idx = tensors["idx.train"], tensors["idx.val"]
+                ladder = InterventionLadder(**saved["ladder"])
+                history, frames, step, lr = saved["history"], [np.asarray(f) for f in saved["frames"]], saved["step"], saved["lr"]
+                best_state = checkpoint.prefixed(tensors, "best.")
+                best = (saved["best_monitored"], best_state or None, saved["best_epoch"])
+                self.column_losses = np.asarray(saved["column_losses"], dtype=float)
+                first_epoch = saved["epoch"] + 1
+                self.log(f"resumed after epoch {saved['epoch']} of {cfg.epochs} from checkpoint {self.checkpoint_dir}")
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.epochs, desc="embedding space", unit="epoch")
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first_epoch, cfg.epochs + 1):
             p_epoch = (epoch - 1) / cfg.epochs
             dropout = dropout_at(p_epoch, cfg.dropout_start, cfg.dropout_end)
             net.set_dropout(dropout)
@@ -239,6 +261,9 @@ class Trainer:
                 entry["corrective_actions"].append("TIME_OVER_BUDGET")
                 self.log(f"[WARN] epoch {epoch}: three times the {cfg.time_budget_s:.0f}s budget has elapsed; this "
                          "machine is slower than the fixed cost model assumes (training continues)")
+            if self.checkpoint_dir is not None:
+                self._checkpoint(epoch, fingerprint, opt, gen, train_idx, val_idx, ladder, history, frames, best,
+                                 step, lr)
         if bar is not None:
             bar.close()
         if best[1] is not None:
@@ -258,6 +283,19 @@ class Trainer:
             "corrective_actions": ladder.actions,
             "movie": [f.tolist() for f in frames],
         }
+
+    def _checkpoint(self, epoch, fingerprint, opt, gen, train_idx, val_idx, ladder, history, frames, best,
+                    step, lr) -> None:
+        """Everything the next epoch depends on, written as checkpoint ``epoch`` (``checkpoint``)."""
+        opt_tensors, opt_state = checkpoint.optimizer_tensors(opt)
+        tensors = {**{f"net.{k}": v for k, v in self.net.state_dict().items()}, **opt_tensors,
+                   **{f"best.{k}": v for k, v in (best[1] or {}).items()},
+                   "rng.gen": gen.get_state(), "rng.torch": torch.get_rng_state(),
+                   "idx.train": train_idx, "idx.val": val_idx}
+        state = {"fingerprint": fingerprint, "optimizer": opt_state, "ladder": dataclasses.asdict(ladder),
+                 "history": history, "frames": [np.asarray(f).tolist() for f in frames], "step": step, "lr": lr,
+                 "best_monitored": best[0], "best_epoch": best[2], "column_losses": self.column_losses.tolist()}
+        checkpoint.save(self.checkpoint_dir, epoch, tensors, state)
 
     @torch.no_grad()
     def _validate(self, val_idx: torch.Tensor, temperature: float) -> tuple[float, torch.Tensor]:
