@@ -36,7 +36,7 @@ def _join_asset(topology: Topology, rel: RelationshipSpec, store_dir: Path, repo
     names = [n for n in CHECKS if n != "temporal_consistency" or child_time]
     specs = [dg.AssetCheckSpec(n, asset=key, blocking=True, description=CHECKS[n]) for n in names]
 
-    @dg.asset(key=key, group_name="joins", check_specs=specs, kinds={"pandas"}, code_version=quality_code_version(rel),
+    @dg.asset(key=key, group_name=topology.group(rel), check_specs=specs, kinds={"pandas"}, code_version=quality_code_version(rel),
               ins={"child": asset_in(topology[rel.child].key("raw")), "parent": asset_in(topology[rel.parent].key("raw"))},
               description=f"{rel.child} → {rel.parent} on {', '.join(rel.child_keys)}: validation of the join "
                           f"`{rel.condition}` ({rel.cardinality}): coverage, key types, declared vs observed cardinality, "

@@ -47,7 +47,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
     other_ins = rows_in(topology, topology.reads(table))
     space_kind = "relational" if plan.table.has_relational_space else "embedding"
 
-    @dg.asset(key=list(key), group_name="predictors", kinds={"pytorch"}, code_version=model_code_version(plan.table, plan.target),
+    @dg.asset(key=list(key), group_name=topology.group(plan), kinds={"pytorch"}, code_version=model_code_version(plan.table, plan.target),
               automation_condition=when_rebuilt([plan.space_key]),
               ins={"raw": asset_in(plan.table.key("raw")), "filtered": asset_in(plan.table.key("filtered")),
                    "space": asset_in(plan.space_key), **other_ins},
@@ -78,7 +78,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
             "hidden": dg.MetadataValue.json(s["candidate"].get("hidden_why") or {c: "" for c in s.get("hidden", [])})})
         yield beats_baselines(s, settings.margin_for(plan.target.lightgbm_margin), plan.target.note)
 
-    @dg.asset(key=list(plan.key("predictions")), group_name="predictors", kinds={warehouse_kind(topology.spec.warehouse_url), "pandas"},
+    @dg.asset(key=list(plan.key("predictions")), group_name=topology.group(plan), kinds={warehouse_kind(topology.spec.warehouse_url), "pandas"},
               automation_condition=when_rebuilt([key]),
               ins={"filtered": asset_in(plan.table.key("filtered")), "model": asset_in(key), **other_ins},
               description=f"{plan.name} on {table}: every `{table}` row scored by the serving `{plan.name}` predictor, "

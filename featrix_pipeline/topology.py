@@ -154,6 +154,20 @@ class Topology:
         """``(relationship, "join_report")``."""
         return (rel.name, "join_report")
 
+    def group(self, item: RelationshipSpec | TargetPlan | str) -> str:
+        """The Dagster asset group of a table's assets (its name), of a relationship's join report
+        (the relationship's name) and of a target's predictor and predictions (the target's name):
+        the UI draws a box titled with the group around its nodes, so each ``join_report`` and
+        ``predictor`` box says which relationship or target it is without renaming asset keys. A
+        name another group already uses gets ``_join`` / ``_predictor`` appended."""
+        if isinstance(item, str):
+            return item
+        taken = set(self.tables)
+        if isinstance(item, TargetPlan):
+            taken |= {r.name for r in self.spec.relationships}
+            return item.name if item.name not in taken else f"{item.name}_predictor"
+        return item.name if item.name not in taken else f"{item.name}_join"
+
     def time_columns(self, rel: RelationshipSpec) -> tuple[str | None, str | None]:
         """(child, parent) time columns when both sides of ``rel`` have one (temporal join checks), else Nones."""
         child, parent = self.tables[rel.child].spec.time_column, self.tables[rel.parent].spec.time_column

@@ -13,6 +13,7 @@ from PIL import Image
 from assets.definitions import build_assets, build_resources
 from featrix_pipeline.spec import load_spec
 from featrix_pipeline.topology import Topology
+from tests.conftest import DEMO_SPEC
 
 
 def _metadata(result, key: str) -> dict:
@@ -60,14 +61,33 @@ def test_training_progress_is_in_the_run_log_while_the_step_runs(trained_slice):
 
 
 def test_lineage_nodes_say_which_tables_they_belong_to(trained_slice):
+    """The UI titles each group's box with the group's name, and its default node facets show no
+    description: a node's group is what says which table, relationship or target it belongs to."""
     topology = Topology.from_spec(load_spec(trained_slice.spec_path))
     defs = dg.Definitions(assets=build_assets(topology), resources=build_resources(topology.spec))
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     for rel in topology.spec.relationships:
-        assert specs[f"{rel.name}/join_report"].description.startswith(f"{rel.child} → {rel.parent} on ")
+        join = specs[f"{rel.name}/join_report"]
+        assert join.group_name == rel.name, join.group_name  # the box is titled flights_weather, ...
+        assert join.description.startswith(f"{rel.child} → {rel.parent} on ")
     for plan in topology.targets:
         for stage in ("predictor", "predictions"):
+            assert specs[f"{plan.name}/{stage}"].group_name == plan.name
             assert specs[f"{plan.name}/{stage}"].description.startswith(f"{plan.name} on {plan.table.name}: ")
     for key, spec in specs.items():  # every other node sits in its table's group
         if key.split("/")[-1] in ("raw", "profile", "filtered", "embedding_space", "row_embeddings", "drift"):
             assert spec.group_name == key.split("/")[0], key
+    groups: dict[str, list[str]] = {}
+    for key, spec in specs.items():
+        groups.setdefault(spec.group_name, []).append(key.split("/")[-1])
+    repeated = {g: names for g, names in groups.items() if len(names) != len(set(names))}
+    assert not repeated, f"two boxes with one label in one group: {repeated}"
+
+
+def test_a_group_name_already_taken_gets_a_suffix():
+    import dataclasses
+
+    topology = Topology.from_spec(load_spec(DEMO_SPEC))
+    clash = dataclasses.replace(topology.spec.relationships[0], name="planes")  # a table's name
+    assert topology.group(clash) == "planes_join"
+    assert topology.group(topology.targets[0]) == topology.targets[0].name
