@@ -12,6 +12,7 @@ import os
 import dagster as dg
 from pydantic import PrivateAttr
 
+from featrix_pipeline.secrets import MASK, display_url
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.warehouse import Warehouse
 
@@ -32,6 +33,15 @@ class WarehouseResource(dg.ConfigurableResource):
     db_schema: str | None = None
     password: str | None = None
     _warehouse: Warehouse | None = PrivateAttr(default=None)
+
+    def __repr_args__(self):  # pydantic's repr: the URL masked, the password never
+        for name, value in super().__repr_args__():
+            if name == "password":
+                yield name, None if value is None else MASK
+            elif name == "url" and isinstance(value, str) and not isinstance(value, dg.EnvVar):
+                yield name, display_url(value)
+            else:
+                yield name, value
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         self._warehouse = Warehouse(self.url, self.db_schema, password=self.password or None)

@@ -10,12 +10,17 @@ variable that does (``warehouse.password_env``), or the one that holds the whole
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import quote, quote_plus, unquote
 
 MASK = "***"
 # query parameters of a URL that carry secrets (masked like the password)
 SECRET_PARAMETERS = ("password", "pwd", "passwd", "secret", "token", "access_token", "api_key", "apikey",
                      "private_key", "client_secret", "sslpassword")
+
+
+# ``user:secret@`` after ``//`` or a scheme: a password even in a URL SQLAlchemy cannot parse (a typo)
+_INLINE = re.compile(r"(?://|^|:)(?P<user>[^/@\s:]*):(?P<secret>[^/@\s]+)@")
 
 
 class SecretError(ValueError):
@@ -32,9 +37,12 @@ def _parsed(url: str):
 
 
 def url_password(url: str) -> str | None:
-    """The password written into a URL, if any."""
+    """The password written into a URL, if any (also in one that does not parse, e.g. a missing ``:``)."""
     parsed = _parsed(url)
-    return None if parsed is None else parsed.password
+    if parsed is not None and parsed.password:
+        return parsed.password
+    found = _INLINE.search(url or "")
+    return found.group("secret") if found else None
 
 
 def secret_parameters(url: str) -> dict[str, str]:
@@ -50,7 +58,7 @@ def display_url(url: str) -> str:
     """The URL as it may be shown: password and secret query parameters masked."""
     parsed = _parsed(url)
     if parsed is None or (parsed.password is None and not secret_parameters(url)):
-        return url
+        return _INLINE.sub(lambda m: m.group(0).replace(f":{m.group('secret')}@", f":{MASK}@"), url)
     masked = parsed.update_query_dict({k: MASK for k in secret_parameters(url)}) if secret_parameters(url) else parsed
     return masked.render_as_string(hide_password=True)
 
@@ -63,6 +71,8 @@ def redact(text: str, url: str | None = None, *secrets: str | None) -> str:
         found += [s for s in (url_password(url), *secret_parameters(url).values()) if s]
     if url and url != display_url(url):
         text = text.replace(url, display_url(url))
+    for s in found:  # in its URL form whatever its length
+        text = text.replace(f":{s}@", f":{MASK}@")
     for s in sorted(set(found), key=len, reverse=True):
         for form in {s, quote(s, safe=""), quote_plus(s), unquote(s)}:
             if len(form) >= 3:  # a one- or two-character password would mask half the message

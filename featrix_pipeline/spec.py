@@ -95,7 +95,7 @@ class TargetSpec:
 class DatasetSpec:
     name: str
     path: Path
-    warehouse_url: str
+    warehouse_url: str = field(repr=False)  # may hold a password (from url_env): never shown
     warehouse_schema: str | None
     tables: dict[str, TableSpec]
     # environment variables holding the whole URL / its password (resolved where connections open)

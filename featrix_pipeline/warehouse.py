@@ -115,13 +115,13 @@ class Warehouse:
 
         if self.kind == "duckdb":
             if self.location != ":memory:" and not Path(self.location).exists():
-                raise WarehouseError(
+                raise WarehouseError(self._clean(
                     f"DuckDB warehouse {self.location} does not exist. Seed the demo with "
-                    "`python -m featrix_pipeline.demo` or point warehouse.url in the spec at your file.")
+                    "`python -m featrix_pipeline.demo` or point warehouse.url in the spec at your file."))
             con = self._connect(read_only=read_only and self.location != ":memory:")
         else:
             if not Path(self.location).is_dir():
-                raise WarehouseError(f"Folder warehouse {self.location} does not exist.")
+                raise WarehouseError(self._clean(f"Folder warehouse {self.location} does not exist."))
             con = duckdb.connect()
         try:
             yield con
@@ -152,8 +152,11 @@ class Warehouse:
                          catalog=exp.to_identifier(catalog, quoted=True) if catalog else None)
 
     def query(self, sql: exp.Expression) -> pd.DataFrame:
-        """The rows of a query, fetched in Arrow batches of ``streaming.BATCH_ROWS`` (DuckDB natively; a
-        database through a server-side cursor), so no driver holds a second copy of a whole table."""
+        """The rows of a query. A database's come through a server-side cursor in Arrow batches of
+        ``streaming.BATCH_ROWS`` rows, so the driver never holds a second copy of a whole table as
+        Python tuples. DuckDB (a file or a folder of files) converts its own columnar result to
+        pandas natively, chunk by chunk, with the types the profiler reads (nullable integers and
+        booleans, dates as timestamps, decimals as floats)."""
         text = sql.sql(dialect=self.dialect)
         if self.kind == "sqlalchemy":
             import sqlalchemy
@@ -163,7 +166,7 @@ class Warehouse:
                     .execute(sqlalchemy.text(text))
                 return streaming.frame_from_rows(list(result.keys()), result.partitions(streaming.BATCH_ROWS))
         with self._duckdb() as con:
-            return streaming.frame_from_reader(con.sql(text).to_arrow_reader(streaming.BATCH_ROWS))
+            return con.execute(text).df()
 
     # -------------------------------------------------------------- public API
 
@@ -288,7 +291,7 @@ class Warehouse:
         if self.kind == "files":
             folder = Path(self.location)
             if not folder.is_dir():
-                raise WarehouseError(f"Folder warehouse {self.location} does not exist.")
+                raise WarehouseError(self._clean(f"Folder warehouse {self.location} does not exist."))
             if not any((folder / f"{name}{suffix}").exists() for suffix in FILE_SUFFIXES):
                 return None
             return self.read_table(name)
@@ -299,12 +302,12 @@ class Warehouse:
                 with self._engine().connect() as con:
                     if not sqlalchemy.inspect(con).has_table(name, schema=self.schema):
                         return None
+                return self.query(exp.select("*").from_(self._named_table(name)))
             except WarehouseError:
                 raise
             except Exception as e:
-                raise WarehouseError(self._clean(f"Looking for table '{name}' in {self.display_url} failed: "
+                raise WarehouseError(self._clean(f"Reading table '{name}' from {self.display_url} failed: "
                                                  f"{_first_line(e)}")) from None
-            return self.query(exp.select("*").from_(self._named_table(name)))
         table = self._table_expr(name)
         schema = exp.Literal.string(table.db) if table.db else exp.func("current_schema")
         tables = exp.Table(this=exp.to_identifier("tables", quoted=True),

@@ -57,7 +57,15 @@ def pg_run(postgres, nyc_frames, tmp_path_factory):
             records.append(record)
 
     handler = Keep(level=logging.DEBUG)
+    import sqlalchemy
+
+    engines, disposed = [], []
+    real_create, real_dispose = sqlalchemy.create_engine, sqlalchemy.engine.Engine.dispose
+    instance = dg.DagsterInstance.ephemeral()  # its event log holds the run's log lines
     with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sqlalchemy, "create_engine", lambda *a, **k: engines.append(real_create(*a, **k)) or engines[-1])
+        mp.setattr(sqlalchemy.engine.Engine, "dispose", lambda self, *a, **k: disposed.append(self) or
+                   real_dispose(self, *a, **k))
         mp.setenv("FEATRIX_HOME", str(home))
         mp.setenv("FEATRIX_TIME_BUDGET_S", BUDGET)
         mp.setenv(URL_ENV, postgres.url(database, with_password=True))
@@ -70,11 +78,11 @@ def pg_run(postgres, nyc_frames, tmp_path_factory):
             quality += [dg.AssetKey(list(topology.join_key(rel))) for rel in topology.spec.relationships]
             selection = (dg.AssetSelection.keys(dg.AssetKey(["arr_delay15", "predictions"])).upstream()
                          | dg.AssetSelection.keys(*quality))
-            spec, result, checks = materialize(spec_path, selection=selection)
+            spec, result, checks = materialize(spec_path, selection=selection, instance=instance)
         finally:
             logging.getLogger().removeHandler(handler)
     return {"home": home, "database": database, "spec": spec, "result": result, "checks": checks,
-            "records": records, "server": postgres}
+            "records": records, "server": postgres, "instance": instance, "engines": engines, "disposed": disposed}
 
 
 def _rows(server, database: str, table: str) -> list[tuple]:
@@ -98,6 +106,11 @@ def test_the_slice_runs_end_to_end_on_postgres(pg_run, nyc_frames):
     assert len(written) == len(nyc_frames["flights"]), "every flight scored and written back into PostgreSQL"
 
 
+def test_one_connection_pool_serves_the_whole_run_and_is_closed(pg_run):
+    assert len(pg_run["engines"]) == 1, "every asset of the run shares the warehouse resource's engine"
+    assert pg_run["engines"][0] in pg_run["disposed"], "the pool is closed when the run ends"
+
+
 def test_assets_name_the_warehouse_they_read(pg_run):
     defs = dg.Definitions(assets=build_assets(Topology.from_spec(pg_run["spec"])), resources=build_resources(pg_run["spec"]))
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
@@ -113,6 +126,9 @@ def test_the_password_appears_nowhere(pg_run):
     assert not [e for e in events if password in e]
     logged = [r.getMessage() for r in pg_run["records"]]
     assert logged and not [m for m in logged if password in m]
+    run_log = [f"{e.user_message} {e.dagster_event}" for e in pg_run["instance"].all_logs(result.run_id)]
+    assert any("[flights] embedding space epoch" in line for line in run_log)  # context.log lines are in it
+    assert not [line for line in run_log if password in line]
     files = [p for p in pg_run["home"].rglob("*") if p.is_file() and p.suffix in (".md", ".html", ".json", ".txt", ".log")]
     assert any(p.name == "report.md" for p in files)
     assert not [p for p in files if password in p.read_text(errors="replace")]

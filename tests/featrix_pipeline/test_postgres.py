@@ -51,13 +51,22 @@ def _typed_table(postgres, database: str, rows: int = 23) -> None:
 def test_reads_stream_in_arrow_batches_and_keep_the_rows(postgres, database, monkeypatch):
     _typed_table(postgres, database)
     monkeypatch.setattr(streaming, "BATCH_ROWS", 7)  # 23 rows: four batches, the first with `note` all null
-    seen = []
+    seen, fetching = [], []
     real = streaming.frame_from_rows
-    monkeypatch.setattr(streaming, "frame_from_rows",
-                        lambda names, parts: real(names, (seen.append(len(p)) or p for p in parts)))
+
+    def watched(parts):
+        for p in parts:
+            if not seen:  # mid-read: the reading session's last statement is a FETCH from its cursor
+                with _psql(postgres, database) as other:
+                    fetching.extend(q for (q,) in other.execute(exp.select("query").from_("pg_stat_activity")
+                                                               .sql(dialect="postgres")).fetchall() if q)
+            seen.append(len(p))
+            yield p
+    monkeypatch.setattr(streaming, "frame_from_rows", lambda names, parts: real(names, watched(parts)))
     wh = Warehouse(postgres.url(database), password=postgres.password)
     df = wh.read_table("typed", order_by=["id"])
     assert seen == [7, 7, 7, 2]
+    assert any(q.lstrip().upper().startswith("FETCH") for q in fetching), f"no server-side cursor: {fetching}"
     assert len(df) == 23 and list(df["id"]) == list(range(23))
     assert df["amount"].dtype == "float64" and df["amount"].iloc[3] == 3.25
     assert df["ref"].iloc[5] == str(uuid.UUID(int=5))
@@ -129,3 +138,63 @@ def test_the_demo_seeds_a_postgres_warehouse(postgres, database, monkeypatch, ca
     assert set(demo.TABLES) <= {t for t in demo.TABLES if wh.read_optional(t) is not None}
     assert 800 < len(wh.read_table("flights")) < 1000  # the first day's departures
     wh.close()
+
+
+class _Leaky:
+    """An engine whose every use fails with a message quoting the URL and the password, as a driver
+    could: what reaches the caller must have both masked."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.url = type("U", (), {"database": "sales"})()
+
+    def connect(self):
+        raise RuntimeError(self.text)
+
+    begin = connect
+    raw_connection = connect
+
+
+@pytest.mark.parametrize("call", ["columns", "read_table", "sql_schema", "read_optional", "write_table"])
+def test_every_error_path_masks_what_a_driver_says(call, monkeypatch):
+    password = "pw-Very-Secret-77"
+    url = f"postgresql+psycopg://ana:{password}@db.example:5432/sales"
+    wh = Warehouse(url)
+    monkeypatch.setattr(wh, "_engine", lambda: _Leaky(f"connection to {url} failed: bad password {password}"))
+    args = ("scores", pd.DataFrame({"a": [1]})) if call == "write_table" else ("scores",)
+    with pytest.raises(WarehouseError) as e:
+        getattr(wh, call)(*args)
+    assert password not in str(e.value) and "db.example:5432/sales" in str(e.value) and MASK in str(e.value)
+
+
+def test_a_mistyped_url_is_masked_too():
+    url = "postgresql//ana:pw-typo-secret@db.example/sales"  # no ':' after the scheme: not a database URL
+    with pytest.raises(WarehouseError) as e:
+        Warehouse(url).columns("t")
+    assert "pw-typo-secret" not in str(e.value)
+    assert "pw-typo-secret" not in display_url(url) and redact(f"x {url} y", url).count("pw-typo") == 0
+
+
+def test_columns_arrow_cannot_type_are_kept_as_python_values():
+    batches = [[(1, {"a": 1}, 2**70, None), (2, {"a": 2}, 3, None)],
+               [("abc", {"a": "x"}, 4, 1.5), (None, None, None, None)]]  # SQLite-style mixed values, a JSON shape change
+    df = streaming.frame_from_rows(["mixed", "doc", "big", "late"], batches)
+    assert len(df) == 4 and list(df.columns) == ["mixed", "doc", "big", "late"]
+    assert df["mixed"].tolist()[:3] == [1, 2, "abc"] and df["big"].iloc[0] == 2**70
+    assert df["doc"].iloc[0] == {"a": 1} and df["doc"].iloc[2] == {"a": "x"}
+    assert df["late"].dtype == "float64" and df["late"].iloc[2] == 1.5  # an all-null batch joins the typed ones
+
+
+def test_postgres_types_without_an_arrow_type_read(postgres, database):
+    with _psql(postgres, database) as con:
+        con.execute(exp.Create(this=exp.Schema(this=exp.to_table("net"), expressions=[
+            exp.ColumnDef(this=exp.to_identifier("id"), kind=exp.DataType.build("int")),
+            exp.ColumnDef(this=exp.to_identifier("ip"), kind=exp.DataType.build("inet", dialect="postgres")),
+            exp.ColumnDef(this=exp.to_identifier("span"), kind=exp.DataType.build("int4range", dialect="postgres"))]),
+            kind="TABLE").sql(dialect="postgres"))
+        insert = exp.Insert(this=exp.to_table("net"), expression=exp.Values(
+            expressions=[exp.Tuple(expressions=[exp.Placeholder()] * 3)])).sql(dialect="postgres")
+        with con.cursor() as cur:
+            cur.executemany(insert, [(1, "10.0.0.1", psycopg.types.range.Range(1, 5)), (2, "::1", None)])
+    df = Warehouse(postgres.url(database), password=postgres.password).read_table("net", order_by=["id"])
+    assert df["id"].tolist() == [1, 2] and str(df["ip"].iloc[0]) == "10.0.0.1" and df["span"].iloc[1] is None
