@@ -4,12 +4,14 @@
 # is checked in a real headless browser). Installs Debian's packages when they are missing.
 set -euo pipefail
 need=()
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql)
-command -v chromium >/dev/null || need+=(chromium)
+# the same places the tests look (tests/postgres.py, tests/browser.py)
+{ ls /usr/lib/postgresql/*/bin/initdb || { command -v pg_config && [ -x "$(pg_config --bindir)/initdb" ]; }; } \
+  >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo=sudo
   echo "installing ${need[*]} (Debian packages)" >&2
-  $sudo apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${need[@]}" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
 fi
