@@ -66,7 +66,15 @@ def space_metadata(summary: dict) -> dict:
     return {**version_metadata(summary), "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
             "epochs_run": summary["epochs_run"], "fit_seconds": float(summary["fit_seconds"]),
             **numbers("final", summary.get("final")), **figure_metadata(summary["figures"]),
+            **_split_kl(summary.get("split_kl")),
             "config": config_table(summary), "columns": dg.MetadataValue.json(summary["columns"])}
+
+
+def _split_kl(kl: dict | None) -> dict:
+    """The train/validation split's per-column KL (its largest as a number the UI plots)."""
+    if not kl:
+        return {}
+    return {"split_kl_max": float(max(kl.values())), "split_kl": dg.MetadataValue.json(kl)}
 
 
 def row_metadata(counted: dict | None) -> dict:

@@ -24,6 +24,7 @@ from featrix_model.network import EmbeddingNetwork
 from featrix_model.pairs import select_pairs
 from featrix_model.training.config import TrainingConfig, auto_config
 from featrix_model.training.losses import marginal_losses
+from featrix_model.training.split import split_divergence, split_warnings
 from featrix_model.training.trainer import Trainer, cuda_determinism, gather
 
 log = logging.getLogger("featrix_model")
@@ -128,6 +129,11 @@ class EmbeddingSpace:
                           checkpoint_dir=checkpoint_dir)
         timeline = trainer.fit(progress=progress, movie_rows=movie_rows)
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
+        kl = split_divergence(train_df, plan.columns, *trainer.initial_split)
+        timeline["metadata"]["split_kl"] = kl
+        for line in split_warnings(kl):
+            (log.warning if line.startswith("[WARN]") else log.info)(line)
+            decisions.append(line)
         timeline["metadata"]["n_rows_in"] = len(df)  # = train + validation + sampled out, counted where each happens
         timeline["metadata"]["n_rows_sampled_out"] = sampled_out + timeline["metadata"].get("n_rows_sampled_out", 0)
         es = cls(plan, net, cfg, pairs, timeline=timeline, pair_ranking=ranking, decisions=decisions,

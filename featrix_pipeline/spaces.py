@@ -65,6 +65,7 @@ def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path) -> d
         "collapse": last.get("collapse", {}), "failures": last.get("failures_detected", []),
         "top_mi_pairs": [{"from": a, "about": b, "bits": round(v, 3)} for a, b, v in pairs[:10]],
         "fit_seconds": es.timeline_["metadata"].get("fit_seconds"),
+        "split_kl": es.timeline_["metadata"].get("split_kl", {}),
         "figures": {k: str(out_dir / f) for k, f in FIGURES.items() if (out_dir / f).exists()},
     }
 

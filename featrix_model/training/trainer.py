@@ -144,6 +144,7 @@ class Trainer:
         if cfg.max_train_rows and len(train_idx) > cfg.max_train_rows and not cfg.every_row_each_epoch:
             truncated = len(train_idx) - cfg.max_train_rows
             train_idx = train_idx[: cfg.max_train_rows]
+        self.initial_split = (train_idx.clone(), val_idx.clone())  # what split.split_divergence measures
         bs = min(cfg.batch_size, len(train_idx))
         steps_per_epoch = len(epoch_batches(train_idx, bs, cfg.every_row_each_epoch))
         total = cfg.epochs * steps_per_epoch

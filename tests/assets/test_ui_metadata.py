@@ -39,7 +39,7 @@ def test_figures_are_images_in_the_metadata(trained_slice):
 
 def test_model_numbers_are_top_level_numbers(trained_slice):
     space = _metadata(trained_slice.result, "flights/embedding_space")
-    for name in ("final_train_loss", "final_validation_loss", "fit_seconds"):
+    for name in ("final_train_loss", "final_validation_loss", "fit_seconds", "split_kl_max"):
         assert isinstance(space[name], dg.FloatMetadataValue), name
     assert isinstance(space["epochs_run"], dg.IntMetadataValue) and isinstance(space["d_model"], dg.IntMetadataValue)
     predictor = _metadata(trained_slice.result, "arr_delay15/predictor")
