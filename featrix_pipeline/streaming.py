@@ -3,7 +3,7 @@
 A driver's rows come through a server-side cursor, ``BATCH_ROWS`` at a time, and each batch is
 turned into Arrow columns at once, so the driver never buffers a whole table as Python tuples
 beside the frame built from them: at most one batch of tuples exists at a time (measured on the
-demo's 336,776 flights from PostgreSQL: 332 MB peak against 772 MB for ``pandas.read_sql``,
+demo's 336,776 flights from PostgreSQL: 347-360 MB peak against 772 MB for ``pandas.read_sql``,
 ``bench/warehouse_reads.py``).
 
 A column Arrow cannot give one type — SQLite's mixed values, PostgreSQL's ``inet`` or ranges,
