@@ -2,15 +2,20 @@
 and run ``dagster-webserver`` for a test; both are ended, by process group, when their ``with`` ends.
 
 The Dagster UI is a React app that loads its data by GraphQL after the page has loaded, so nothing
-here waits a fixed time: every wait polls a condition on the page — text or labels in the DOM
-(:meth:`Browser.wait_for_text`, :meth:`Browser.wait_for_labels`), a graph zoomed to fit
-(:meth:`Browser.show_whole_graph`), every GraphQL request answered and no transition running
-(:meth:`Browser.settle`, before each screenshot) — and only fails the test after a generous timeout.
+here waits a fixed time: every wait polls a condition on the page — the new document loaded
+(:meth:`Browser.goto`: the load event of the navigation it started), text or labels in the DOM
+(:meth:`Browser.wait_for_text`, :meth:`Browser.wait_for_labels`), a graph zoomed to fit and seen so
+twice, a frame apart (:meth:`Browser.show_whole_graph`), every GraphQL request answered and no
+transition running (:meth:`Browser.settle`, before each screenshot) — and only fails the test after
+a generous timeout. While a page navigates or re-renders, a probe may hit a DevTools error (its
+execution context gone) or a page script may throw (an element it found is replaced): :func:`poll`
+takes both as "not yet" and tries again, and fails with the last of them at its timeout.
 """
 
 from __future__ import annotations
 
 import base64
+import collections
 import itertools
 import json
 import os
@@ -52,8 +57,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# DevTools errors that a command can meet while the page navigates or its frame is replaced: the
+# execution context it ran in is gone, and the next try runs in the new one.
+TRANSIENT_DEVTOOLS = ("Cannot find context with specified id", "Execution context was destroyed",
+                      "Inspected target navigated or closed", "Cannot find default execution context",
+                      "Promise was collected", "Execution context is not available")
+# JavaScript errors that are a script's own mistake, not the page changing under it: never retried.
+SCRIPT_BUGS = ("SyntaxError", "ReferenceError")
+
+
+class PageError(RuntimeError):
+    """A DevTools command that failed, or a page script that threw. ``transient``: the page was
+    changing under it (navigating, re-rendering), so the same probe may succeed when tried again."""
+
+    def __init__(self, message: str, transient: bool):
+        super().__init__(message)
+        self.transient = transient
+
+
 def poll(what: str, probe, timeout: float = WAIT_S, every: float = 0.5):
-    """``probe()`` until it returns something truthy; the test fails after ``timeout`` seconds."""
+    """``probe()`` until it returns something truthy; the test fails after ``timeout`` seconds.
+    Network errors and transient page errors (:class:`PageError`: the page navigating or re-rendering)
+    count as "not yet"; the failure names the last of them."""
     deadline, last = time.monotonic() + timeout, None
     while True:
         try:
@@ -61,8 +86,12 @@ def poll(what: str, probe, timeout: float = WAIT_S, every: float = 0.5):
                 return got
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as e:
             last = e
+        except PageError as e:
+            if not e.transient:
+                raise
+            last = e
         if time.monotonic() > deadline:
-            pytest.fail(f"{what} not seen within {timeout:.0f} s" + (f" ({last})" if last else ""))
+            pytest.fail(f"{what} not seen within {timeout:.0f} s" + (f" (last error: {last})" if last else ""))
         time.sleep(every)
 
 
@@ -129,11 +158,15 @@ class Webserver:
         self._log.close()
 
 
+# The laid-out asset graph's SVG: the one whose parent the UI pans and zooms (a CSS matrix); its
+# grandparent is the graph's viewport. Null (not yet) while the graph is absent or being replaced.
+_GRAPH_SVG = """const svg = Array.from(document.querySelectorAll('svg[width][height]'))
+    .find(s => s.isConnected && s.parentElement && s.parentElement.style.transform.startsWith('matrix(')
+      && s.parentElement.parentElement);"""
 # The laid-out asset graph: the SVG's size, its viewport's, the zoom shown, and whether the SVG lies
 # wholly inside the viewport (null until the graph is there).
 GRAPH = """(() => {
-  const svg = Array.from(document.querySelectorAll('svg[width][height]'))
-    .find(s => s.parentElement && s.parentElement.style.transform.startsWith('matrix('));
+  SVG
   if (!svg) return null;
   const view = svg.parentElement.parentElement.getBoundingClientRect(), box = svg.getBoundingClientRect();
   const scale = new DOMMatrix(svg.parentElement.style.transform).a;
@@ -141,18 +174,26 @@ GRAPH = """(() => {
     && box.bottom <= view.bottom + 1;
   return {w: +svg.getAttribute('width'), h: +svg.getAttribute('height'), cw: view.width, ch: view.height,
           scale, inside};
-})()"""
-
+})()""".replace("SVG", _GRAPH_SVG)
+# GRAPH twice, two frames apart: a graph still zooming or being laid out again reads differently.
+GRAPH_TWICE = f"""(async () => {{
+  const graph = () => {GRAPH};
+  const first = graph();
+  await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  return [first, graph()];
+}})()"""
 
 # A double-click on the graph's background (its viewport element): the UI zooms the graph to fit.
+# False (try again) while there is no graph to click.
 FIT = """(() => {
-  const svg = Array.from(document.querySelectorAll('svg[width][height]'))
-    .find(s => s.parentElement && s.parentElement.style.transform.startsWith('matrix('));
+  SVG
+  if (!svg) return false;
   const view = svg.parentElement.parentElement, r = view.getBoundingClientRect();
+  if (!r.width || !r.height) return false;
   const at = {bubbles: true, cancelable: true, view: window, clientX: r.left + 5, clientY: r.top + 5, detail: 2};
   view.dispatchEvent(new MouseEvent('dblclick', at));
   return true;
-})()"""
+})()""".replace("SVG", _GRAPH_SVG)
 
 # The buttons that hide the left navigation and the global graph's asset sidebar (the one beside
 # "Jump to…"); true if any was there to click.
@@ -167,7 +208,38 @@ HIDE_PANELS = """(() => {
   if (nav) { nav.click(); clicked = true; }
   return clicked;
 })()"""
-ZOOM_OUT = "document.querySelector('button:has([aria-label=zoom_out])').click(), true"
+# Whether either of those panels is still shown.
+PANELS_SHOWN = """!!document.querySelector('input[placeholder^="Jump to"]')
+  || Array.from(document.querySelectorAll('button')).some(e => e.innerText.trim() === 'Hide navigation')"""
+# The graph's zoom-out button; false (try again) while it is not there.
+ZOOM_OUT = """(() => { const b = document.querySelector('button:has([aria-label=zoom_out])');
+  if (!b) return false; b.click(); return true; })()"""
+# Each asset node drawn in the graph: [its label (the last component of its key), the titles of the
+# group boxes it lies inside (SVG coordinates), whether each such title is drawn inside the graph's
+# viewport]. A group box is a foreignObject of class "group" (expanded: the box around its nodes;
+# collapsed: a box in place of them) whose header holds the group's name as a [data-tooltip]
+# element; an asset node is a foreignObject holding an AssetNode_assetName element. Null while there
+# is no graph.
+NODE_GROUPS = """(() => {
+  SVG
+  if (!svg) return null;
+  const view = svg.parentElement.parentElement.getBoundingClientRect();
+  const box = e => ({x: +e.getAttribute('x'), y: +e.getAttribute('y'), w: +e.getAttribute('width'),
+                     h: +e.getAttribute('height')});
+  const within = (a, b) => a.x >= b.x - 1 && a.y >= b.y - 1 && a.x + a.w <= b.x + b.w + 1 && a.y + a.h <= b.y + b.h + 1;
+  const groups = Array.from(svg.querySelectorAll('foreignObject.group')).map(g => {
+    const t = g.querySelector('[data-tooltip]'), r = t && t.getBoundingClientRect();
+    return {title: t ? t.innerText.trim() : null, ...box(g),
+            drawn: !!r && r.width > 0 && r.left >= view.left - 1 && r.right <= view.right + 1
+              && r.top >= view.top - 1 && r.bottom <= view.bottom + 1};
+  });
+  return Array.from(svg.querySelectorAll('foreignObject:not(.group)')).flatMap(n => {
+    const name = n.querySelector('[class*="AssetNode_assetName"]');
+    if (!name) return [];
+    const inside = groups.filter(g => within(box(n), g));
+    return [[name.innerText.trim(), inside.map(g => g.title), inside.map(g => g.drawn)]];
+  });
+})()""".replace("SVG", _GRAPH_SVG)
 
 # Installed in every page before its own scripts: records each fetch (the UI's GraphQL requests, by
 # operation name) and when its response body has arrived, so that a screenshot can wait for the data.
@@ -184,15 +256,20 @@ TRACK_FETCH = """(() => {
     return out;
   };
 })()"""
+# Placeholders the UI shows until a batched, throttled request has been made and answered (a
+# collapsed group's "3 assets (fetching statuses)"): not yet settled while one is on the page.
+LOADING = ("fetching statuses",)
 # True once every fetch so far has its answer, each operation named in OPS has been answered at least
-# once, no CSS transition or finite animation (a dialog fading in) is running, and two frames have
-# been drawn since with nothing new asked.
+# once, no CSS transition or finite animation (a dialog fading in) is running, no LOADING text is
+# shown, and two frames have been drawn since with nothing new asked.
 SETTLED = """(async () => {
   const all = window.__featrixFetches;
-  if (!all) return false;
+  if (!all || !document.body) return false;
   const moving = () => document.getAnimations().some(a => a.playState === 'running'
     && a.effect && a.effect.getComputedTiming().iterations !== Infinity);
-  const ok = () => all.every(r => r.done) && OPS.every(op => all.some(r => r.op === op && r.done)) && !moving();
+  const loading = () => LOADING.some(t => document.body.innerText.includes(t));
+  const ok = () => all.every(r => r.done) && OPS.every(op => all.some(r => r.op === op && r.done)) && !moving()
+    && !loading();
   if (!ok()) return false;
   const n = all.length;
   await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
@@ -206,6 +283,7 @@ class Browser:
     def __init__(self, width: int = WIDTH, height: int = HEIGHT):
         self.width, self.height = width, height
         self._ids = itertools.count(1)
+        self._events = collections.deque(maxlen=5000)  # Page.* events, kept for goto()
 
     def __enter__(self) -> "Browser":
         binary = require_chromium()
@@ -223,6 +301,7 @@ class Browser:
                 f"http://127.0.0.1:{port}/json/list", timeout=10).read()) if t["type"] == "page"], timeout=60)
             self.ws = connect(pages[0]["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
             self.send("Page.enable")
+            self.send("Page.setLifecycleEventsEnabled", enabled=True)  # "load" per navigation (its loaderId)
             self.send("Page.addScriptToEvaluateOnNewDocument", source=TRACK_FETCH)
             self.send("Runtime.enable")
             self.send("Emulation.setDeviceMetricsOverride", width=self.width, height=self.height,
@@ -248,29 +327,75 @@ class Browser:
         self._err.close()
         shutil.rmtree(self._profile, ignore_errors=True)
 
+    def _keep(self, msg: dict) -> None:
+        if msg.get("method", "").startswith("Page."):
+            self._events.append(msg)
+
+    def _pump(self, wait: float) -> None:
+        """Read the events that arrive within ``wait`` seconds (and any already queued) into the log."""
+        try:
+            while True:
+                msg = json.loads(self.ws.recv(timeout=wait))
+                if "id" not in msg:  # a late answer to a command given up on is dropped
+                    self._keep(msg)
+                wait = 0
+        except TimeoutError:
+            pass
+
     def send(self, method: str, **params) -> dict:
-        """One DevTools command; its result (events that arrive meanwhile are dropped)."""
+        """One DevTools command; its result (Page events that arrive meanwhile are kept for :meth:`goto`).
+        Raises :class:`PageError`, transient where the page was navigating under it."""
         id_ = next(self._ids)
         self.ws.send(json.dumps({"id": id_, "method": method, "params": params}))
         while True:
             msg = json.loads(self.ws.recv(timeout=WAIT_S))
             if msg.get("id") == id_:
                 if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
+                    text = str(msg["error"].get("message", msg["error"]))
+                    raise PageError(f"{method}: {msg['error']}", any(t in text for t in TRANSIENT_DEVTOOLS))
                 return msg["result"]
+            if "id" not in msg:
+                self._keep(msg)
 
     def eval(self, expression: str):
-        """The value of a JavaScript expression in the page (awaited if it is a promise)."""
+        """The value of a JavaScript expression in the page (awaited if it is a promise). A script that
+        throws raises a :class:`PageError`, transient unless the script itself is wrong (SyntaxError,
+        ReferenceError): an element it found may have been replaced while the page re-renders."""
         out = self.send("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
         if "exceptionDetails" in out:
-            raise RuntimeError(f"{expression[:80]}: {out['exceptionDetails'].get('text')} "
-                               f"{out['exceptionDetails'].get('exception', {}).get('description', '')}")
+            details = out["exceptionDetails"]
+            exception = details.get("exception", {})
+            text = f"{details.get('text')} {exception.get('description', '')}"
+            bug = exception.get("className") in SCRIPT_BUGS and not any(t in text for t in TRANSIENT_DEVTOOLS)
+            raise PageError(f"{expression[:80]!r}: {text}", transient=not bug)
         return out["result"].get("value")
 
+    def where(self) -> str:
+        """The page's address, for messages ("?" while it cannot be read)."""
+        try:
+            return self.eval("location.href")
+        except (PageError, TimeoutError) as e:
+            return f"? ({e})"
+
     def goto(self, url: str) -> None:
-        self.send("Page.navigate", url=url)
-        poll(f"{url} loaded", lambda: self.eval("document.readyState === 'complete' && location.href")
-             not in (None, False, "about:blank"), timeout=60, every=0.2)
+        """Open ``url`` and wait for that navigation's own load event (matched by the loader id that
+        Page.navigate returns, so the page before never counts as loaded), then for the document there
+        to be complete at a real address."""
+        self._events.clear()
+        nav = self.send("Page.navigate", url=url)
+        if nav.get("errorText"):
+            pytest.fail(f"navigating to {url}: {nav['errorText']}")
+        frame, loader = nav.get("frameId"), nav.get("loaderId")  # no loaderId: a same-document navigation
+
+        def loaded():
+            if loader:
+                self._pump(0.2)
+                if not any(e["method"] == "Page.lifecycleEvent" and e["params"].get("name") == "load"
+                           and e["params"].get("loaderId") == loader and e["params"].get("frameId") == frame
+                           for e in self._events):
+                    return False
+            return self.eval("document.readyState === 'complete' && location.href") not in (None, False, "about:blank")
+        poll(f"{url} loaded", loaded, every=0.2)
 
     def text(self) -> str:
         """What a person can read on the page (rendered text, SVG labels included)."""
@@ -298,8 +423,8 @@ class Browser:
             return have if not short["now"] else None
         try:
             return poll(what, probe, timeout=timeout)
-        except pytest.fail.Exception:
-            pytest.fail(f"{what}: too few of {short.get('now')} (wanted {wanted}) on {self.eval('location.href')}")
+        except pytest.fail.Exception as e:
+            pytest.fail(f"{what}: too few of {short.get('now')} (wanted {wanted}) on {self.where()} ({e.msg})")
 
     def wait_for_text(self, what: str, needles, timeout: float = WAIT_S) -> str:
         """Poll the page text until every string in ``needles`` is in it; returns that text."""
@@ -311,13 +436,13 @@ class Browser:
             return text if not missing["now"] else None
         try:
             return poll(what, probe, timeout=timeout)
-        except pytest.fail.Exception:
-            pytest.fail(f"{what}: {missing.get('now')} not on {self.eval('location.href')} within {timeout:.0f} s")
+        except pytest.fail.Exception as e:
+            pytest.fail(f"{what}: {missing.get('now')} not on {self.where()} ({e.msg})")
 
     def type_into(self, selector: str, text: str) -> None:
         """Focus the element ``selector`` (an input) and type ``text`` into it as keyboard input, so that
         the page's own input handlers (React's onChange) see it."""
-        poll(f"{selector} on {self.eval('location.href')}", lambda: self.eval(
+        poll(f"{selector} on {self.where()}", lambda: self.eval(
             f"(() => {{ const e = document.querySelector({json.dumps(selector)}); if (e) e.focus(); "
             f"return !!e && document.activeElement === e; }})()"))
         self.send("Input.insertText", text=text)
@@ -331,34 +456,52 @@ class Browser:
     def show_whole_graph(self, url: str, needles=(), wide: bool = False) -> str:
         """Open a Dagster asset graph, zoom it to fit as a person would (double-click on its background:
         the UI's "autocenter"), and wait until all of it lies inside the viewport at about the fitting
-        scale and every string in ``needles`` is on the page; returns the page text.
+        scale — seen so twice in a row, two frames apart, so never mid-zoom — and every string in
+        ``needles`` is on the page; returns the page text.
 
         ``wide``: first hide the navigation and the asset sidebar, as their buttons do.
         The UI first centres a graph at the zoom level it saved last, which can leave most of a big
         graph outside the viewport — and it renders only the nodes inside the viewport."""
         self.goto(url)
         graph = poll(f"the asset graph of {url}", lambda: self.eval(GRAPH))
-        if wide and self.eval(HIDE_PANELS):  # the graph gets the window's width: wait for its viewport to grow
-            poll(f"the graph of {url} without side panels", lambda: self.eval(GRAPH)["cw"] > graph["cw"])
+        clicked = wide and poll(f"the side panels of {url} hidden", lambda: [self.eval(HIDE_PANELS)])[0]
+        if clicked:  # the graph gets the window's width: wait for its viewport to grow
+            poll(f"the graph of {url} without side panels",
+                 lambda: not self.eval(PANELS_SHOWN) and (g := self.eval(GRAPH)) and g["cw"] > graph["cw"])
 
-        tries = {"fit": 0, "out": 0}
+        state = {"fit": 0, "out": 0, "before": None, "unchanged": 0}
+
+        def fits(g) -> bool:
+            return g["inside"] and (state["out"] or g["scale"] >= 0.9 * min(g["cw"] / g["w"], g["ch"] / g["h"], 1))
 
         def fitted():  # until it fits: zoom to fit, and where that leaves the graph too big, zoom out
-            g = self.eval(GRAPH)
-            if g and g["inside"] and (tries["out"] or g["scale"] >= 0.9 * min(g["cw"] / g["w"], g["ch"] / g["h"], 1)):
+            first, second = self.eval(GRAPH_TWICE)
+            if not first or first != second:  # no graph yet, or it is zooming or being laid out: look again
+                return False
+            if fits(first):
                 return True
-            step = "fit" if not tries["fit"] else "out"
-            tries[step] += 1
-            self.eval(FIT if step == "fit" else ZOOM_OUT)
+            if first == state["before"] and state["unchanged"] < 3:  # the last step not taken effect yet
+                state["unchanged"] += 1
+                return False
+            step = "fit" if not state["fit"] else "out"
+            if self.eval(FIT if step == "fit" else ZOOM_OUT):  # false: nothing to click yet
+                state[step] += 1
+                state["before"], state["unchanged"] = first, 0
             return False
         poll(f"the whole graph of {url} inside its viewport", fitted, every=1)
         return self.wait_for_text(f"every node of {url}", needles)
 
+    def node_groups(self) -> list[tuple[str, list[str], list[bool]]] | None:
+        """Each asset node drawn in the graph: (its label, the titles of the group boxes it lies in,
+        whether each title is drawn inside the viewport); None while there is no graph."""
+        got = self.eval(NODE_GROUPS)
+        return None if got is None else [tuple(n) for n in got]
+
     def settle(self, ops=()) -> None:
         """Wait until the page's data requests have all been answered (``ops``: and these GraphQL
         operations at least once) and the page drawn since."""
-        js = SETTLED.replace("OPS", json.dumps(list(ops)))
-        poll(f"{self.eval('location.href')}: its data requests answered {list(ops)}", lambda: self.eval(js))
+        js = SETTLED.replace("OPS", json.dumps(list(ops))).replace("LOADING", json.dumps(list(LOADING)))
+        poll(f"{self.where()}: its data requests answered {list(ops)}", lambda: self.eval(js))
 
     def screenshot(self, path: Path, ops=()) -> Path:
         """A PNG of the viewport (width × height), once the page's data has arrived (:meth:`settle`)."""

@@ -22,16 +22,30 @@ nowhere in its text or HTML):
   a person reads it.
 - ``/locations/<repo>/resources/warehouse``: the warehouse resource names the password's
   environment variable, never its value.
-- ``/locations/<repo>/asset-groups/joins`` (zoomed to fit, node descriptions on): one
-  ``join_report`` node per relationship, each with its description (which tables it joins).
 - ``/locations/<repo>/asset-groups/planes``: one table's group — every stage of a table with a
   relational space, readable at full size.
-- ``/asset-groups?expanded=<every group>`` (top-to-bottom layout, side panels hidden, zoomed to
-  fit): the global lineage graph with every group open shows a node for every asset, so every
-  stage — raw, profile, filtered, join_report, embedding_space, row_embeddings, relational_space,
-  predictor, predictions, drift — as often as the code location has it. The UI renders only the
-  nodes inside its viewport, so the graph is zoomed until all of it lies inside: then every label
-  is in the DOM (each node is labelled with the last component of its key).
+- ``/asset-groups?expanded=<each join_report's group>`` (top-to-bottom layout, side panels hidden,
+  zoomed to fit; the UI's default node facets, so no descriptions): the global lineage graph with
+  the join reports' groups open and every other group collapsed to a box titled with its name.
+  Every ``join_report`` node (labelled just "join_report") lies inside exactly one open group box,
+  titled — drawn in the viewport — with the group GraphQL gives that asset, which is named after
+  its relationship (``flights_weather``; ``<name>_join`` where a table has the name); the boxes of
+  the tables each report reads are there too, its edges coming from them. The box title is what
+  tells a person which join a node is.
+- ``/asset-groups?expanded=<every group>`` (same view settings): the global lineage graph with
+  every group open shows a node for every asset, so every stage — raw, profile, filtered,
+  join_report, embedding_space, row_embeddings, relational_space, predictor, predictions, drift —
+  as often as the code location has it; each join_report, predictor and predictions node lies
+  inside the one group box titled with its relationship or target (``arr_delay15``;
+  ``<name>_predictor`` where a table has the name). The UI renders only the nodes inside its
+  viewport, so the graph is zoomed until all of it lies inside: then every label is in the DOM
+  (each node is labelled with the last component of its key).
+
+Which group a node sits in is read from the DOM: a group box is a ``foreignObject`` of class
+``group`` whose header holds the group's name (a ``[data-tooltip]`` element), an asset node a
+``foreignObject`` holding its ``AssetNode_assetName`` label; a node is in a box when its rectangle
+lies inside the box's (:data:`tests.browser.NODE_GROUPS`). The node set comes from GraphQL's
+``assetNodes`` (``groupName``), no group name is written here.
 
 Screenshots go to ``$FEATRIX_SCREENSHOTS`` (``scripts/screenshots.sh``: docs/screenshots) or
 ``tmp_path/screenshots``; each must be a PNG of the window's size with more than a few colours.
@@ -55,7 +69,11 @@ STAGES = ("raw", "profile", "filtered", "join_report", "embedding_space", "row_e
           "predictor", "predictions", "drift")
 AUTOMATIONS = ("refresh_schedule", "drift_sensor", "schema_sensor")  # assets/schedules.py, assets/sensors.py
 SECRET_ENV, SECRET = "FEATRIX_BROWSER_TEST_PASSWORD", "s3cr3t-browser-sentinel-6d1f"
-DEFINITIONS = """{ assetNodes { assetKey { path } groupName description }
+# Stages whose group is named after what they belong to (key [name, stage]): a relationship's
+# join_report, a target's predictor and predictions; the suffix a group name takes where a table
+# already has the name.
+NAMED_GROUPS = {"join_report": "_join", "predictor": "_predictor", "predictions": "_predictor"}
+DEFINITIONS = """{ assetNodes { assetKey { path } groupName dependencyKeys { path } }
   repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
     schedules { name } sensors { name } } } } }"""
 # Click "[Show Markdown]" in the metadata table's row for KEY (true if there was one).
@@ -132,11 +150,6 @@ def _assert_png(path: Path) -> None:
     assert len(colours) > MIN_COLOURS, f"{path}: {len(colours)} colours, a blank page?"
 
 
-def _words(text: str) -> str:
-    """Text as a person reads it: markdown marks and punctuation dropped, whitespace collapsed."""
-    return " ".join(re.sub(r"[^0-9A-Za-z]+", " ", text).split())
-
-
 def _wait_for_columns(browser: Browser, what: str, wanted: dict[str, str]) -> dict[str, str]:
     """Poll until the Columns table lists exactly ``wanted`` (column -> description), in any order."""
     last = {}
@@ -154,6 +167,47 @@ def _wait_for_columns(browser: Browser, what: str, wanted: dict[str, str]) -> di
                     f"extra {sorted(set(rows) - set(wanted))}")
 
 
+def _named_groups(nodes: list[dict]) -> Counter:
+    """{(group, stage): how many} of the join_report / predictor / predictions nodes, after checking
+    that each such group is named after the relationship or target its assets belong to and holds
+    only those."""
+    tables = {n["assetKey"]["path"][0] for n in nodes if n["assetKey"]["path"][-1] == "raw"}
+    members: dict[str, set] = {}
+    for n in nodes:
+        members.setdefault(n["groupName"], set()).add(n["assetKey"]["path"][0])
+    out = Counter()
+    for n in nodes:
+        name, stage = n["assetKey"]["path"][0], n["assetKey"]["path"][-1]
+        if stage not in NAMED_GROUPS:
+            continue
+        assert n["groupName"] == (name + NAMED_GROUPS[stage] if name in tables else name), \
+            f"{'/'.join(n['assetKey']['path'])} is in group {n['groupName']!r}, not one named after {name!r}"
+        assert members[n["groupName"]] == {name}, f"group {n['groupName']!r} holds {sorted(members[n['groupName']])}"
+        out[n["groupName"], stage] += 1
+    return out
+
+
+def _wait_for_boxes(browser: Browser, what: str, wanted: Counter) -> None:
+    """Poll until the graph draws, for each (group, stage) in ``wanted``, that many nodes labelled
+    ``stage``, each inside exactly one group box, titled ``group`` with the title in the viewport —
+    and no other node with one of those labels."""
+    labels, last = {stage for _, stage in wanted}, {}
+
+    def probe():
+        drawn = browser.node_groups()
+        if drawn is None:
+            return None
+        ours = [(label, titles, shown) for label, titles, shown in drawn if label in labels]
+        last["ours"] = ours
+        boxed = Counter((titles[0], label) for label, titles, shown in ours if len(titles) == 1 and all(shown))
+        return len(ours) == sum(wanted.values()) and boxed == wanted
+    try:
+        poll(what, probe)
+    except pytest.fail.Exception as e:
+        pytest.fail(f"{what}: wanted nodes in one box each, titled {dict(wanted)}; drawn (label, titles of "
+                    f"the boxes around it, each title in view): {last.get('ours')} ({e.msg})")
+
+
 def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(chromium, webserver, trained_slice,
                                                                                screenshots):
     data = webserver.graphql(DEFINITIONS)
@@ -163,6 +217,7 @@ def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(c
     stages = Counter(n["assetKey"]["path"][-1] for n in nodes)
     assert set(STAGES) <= set(stages), f"the code location lacks stages {set(STAGES) - set(stages)}"
     groups = sorted({n["groupName"] for n in nodes})
+    by_key = {"/".join(n["assetKey"]["path"]): n["groupName"] for n in nodes}
     automations = {s["name"] for s in repo["schedules"]} | {s["name"] for s in repo["sensors"]}
     assert set(AUTOMATIONS) <= automations
     spaces = [n["assetKey"]["path"] for n in nodes if n["assetKey"]["path"][-1] == "embedding_space"]
@@ -217,25 +272,33 @@ def test_the_ui_shows_every_stage_the_schedule_and_sensors_and_a_trained_space(c
         browser.wait_for_text("the warehouse resource's configuration", ["url", SECRET_ENV])
         seen.append((browser.eval("location.href"), browser.text() + browser.html()))
 
-        # the view settings a person picks in the graph's toolbar: node descriptions on (facets)
-        browser.set_storage(**{"asset-node-facets": ["description", "checks", "latest-event", "status", "kind-tag"],
-                               "asset-graph-direction": "horizontal"})
-        joins = [n for n in nodes if n["groupName"] == "joins"]
-        text = browser.show_whole_graph(f"{base}/locations/{repo_path}/asset-groups/joins")
-        browser.wait_for_labels("a join_report node per relationship", {"join_report": len(joins)})
-        missing = [n["assetKey"]["path"] for n in joins if _words(n["description"] or "")[:30] not in _words(text)]
-        assert not missing, f"join_report nodes without their description: {missing}"
-        keep("lineage-joins", browser, ops=("AssetGraphLiveQuery",))
-
         planes = Counter(n["assetKey"]["path"][-1] for n in nodes if n["groupName"] == "planes")
         browser.show_whole_graph(f"{base}/locations/{repo_path}/asset-groups/planes")
         browser.wait_for_labels("every stage of the planes group", planes)
         keep("lineage-planes", browser, ops=("AssetGraphLiveQuery",))
 
-        browser.set_storage(**{"asset-graph-direction": "vertical"})  # groups side by side: fits a wide window
+        # the layout a person picks in the graph's toolbar: top to bottom, so groups sit side by side in a
+        # wide window; the node facets stay the UI's defaults (no descriptions): the box titles tell
+        named = _named_groups(nodes)
+        browser.set_storage(**{"asset-graph-direction": "vertical"})
+        joins = [n for n in nodes if n["assetKey"]["path"][-1] == "join_report"]
+        join_groups = sorted({n["groupName"] for n in joins})
+        assert join_groups, "the code location has no join_report"
+        # the groups of the tables the reports read, collapsed to boxes titled with their names
+        read = {by_key["/".join(d["path"])] for n in joins for d in n["dependencyKeys"]} - set(join_groups)
+        browser.show_whole_graph(f"{base}/asset-groups?expanded={','.join(f'global@global:{g}' for g in join_groups)}",
+                                 wide=True)
+        browser.wait_for_labels("a join_report node per relationship, and the groups of the tables they read",
+                                {"join_report": len(joins), **{g: 1 for g in read}})
+        _wait_for_boxes(browser, "each join_report in the box of its relationship",
+                        Counter({k: v for k, v in named.items() if k[1] == "join_report"}))
+        keep("lineage-joins", browser, ops=("AssetGraphLiveQuery",))
+
         expanded = ",".join(f"global@global:{g}" for g in groups)
         browser.show_whole_graph(f"{base}/asset-groups?expanded={expanded}", wide=True)
         browser.wait_for_labels("a node for every asset in the global lineage graph", dict(stages))
+        _wait_for_boxes(browser, "each join_report, predictor and predictions node in the box of its "
+                        "relationship or target", named)
         keep("lineage-global", browser, ops=("AssetGraphLiveQuery",))
 
     for name, path in shot.items():
