@@ -155,6 +155,7 @@ class _Leaky:
     raw_connection = connect
 
 
+@pytest.mark.filterwarnings("ignore:pandas only supports SQLAlchemy")  # the failing stand-in engine below
 @pytest.mark.parametrize("call", ["columns", "read_table", "sql_schema", "read_optional", "write_table"])
 def test_every_error_path_masks_what_a_driver_says(call, monkeypatch):
     password = "pw-Very-Secret-77"
