@@ -48,7 +48,9 @@ def fingerprint(cfg_fields: dict, net: torch.nn.Module, data) -> str:
 def save(folder: Path, epoch: int, tensors: dict[str, torch.Tensor], state: dict) -> None:
     """Write checkpoint ``epoch`` atomically and drop all but the newest ``KEEP``."""
     folder.mkdir(parents=True, exist_ok=True)
-    with io.saving(folder / f"epoch-{epoch:05d}") as tmp:
+    dest = folder / f"epoch-{epoch:05d}"
+    shutil.rmtree(dest, ignore_errors=True)  # a damaged one a resume skipped: the one before it stays meanwhile
+    with io.saving(dest) as tmp:
         save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "epoch": epoch, **state}, default=float))
     for old in sorted(folder.glob("epoch-*"))[:-KEEP]:
