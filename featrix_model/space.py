@@ -131,7 +131,7 @@ class EmbeddingSpace:
         timeline["metadata"]["fit_seconds"] = round(time.monotonic() - started, 2)
         kl = split_divergence(train_df, plan.columns, *trainer.initial_split)
         timeline["metadata"]["split_kl"] = kl
-        for line in split_warnings(kl):
+        for line in split_warnings(kl, len(trainer.initial_split[1])):
             (log.warning if line.startswith("[WARN]") else log.info)(line)
             decisions.append(line)
         timeline["metadata"]["n_rows_in"] = len(df)  # = train + validation + sampled out, counted where each happens

@@ -118,6 +118,8 @@ class ArtifactStore:
         removable = [k for k in finished[: max(0, len(finished) - self.retention)] if k not in protect]
         for key in removable:
             shutil.rmtree(self.folder(key), ignore_errors=True)
+        for key in finished:  # a finished version needs no checkpoints (a killed run's retry published it)
+            shutil.rmtree(self.checkpoints(key), ignore_errors=True)
         for folder in self.root.glob(f".training-*-{_HOST}-*") if self.root.exists() else ():
             if not process_alive(folder.name.split("-")[-2]):  # what a killed training run on this machine left
                 shutil.rmtree(folder, ignore_errors=True)

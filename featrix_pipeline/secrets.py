@@ -19,8 +19,17 @@ SECRET_PARAMETERS = ("password", "pwd", "passwd", "secret", "token", "access_tok
                      "private_key", "client_secret", "sslpassword")
 
 
-# ``user:secret@`` after ``//`` or a scheme: a password even in a URL SQLAlchemy cannot parse (a typo)
-_INLINE = re.compile(r"(?://|^|:)(?P<user>[^/@\s:]*):(?P<secret>[^/@\s]+)@")
+# a scheme and slashes before ``user:secret@`` in a URL SQLAlchemy cannot parse (a typo)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:?/*")
+
+
+def _inline_secret(url: str) -> str | None:
+    """The password of ``user:password@`` in a URL that does not parse (``postgresql:/ana:pw@db``,
+    ``postgresql//ana:pw@db``, a ``/`` in the password), or None."""
+    if "@" not in (url or "") or url.lower().startswith(("duckdb:", "files:", "file:")):  # paths, not logins
+        return None
+    userinfo = _SCHEME.sub("", url.split("@", 1)[0], count=1)
+    return userinfo.split(":", 1)[1] if ":" in userinfo and userinfo.split(":", 1)[1] else None
 
 
 class SecretError(ValueError):
@@ -41,8 +50,7 @@ def url_password(url: str) -> str | None:
     parsed = _parsed(url)
     if parsed is not None and parsed.password:
         return parsed.password
-    found = _INLINE.search(url or "")
-    return found.group("secret") if found else None
+    return _inline_secret(url)
 
 
 def secret_parameters(url: str) -> dict[str, str]:
@@ -58,7 +66,8 @@ def display_url(url: str) -> str:
     """The URL as it may be shown: password and secret query parameters masked."""
     parsed = _parsed(url)
     if parsed is None or (parsed.password is None and not secret_parameters(url)):
-        return _INLINE.sub(lambda m: m.group(0).replace(f":{m.group('secret')}@", f":{MASK}@"), url)
+        secret = _inline_secret(url)
+        return url.replace(f":{secret}@", f":{MASK}@", 1) if secret else url
     masked = parsed.update_query_dict({k: MASK for k in secret_parameters(url)}) if secret_parameters(url) else parsed
     return masked.render_as_string(hide_password=True)
 

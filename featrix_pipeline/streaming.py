@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -38,7 +37,7 @@ def frame_from_rows(names: Sequence[str], batches: Iterable[Sequence[Sequence]])
             try:
                 arrays[i].append(_array(values))
             except _UNTYPABLE:
-                objects[i] = [v for a in arrays[i] for v in a.to_pylist()] + list(values)
+                objects[i] = [v for a in arrays[i] for v in a.to_pylist()] + [_value(v) for v in values]
                 arrays[i] = []
     columns = []
     for i, name in enumerate(names):
@@ -67,10 +66,21 @@ def _series(arrays: list[pa.Array], name: str) -> pd.Series:
     return pa.chunked_array(arrays).to_pandas().rename(name)
 
 
+def _value(v):
+    """One value as ``_array`` turns it (so a column that falls back keeps one kind of value)."""
+    if isinstance(v, decimal.Decimal):
+        return float(v)
+    if isinstance(v, uuid.UUID):
+        return str(v)
+    if isinstance(v, dt.datetime) and v.tzinfo is not None:
+        return v.astimezone(dt.timezone.utc)
+    return v
+
+
 def _array(values: Sequence) -> pa.Array:
     """One batch of one column. Exact decimals become floats (as pandas reads them), UUIDs text,
-    timestamps with a time zone UTC (the server's session zone is not the data's), and JSON
-    values that Arrow cannot type as one struct or list type their JSON text."""
+    timestamps with a time zone UTC (the server's session zone is not the data's); JSON documents
+    (dicts, lists) are left to the object path, whole, whatever their shape."""
     sample = next((v for v in values if v is not None), None)
     if isinstance(sample, decimal.Decimal):
         return pa.array([None if v is None else float(v) for v in values], type=pa.float64())
@@ -80,10 +90,6 @@ def _array(values: Sequence) -> pa.Array:
         return pa.array(values, type=pa.duration("us"))
     if isinstance(sample, dt.datetime) and sample.tzinfo is not None:  # one zone for the column: UTC
         return pa.array(values).cast(pa.timestamp("us", tz="UTC"))
-    try:
-        return pa.array(values)
-    except _UNTYPABLE:
-        if isinstance(sample, (dict, list)):
-            return pa.array([None if v is None else json.dumps(v, sort_keys=True, default=str) for v in values],
-                            type=pa.string())
-        raise
+    if isinstance(sample, (dict, list)):  # JSON documents stay Python values, as the driver gave them
+        raise TypeError("JSON values are kept as they are")
+    return pa.array(values)

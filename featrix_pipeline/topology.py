@@ -159,14 +159,22 @@ class Topology:
         (the relationship's name) and of a target's predictor and predictions (the target's name):
         the UI draws a box titled with the group around its nodes, so each ``join_report`` and
         ``predictor`` box says which relationship or target it is without renaming asset keys. A
-        name another group already uses gets ``_join`` / ``_predictor`` appended."""
+        name another group already uses gets ``_join`` / ``_predictor`` (then a number) appended."""
         if isinstance(item, str):
             return item
-        taken = set(self.tables)
-        if isinstance(item, TargetPlan):
-            taken |= {r.name for r in self.spec.relationships}
-            return item.name if item.name not in taken else f"{item.name}_predictor"
-        return item.name if item.name not in taken else f"{item.name}_join"
+        return self._groups()[("target" if isinstance(item, TargetPlan) else "relationship", item.name)]
+
+    def _groups(self) -> dict[tuple[str, str], str]:
+        taken, out = set(self.tables), {}
+        for kind, names, suffix in (("relationship", [r.name for r in self.spec.relationships], "_join"),
+                                    ("target", [t.name for t in self.targets], "_predictor")):
+            for name in names:
+                group, n = name, 1
+                while group in taken:
+                    group, n = f"{name}{suffix}" + (str(n) if n > 1 else ""), n + 1
+                taken.add(group)
+                out[(kind, name)] = group
+        return out
 
     def time_columns(self, rel: RelationshipSpec) -> tuple[str | None, str | None]:
         """(child, parent) time columns when both sides of ``rel`` have one (temporal join checks), else Nones."""

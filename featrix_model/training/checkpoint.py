@@ -25,19 +25,22 @@ from featrix_model import io
 
 KEEP = 2  # checkpoints kept: the newest and the one before (a damaged newest falls back to it)
 FORMAT = "featrix-training-checkpoint"
+VERSION = 1  # raised when what a checkpoint holds changes: older ones are then not resumed
 
 
-def fingerprint(cfg_fields: dict, net: torch.nn.Module, data) -> str:
-    """What a checkpoint must match to be resumed: the training configuration (minus its reasons),
-    the names and shapes of the network's tensors, and the bytes of the training data."""
-    h = hashlib.sha256(json.dumps(cfg_fields, sort_keys=True, default=str).encode())
+def fingerprint(cfg_fields: dict, net: torch.nn.Module, data, extra: dict | None = None) -> str:
+    """What a checkpoint must match to be resumed: the checkpoint format, the training configuration
+    (minus its reasons), ``extra`` (e.g. whether a movie is recorded), the names and shapes of the
+    network's tensors, and the bytes of the training data (hashed in place, without a copy)."""
+    h = hashlib.sha256(json.dumps({"format": FORMAT, "version": VERSION, "cfg": cfg_fields, "extra": extra or {}},
+                                  sort_keys=True, default=str).encode())
     for name, t in net.state_dict().items():
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
 
     def walk(prefix: str, value) -> None:
         if isinstance(value, torch.Tensor):
             h.update(prefix.encode())
-            h.update(value.detach().cpu().contiguous().numpy().tobytes())
+            h.update(value.detach().cpu().contiguous().numpy().data)
         elif isinstance(value, dict):
             for k in sorted(value):
                 walk(f"{prefix}/{k}", value[k])
@@ -53,15 +56,28 @@ def save(folder: Path, epoch: int, tensors: dict[str, torch.Tensor], state: dict
     with io.saving(dest) as tmp:
         save_file({k: v.detach().cpu().clone().contiguous() for k, v in tensors.items()}, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps({"format": FORMAT, "epoch": epoch, **state}, default=float))
-    for old in sorted(folder.glob("epoch-*"))[:-KEEP]:
+    for old in sorted(ours(folder))[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def ours(folder: Path) -> list[Path]:
+    """The checkpoint folders in ``folder`` (``epoch-*`` holding a checkpoint's files), nothing else."""
+    return [p for p in folder.glob("epoch-*") if p.is_dir() and ((p / "state.json").exists() or
+                                                                   (p / io.MANIFEST).exists())] if folder.is_dir() else []
+
+
+def clear(folder: Path) -> None:
+    """Remove every checkpoint in ``folder`` (another run's, or damaged ones), before a fresh start
+    writes its own: otherwise their later epochs would outrank the new run's and be pruned into."""
+    for path in ours(folder):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def latest(folder: Path, expected: str, warn: Callable[[str], None]) -> tuple[dict[str, torch.Tensor], dict] | None:
     """(tensors, state) of the newest sound checkpoint with the ``expected`` fingerprint, or None."""
     if not folder.is_dir():
         return None
-    for path in sorted(folder.glob("epoch-*"), reverse=True):
+    for path in sorted(ours(folder), reverse=True):
         try:
             if not io.verify(path):
                 raise io.ArtifactError(path, io.MANIFEST, "is missing")

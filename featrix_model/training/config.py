@@ -125,6 +125,9 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
         why["attention_dropout"] = ("0 inside the transformer on CPU: drawing its dropout masks took ~20% of a training "
                                     "step (profiled); the scheduled 0.5→0.25 dropout still regularises encoders and "
                                     "in-converters, and CPU budgets allow only a few epochs, far from overfitting")
+    for k in ("d_model", "n_layers", "n_heads", "rel_mode", "max_pairs"):  # before the cost model prices a step
+        if overrides.get(k) is not None:
+            setattr(cfg, k, overrides[k])
     why["max_pairs"] = (f"{cfg.max_pairs} column pairs get relationship tokens "
                         f"({'8 tokens each' if cfg.rel_mode == 'full' else 'one fused token each (8 ops → 1 token)'}): "
                         "the floor of max(5, n_cols/2) active pairs; pairs ranked by mutual information of "

@@ -12,6 +12,7 @@ import pandas as pd
 BINS = 10  # numeric columns: deciles of the training values
 TOP_VALUES = 20  # other columns: the most frequent values, the rest pooled
 SMOOTHING = 0.5  # counts added to every bin, so an empty bin does not make the divergence infinite
+MIN_VALIDATION_ROWS = 200  # below this a fair random split reads 0.15-0.4 by sampling alone: no levels applied
 LEVELS = ((2.0, "severe mismatch: investigate data leakage, or structure (time order, related rows) that a "
                 "random split violates"),
           (1.0, "high distribution shift between training and validation rows"),
@@ -47,14 +48,19 @@ def split_divergence(df: pd.DataFrame, columns: list[str], train_idx, val_idx) -
             t, v = _bins(col.iloc[train_rows], col.iloc[val_rows])
         except (TypeError, ValueError):  # values that are neither numbers nor text (nested JSON, vectors)
             continue
+        used = (t + v) > 0  # bins empty on both sides (no NaN, an unused edge) add nothing
+        t, v = t[used], v[used]
         p, q = (v + SMOOTHING) / (v + SMOOTHING).sum(), (t + SMOOTHING) / (t + SMOOTHING).sum()
         out[c] = round(float(np.sum(p * np.log(p / q))), 4)
     return out
 
 
-def split_warnings(kl: dict[str, float]) -> list[str]:
-    """One line per column at or over 0.1, worst first, with the spec's reading of its level."""
+def split_warnings(kl: dict[str, float], n_validation: int = MIN_VALIDATION_ROWS) -> list[str]:
+    """One line per column at or over 0.1, worst first, with the spec's reading of its level; none
+    when fewer than ``MIN_VALIDATION_ROWS`` validation rows make the estimate mostly noise."""
     lines = []
+    if n_validation < MIN_VALIDATION_ROWS:
+        return lines
     for c, value in sorted(kl.items(), key=lambda kv: -kv[1]):
         for limit, meaning in LEVELS:
             if value > limit:

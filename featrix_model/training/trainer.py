@@ -156,14 +156,18 @@ class Trainer:
         bar, first_epoch, fingerprint = None, 1, None
         if self.checkpoint_dir is not None:
             fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("reasons", "time_budget_s")}
-            fingerprint = checkpoint.fingerprint(fields, net, self.data)
+            fingerprint = checkpoint.fingerprint(fields, net, self.data, {"movie": movie_rows is not None})
             found = checkpoint.latest(self.checkpoint_dir, fingerprint, self.log)
-            if found is not None:
+            if found is None:
+                checkpoint.clear(self.checkpoint_dir)
+            else:
                 tensors, saved = found
                 net.load_state_dict(checkpoint.prefixed(tensors, "net."))
                 checkpoint.load_optimizer(opt, tensors, saved["optimizer"])
                 gen.set_state(tensors["rng.gen"])
                 torch.set_rng_state(tensors["rng.torch"])
+                if "rng.cuda" in tensors and net.device.type == "cuda":  # dropout masks on a GPU draw from it
+                    torch.cuda.set_rng_state(tensors["rng.cuda"], net.device)
                 train_idx, val_idx = tensors["idx.train"], tensors["idx.val"]
                 ladder = InterventionLadder(**saved["ladder"])
                 history, frames, step, lr = saved["history"], [np.asarray(f) for f in saved["frames"]], saved["step"], saved["lr"]
@@ -263,8 +267,11 @@ class Trainer:
                 self.log(f"[WARN] epoch {epoch}: three times the {cfg.time_budget_s:.0f}s budget has elapsed; this "
                          "machine is slower than the fixed cost model assumes (training continues)")
             if self.checkpoint_dir is not None:
-                self._checkpoint(epoch, fingerprint, opt, gen, train_idx, val_idx, ladder, history, frames, best,
-                                 step, lr)
+                try:  # a checkpoint only ever saves work: failing to write one changes no result
+                    self._checkpoint(epoch, fingerprint, opt, gen, train_idx, val_idx, ladder, history, frames,
+                                     best, step, lr)
+                except OSError as e:
+                    self.log(f"[WARN] epoch {epoch}: checkpoint not written ({e}); training continues")
         if bar is not None:
             bar.close()
         if best[1] is not None:
@@ -292,6 +299,7 @@ class Trainer:
         tensors = {**{f"net.{k}": v for k, v in self.net.state_dict().items()}, **opt_tensors,
                    **{f"best.{k}": v for k, v in (best[1] or {}).items()},
                    "rng.gen": gen.get_state(), "rng.torch": torch.get_rng_state(),
+                   **({"rng.cuda": torch.cuda.get_rng_state(self.net.device)} if self.net.device.type == "cuda" else {}),
                    "idx.train": train_idx, "idx.val": val_idx}
         state = {"fingerprint": fingerprint, "optimizer": opt_state, "ladder": dataclasses.asdict(ladder),
                  "history": history, "frames": [np.asarray(f).tolist() for f in frames], "step": step, "lr": lr,

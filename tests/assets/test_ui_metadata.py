@@ -84,10 +84,11 @@ def test_lineage_nodes_say_which_tables_they_belong_to(trained_slice):
     assert not repeated, f"two boxes with one label in one group: {repeated}"
 
 
-def test_a_group_name_already_taken_gets_a_suffix():
-    import dataclasses
-
-    topology = Topology.from_spec(load_spec(DEMO_SPEC))
-    clash = dataclasses.replace(topology.spec.relationships[0], name="planes")  # a table's name
-    assert topology.group(clash) == "planes_join"
-    assert topology.group(topology.targets[0]) == topology.targets[0].name
+def test_a_group_name_already_taken_gets_a_suffix(tmp_path):
+    text = DEMO_SPEC.read_text().replace("- name: flights_weather\n", "- name: planes\n", 1)  # a table's name
+    text = text.replace("- name: arr_delay15\n", "- name: planes_join\n", 1)  # ... and what the suffix makes
+    (tmp_path / "spec.yaml").write_text(text)
+    topology = Topology.from_spec(load_spec(tmp_path / "spec.yaml"))
+    groups = [topology.group(r) for r in topology.spec.relationships] + [topology.group(t) for t in topology.targets]
+    assert "planes_join" in groups and "planes_join_predictor" in groups
+    assert len(set(groups)) == len(groups) and not set(groups) & set(topology.tables)

@@ -91,11 +91,13 @@ def test_a_damaged_last_checkpoint_falls_back_to_the_one_before(uninterrupted, t
 
 def test_another_runs_checkpoints_are_not_resumed(tmp_path, caplog):
     folder = tmp_path / "checkpoints"
-    EmbeddingSpace.fit(_frame(seed=1), epochs=2, progress=False, seed=0, threads=1, checkpoint_dir=folder)
+    EmbeddingSpace.fit(_frame(seed=1), epochs=6, progress=False, seed=0, threads=1, checkpoint_dir=folder)
     with caplog.at_level(logging.INFO, logger="featrix_model"):
         fresh = EmbeddingSpace.fit(_frame(), epochs=EPOCHS, progress=False, seed=0, threads=1, checkpoint_dir=folder)
     assert "of another training run" in caplog.text and "resumed after" not in caplog.text
     assert [h["epoch"] for h in fresh.timeline] == list(range(1, EPOCHS + 1))
+    # the other run's later epochs were cleared first, not left to outrank (and prune away) this run's
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-00003", "epoch-00004"]
 
 
 def test_the_pipeline_resumes_a_killed_space_and_clears_its_checkpoints(tmp_path, nyc_frames, monkeypatch, caplog):

@@ -168,6 +168,17 @@ def test_every_error_path_masks_what_a_driver_says(call, monkeypatch):
     assert password not in str(e.value) and "db.example:5432/sales" in str(e.value) and MASK in str(e.value)
 
 
+@pytest.mark.parametrize("url,secret", [("postgresql:/ana:pw-typo-one@db/sales", "pw-typo-one"),
+                                        ("postgresql/ana:pw-typo-two@db/sales", "pw-typo-two"),
+                                        ("postgresql//ana:pw/typo/three@db/sales", "pw/typo/three"),
+                                        ("postgresql:ana:pw-typo-four@db", "pw-typo-four")])
+def test_mistyped_urls_are_refused_and_masked(url, secret, tmp_path):
+    from featrix_pipeline.secrets import url_password
+
+    assert url_password(url) == secret and secret not in display_url(url)
+    assert url_password("duckdb:///C:/data/me@corp.duckdb") is None  # a file path, not a login
+
+
 def test_a_mistyped_url_is_masked_too():
     url = "postgresql//ana:pw-typo-secret@db.example/sales"  # no ':' after the scheme: not a database URL
     with pytest.raises(WarehouseError) as e:
