@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
+
+from tests.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -50,11 +51,6 @@ def require_chromium() -> Path:
         pytest.fail(f"{reason}, and FEATRIX_REQUIRE_BROWSER=1 says it must run")
     pytest.skip(reason)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # DevTools errors that a command can meet while the page navigates or its frame is replaced: the

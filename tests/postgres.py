@@ -15,11 +15,11 @@ import glob
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from tests.ports import free_port
 
 USER = "featrix"
 
@@ -60,11 +60,6 @@ def binaries() -> Path | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 class Cluster:
     """``start()`` a cluster in a temporary folder; ``stop()`` ends it and removes the folder."""
@@ -89,7 +84,7 @@ class Cluster:
         if self.as_root:
             shutil.chown(self.root, "postgres")
             shutil.chown(self.root / "pw", "postgres")
-        data, port = self.root / "data", _free_port()
+        data, port = self.root / "data", free_port()
         self._run("initdb", "-D", str(data), "-U", USER, "--auth=scram-sha-256", f"--pwfile={self.root / 'pw'}",
                   "-E", "UTF8", "--no-locale", "--no-sync")
         (self.root / "pw").unlink()

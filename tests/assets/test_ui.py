@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -19,6 +18,7 @@ import pytest
 
 from tests.assets.test_operations import _append_day3
 from tests.conftest import REPO
+from tests.ports import free_port
 
 REPOSITORY = """{ repositoriesOrError { __typename ... on RepositoryConnection { nodes { name location { name }
   schedules { name cronSchedule scheduleState { status } } sensors { name sensorState { status } } jobs { name } } }
@@ -31,11 +31,6 @@ RUNS = """{ runsOrError(filter: {pipelineName: "refresh_and_score"}) { ... on Ru
 STEPS = """query($id: ID!) { runOrError(runId: $id) { ... on Run { stepStats { stepKey status } } } }"""
 WAIT_S = 240  # how long a missing answer is waited for before the test fails (it decides nothing)
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class UI:
@@ -74,7 +69,7 @@ def ui(slice_home, tmp_path):
     dagster_home.mkdir()
     (dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\nnux:\n  enabled: false\n")
     known, new = _append_day3(home)  # rows added before dagster dev opens the warehouse (no lock race)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "FEATRIX_SPEC": str(slice_home),
            "FEATRIX_HOME": str(home)}
     log = open(tmp_path / "dagster_dev.log", "w")
