@@ -75,7 +75,7 @@ class RelationalSpace(EmbeddingSpace):
             output_dir: str | Path | None = None, threads: int | None = None, epochs: int | None = None,
             max_epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
             d_model: int | None = None, deterministic: bool | None = None, allow_tf32: bool | None = None,
-            analysis: dict | None = None) -> "RelationalSpace":
+            analysis: dict | None = None, checkpoint_dir: str | Path | None = None) -> "RelationalSpace":
         """Train child spaces (unless given), then the parent-level space.
 
         ``child_time``: {table: time column} orders children (and enables ``cutoff``: a parent column,
@@ -87,7 +87,10 @@ class RelationalSpace(EmbeddingSpace):
         ``analysis``: {parent column: (profile, verdict)} computed earlier, as for ``EmbeddingSpace.fit``. The training
         settings (``threads``, ``epochs``, ``max_epochs``, ``lr``, ``batch_size``, ``d_model``,
         ``deterministic``, ``allow_tf32``) are the parent-level space's, as for ``EmbeddingSpace.fit``;
-        child spaces get the thread count and the CUDA numerics."""
+        child spaces get the thread count and the CUDA numerics. ``checkpoint_dir``: the parent-level
+        space's per-epoch checkpoints, as for ``EmbeddingSpace.fit`` (the checkpoint's fingerprint
+        covers the parent-level data and network, not the child spaces' weights: give each set of
+        child spaces its own folder)."""
         settings = training_settings(threads=use_threads(threads), epochs=epochs, max_epochs=max_epochs, lr=lr,
                                      batch_size=batch_size, d_model=d_model, deterministic=deterministic,
                                      allow_tf32=allow_tf32)
@@ -95,12 +98,13 @@ class RelationalSpace(EmbeddingSpace):
                         child_time=child_time or {}, cutoff=cutoff, max_children=max_children,
                         child_statistics=tuple(child_statistics), primary_keys=primary_keys, exclude=exclude,
                         keep=keep, child_time_budget_s=child_time_budget_s, child_hide=child_hide or {},
-                        output_dir=output_dir, ancestors=(), analysis=analysis)
+                        output_dir=output_dir, ancestors=(), analysis=analysis, checkpoint_dir=checkpoint_dir)
 
     @classmethod
     def _fit(cls, tables, relationships, parent, child_spaces, time_budget_s, seed, progress, settings, *,
              child_time, cutoff, max_children, child_statistics, primary_keys, exclude, keep,
-             child_time_budget_s, child_hide, output_dir, ancestors, analysis=None) -> "RelationalSpace":
+             child_time_budget_s, child_hide, output_dir, ancestors, analysis=None,
+             checkpoint_dir=None) -> "RelationalSpace":
         started = time.monotonic()
         primary_keys = {t: [k] if isinstance(k, str) else list(k) for t, k in (primary_keys or {}).items()}
         unknown = set(child_statistics) - set(STATISTICS)
@@ -143,7 +147,8 @@ class RelationalSpace(EmbeddingSpace):
                                   "fine-tune; longer self-supervised training overfitted a few thousand parents")
         rs = cls._train(prepared, plan, settings, time_budget_s=time_budget_s, seed=seed, progress=progress,
                         training_rows=frame, movie=False, output_dir=output_dir, device=None, started=started,
-                        pair_columns=[c for c in plan.columns if c not in {lk.column for lk in links}])
+                        pair_columns=[c for c in plan.columns if c not in {lk.column for lk in links}],
+                        checkpoint_dir=checkpoint_dir)
         rs.parent, rs.links, rs.parent_lookups = parent, links, parent_lookups
         rs.tables_, rs.relational_report_ = dict(tables), report
         return rs

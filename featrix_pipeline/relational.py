@@ -85,6 +85,7 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
                              time_budget_s=settings.time_budget_s, seed=settings.seed, child_time=child_time,
                              cutoff=plan.spec.cutoff_column, child_hide=_hidden_child_columns(topology, parent, frames),
                              primary_keys=_row_ids(topology, frames), output_dir=tmp, threads=settings.threads,
+                             checkpoint_dir=store.checkpoints(key),  # the key covers the child spaces' versions
                              analysis=analysis_of(profile, frames[parent].columns) if profile else None)
     rs.save(tmp)
     links = rs.report()["links"]

@@ -130,3 +130,32 @@ def test_the_pipeline_resumes_a_killed_space_and_clears_its_checkpoints(tmp_path
         summary = train_space(plan, airports, None, store, settings)  # the next run, same key
     assert "resumed after epoch 1" in caplog.text and summary["epochs_run"] >= 1
     assert not kept.exists(), "the published version's checkpoints are removed"
+
+
+def test_a_relational_space_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+    from featrix_model import RelationalSpace
+    from tests.featrix_model.test_relational import JOIN, customers_and_transactions
+
+    parents, children = customers_and_transactions(120, seed=2, n_empty=5, n_orphans=3)
+    parents = parents.drop(columns="churned")
+    child = EmbeddingSpace.fit(children.drop(columns=["customer_id"]), epochs=1, progress=False, seed=0, threads=1)
+
+    def fit(folder=None):
+        return RelationalSpace.fit({"customers": parents, "transactions": children}, [JOIN], parent="customers",
+                                   child_spaces={"transactions": child}, seed=0, exclude=("customer_id",),
+                                   epochs=3, threads=1, checkpoint_dir=folder)
+    uninterrupted = fit()
+    real = trainer_module.Trainer._checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def then_stop(self, epoch, *args):
+        real(self, epoch, *args)
+        if epoch == 1:
+            raise Stop()
+    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", then_stop)
+    with pytest.raises(Stop):
+        fit(tmp_path / "rel")
+    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", real)
+    assert _same(uninterrupted, fit(tmp_path / "rel")) == []
