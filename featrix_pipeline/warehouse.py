@@ -367,13 +367,13 @@ class Warehouse:
             except duckdb.IOException as e:
                 if "lock" not in str(e).lower():
                     raise WarehouseError(f"Cannot open {self.location} for {'reading' if read_only else 'writing'}: "
-                                         f"{str(e).splitlines()[0]}. Check that the path is a DuckDB database file "
+                                         f"{_first_line(e)}. Check that the path is a DuckDB database file "
                                          "(restore it, or seed the demo again with `python -m featrix_pipeline.demo`)."
                                          ) from None
                 if i == attempts - 1:
                     raise WarehouseError(
                         f"Cannot open {self.location} for {'reading' if read_only else 'writing'}: "
-                        f"{str(e).splitlines()[0]}. Another process holds it (waited {attempts * wait_s:.0f}s); "
+                        f"{_first_line(e)}. Another process holds it (waited {attempts * wait_s:.0f}s); "
                         "close it or retry once it is done.") from None
                 time.sleep(wait_s)
         raise WarehouseError(f"Cannot open {self.location}.")

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,27 @@ def _frame(n: int = 300, seed: int = 0) -> pd.DataFrame:
 def _same(x: EmbeddingSpace, y: EmbeddingSpace) -> list[str]:
     a, b = x.net.state_dict(), y.net.state_dict()
     return [k for k in a if not torch.equal(a[k], b[k])]
+
+
+class Stopped(Exception):
+    """What ``stopped_after`` raises: the process "dies" right after a checkpoint was written."""
+
+
+@contextmanager
+def stopped_after(epoch: int):
+    """Within the block, a fit stops (``Stopped``) right after writing checkpoint ``epoch``."""
+    real = trainer_module.Trainer._checkpoint
+
+    def then_stop(self, at, *args):
+        real(self, at, *args)
+        if at == epoch:
+            raise Stopped()
+    trainer_module.Trainer._checkpoint = then_stop
+    try:
+        with pytest.raises(Stopped):
+            yield
+    finally:
+        trainer_module.Trainer._checkpoint = real
 
 
 @pytest.fixture(scope="module")
@@ -65,21 +87,10 @@ def test_a_killed_fit_resumes_to_the_same_bytes(uninterrupted, tmp_path):
     assert np.array_equal(uninterrupted.encode(_frame()), resumed.encode(_frame()))
 
 
-def test_a_damaged_last_checkpoint_falls_back_to_the_one_before(uninterrupted, tmp_path, monkeypatch, caplog):
+def test_a_damaged_last_checkpoint_falls_back_to_the_one_before(uninterrupted, tmp_path, caplog):
     folder = tmp_path / "checkpoints"
-    real = trainer_module.Trainer._checkpoint
-
-    class Stop(Exception):
-        pass
-
-    def then_stop(self, epoch, *args):
-        real(self, epoch, *args)
-        if epoch == 3:
-            raise Stop()
-    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", then_stop)
-    with pytest.raises(Stop):
+    with stopped_after(3):
         EmbeddingSpace.fit(_frame(), epochs=EPOCHS, progress=False, seed=0, threads=1, checkpoint_dir=folder)
-    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", real)
     weights = folder / "epoch-00003" / "state.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a half-written last checkpoint
     with caplog.at_level(logging.INFO, logger="featrix_model"):
@@ -100,7 +111,7 @@ def test_another_runs_checkpoints_are_not_resumed(tmp_path, caplog):
     assert sorted(p.name for p in folder.iterdir()) == ["epoch-00003", "epoch-00004"]
 
 
-def test_the_pipeline_resumes_a_killed_space_and_clears_its_checkpoints(tmp_path, nyc_frames, monkeypatch, caplog):
+def test_the_pipeline_resumes_a_killed_space_and_clears_its_checkpoints(tmp_path, nyc_frames, caplog):
     from featrix_pipeline.reuse import ArtifactStore
     from featrix_pipeline.settings import FitSettings
     from featrix_pipeline.spaces import train_space
@@ -111,28 +122,18 @@ def test_the_pipeline_resumes_a_killed_space_and_clears_its_checkpoints(tmp_path
     plan = Topology.from_spec(load_spec(DEMO_SPEC))["airports"]
     airports = nyc_frames["airports"].reset_index(drop=True)
     settings = FitSettings(time_budget_s=4, seed=0, threads=1)
-    real = trainer_module.Trainer._checkpoint
-
-    class Killed(Exception):
-        pass
-
-    def then_die(self, epoch, *args):
-        real(self, epoch, *args)
-        raise Killed()  # the run dies after its first epoch's checkpoint
-    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", then_die)
     store = ArtifactStore(tmp_path / "airports")
-    with pytest.raises(Killed):
+    with stopped_after(1):  # the run dies after its first epoch's checkpoint
         train_space(plan, airports, None, store, settings)
     [kept] = [p for p in store.root.iterdir() if p.name.startswith(".checkpoints-")]
     assert (kept / "epoch-00001").is_dir()
-    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", real)
     with caplog.at_level(logging.INFO, logger="featrix_model"):
         summary = train_space(plan, airports, None, store, settings)  # the next run, same key
     assert "resumed after epoch 1" in caplog.text and summary["epochs_run"] >= 1
     assert not kept.exists(), "the published version's checkpoints are removed"
 
 
-def test_a_relational_space_resumes_to_the_same_bytes(tmp_path, monkeypatch):
+def test_a_relational_space_resumes_to_the_same_bytes(tmp_path):
     from featrix_model import RelationalSpace
     from tests.featrix_model.test_relational import JOIN, customers_and_transactions
 
@@ -145,17 +146,6 @@ def test_a_relational_space_resumes_to_the_same_bytes(tmp_path, monkeypatch):
                                    child_spaces={"transactions": child}, seed=0, exclude=("customer_id",),
                                    epochs=3, threads=1, checkpoint_dir=folder)
     uninterrupted = fit()
-    real = trainer_module.Trainer._checkpoint
-
-    class Stop(Exception):
-        pass
-
-    def then_stop(self, epoch, *args):
-        real(self, epoch, *args)
-        if epoch == 1:
-            raise Stop()
-    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", then_stop)
-    with pytest.raises(Stop):
+    with stopped_after(1):
         fit(tmp_path / "rel")
-    monkeypatch.setattr(trainer_module.Trainer, "_checkpoint", real)
     assert _same(uninterrupted, fit(tmp_path / "rel")) == []
