@@ -66,8 +66,20 @@ def space_metadata(summary: dict) -> dict:
     return {**version_metadata(summary), "path": dg.MetadataValue.path(summary["path"]), "d_model": summary["d_model"],
             "epochs_run": summary["epochs_run"], "fit_seconds": float(summary["fit_seconds"]),
             **numbers("final", summary.get("final")), **figure_metadata(summary["figures"]),
-            **_split_kl(summary.get("split_kl")),
+            **_split_kl(summary.get("split_kl")), **relationship_metadata(summary.get("relationships")),
             "config": config_table(summary), "columns": dg.MetadataValue.json(summary["columns"])}
+
+
+def relationship_metadata(found: dict | None) -> dict:
+    """The relationship report as a table, and the self-validation's ρ and warnings as numbers and JSON."""
+    if not found:
+        return {}
+    validation = found.get("validation", {})
+    out = {"relationship_pairs": dg.MetadataValue.md(pd.DataFrame(found["pairs"]).to_markdown(index=False)),
+           "relationship_validation": dg.MetadataValue.json(validation)}
+    if validation.get("spearman_rho") is not None:
+        out["relationship_spearman_rho"] = dg.MetadataValue.float(float(validation["spearman_rho"]))
+    return out
 
 
 def _split_kl(kl: dict | None) -> dict:

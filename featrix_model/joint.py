@@ -9,9 +9,14 @@ Relationship tokens (spec §6 "Dynamic Relationship Extractor"): for a column pa
 operations A×B, A+B, |A−B|, cos(A,B), A−B, B−A, A/B and B/A, with division by
 ``sign(x)(|x| + 0.1)``. ``rel_mode="full"`` emits the spec's 8 tokens per pair; ``"fused"``
 concatenates the 8 operations and projects them to one token per pair — the CPU-sized default,
-because sequence length dominates transformer cost here (DESIGN.md CPU budget). Which pairs get
-tokens is chosen by the caller (causal lift/LCB pruning is issue E); pairs whose either column is
+because sequence length dominates transformer cost here (DESIGN.md CPU budget). Which pairs are
+candidates is chosen by the caller; pairs whose either column is
 masked in a view get a learned "masked relationship" token instead.
+
+The extractor holds a *pool* of candidate pairs and an ``active`` mask (a saved buffer): only active
+pairs are computed and enter the sequence, each with the position embedding of its place in the pool,
+so a pair switched off and on again is the same token. Causal pruning
+(``training.relations.RelationshipPruner``) moves the mask during training.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from featrix_model.groups import GroupEmbedding
 
 N_OPS = 8
 DIV_EPS = 0.1
@@ -45,37 +52,58 @@ class RelationshipExtractor(nn.Module):
         if mode == "fused":
             self.fuse = nn.Linear(N_OPS * d_model, d_model)
         self.op_embedding = nn.Parameter(torch.randn(N_OPS, d_model) * 0.02)
-        n_tokens = self.n_tokens
+        n_tokens = len(pairs) * (N_OPS if mode == "full" else 1)
         self.position = nn.Parameter(torch.randn(max(n_tokens, 1), d_model) * 0.02)
         self.masked_token = nn.Parameter(torch.randn(d_model) * 0.02)
+        self.register_buffer("active", torch.ones(len(pairs), dtype=torch.bool))
+        self.blank: torch.Tensor | None = None  # (P,) pairs whose tokens carry the masked token (ablations)
+
+    @property
+    def tokens_per_pair(self) -> int:
+        return N_OPS if self.mode == "full" else 1
 
     @property
     def n_tokens(self) -> int:
-        return self.n_pairs * (N_OPS if self.mode == "full" else 1)
+        """Tokens in the sequence now (active pairs only)."""
+        return int(self.active.sum()) * self.tokens_per_pair
+
+    def set_active(self, mask) -> None:
+        self.active.copy_(torch.as_tensor(mask, dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # weights saved before the mask existed had every pair active
+        state_dict.setdefault(prefix + "active", torch.ones(self.n_pairs, dtype=torch.bool))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, cols: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """cols: (B, C, d) converted column tokens; visible: (B, C) bool → (B, n_tokens, d)."""
-        if self.n_pairs == 0:
+        if self.n_pairs == 0 or not bool(self.active.any()):
             return cols.new_zeros(cols.shape[0], 0, cols.shape[2])
-        a, b = cols[:, self.left], cols[:, self.right]  # (B, P, d)
+        on = self.active.nonzero().squeeze(1)
+        left, right = self.left[on], self.right[on]
+        a, b = cols[:, left], cols[:, right]  # (B, P, d)
         cos = F.cosine_similarity(a, b, dim=-1, eps=1e-6).unsqueeze(-1) * self.cos_vec
         ops = torch.stack([a * b, a + b, (a - b).abs(), cos, a - b, b - a, _safe_div(a, b), _safe_div(b, a)], dim=2)
         ops = self.norm(ops) + self.op_embedding  # (B, P, 8, d)
+        position = self.position.view(self.n_pairs, self.tokens_per_pair, -1)[on].flatten(0, 1)
         if self.mode == "fused":
             tokens = self.fuse(ops.flatten(2))  # (B, P, d)
-            both = (visible[:, self.left] & visible[:, self.right]).unsqueeze(-1)
+            both = (visible[:, left] & visible[:, right]).unsqueeze(-1)
         else:
             tokens = ops.flatten(1, 2)  # (B, P*8, d)
-            both = (visible[:, self.left] & visible[:, self.right]).repeat_interleave(N_OPS, dim=1).unsqueeze(-1)
+            both = (visible[:, left] & visible[:, right]).repeat_interleave(N_OPS, dim=1).unsqueeze(-1)
+        if self.blank is not None:  # causal scoring: the relationship made uninformative, the sequence unchanged
+            both = both & ~self.blank[on].repeat_interleave(self.tokens_per_pair).view(1, -1, 1)
         tokens = torch.where(both, tokens, self.masked_token.expand_as(tokens))
-        return tokens + self.position[: tokens.shape[1]]
+        return tokens + position
 
 
 class JointEncoder(nn.Module):
     """Column embeddings (B, C, d) + visibility mask → (row embedding (B, d) L2-normalised, short (B, 3))."""
 
     def __init__(self, n_cols: int, d_model: int = 64, n_layers: int = 2, n_heads: int = 4, ff_mult: int = 4,
-                 dropout: float = 0.1, pairs: list[tuple[int, int]] | None = None, rel_mode: str = "fused"):
+                 dropout: float = 0.1, pairs: list[tuple[int, int]] | None = None, rel_mode: str = "fused",
+                 groups: list[list[int]] | None = None):
         super().__init__()
         self.n_cols, self.d_model = n_cols, d_model
         self.in_converters = nn.ModuleList(
@@ -86,6 +114,7 @@ class JointEncoder(nn.Module):
         self.marginal_token = nn.Parameter(torch.randn(n_cols, d_model) * 0.02)
         self.cls = nn.Parameter(torch.randn(d_model) / d_model**0.5)
         self.relationships = RelationshipExtractor(d_model, pairs or [], rel_mode)
+        self.groups = GroupEmbedding(n_cols, d_model, groups or [])  # hybrid column groups (featrix_model.groups)
         layer = nn.TransformerEncoderLayer(d_model, n_heads, ff_mult * d_model, dropout=dropout,
                                            batch_first=True, norm_first=True, activation="gelu")
         self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
@@ -101,7 +130,7 @@ class JointEncoder(nn.Module):
         converted = torch.stack([conv(cols[:, i]) for i, conv in enumerate(self.in_converters)], dim=1)
         converted = self.in_norm(converted + cols)
         tokens = torch.where(visible.unsqueeze(-1), converted, self.marginal_token.expand_as(converted))
-        tokens = tokens + self.column_position
+        tokens = tokens + self.column_position + self.groups()
         rel = self.relationships(converted, visible)
         cls = self.cls.expand(cols.shape[0], 1, -1)
         h = self.transformer(torch.cat([cls, tokens, rel], dim=1))

@@ -1,4 +1,4 @@
-"""Which column pairs get relationship tokens before causal pruning exists (spec §6).
+"""Which column pairs are relationship candidates, and the prior order causal pruning starts from (spec §6).
 
 Pairs are ranked by the normalised mutual information of their binned values on a seeded sample —
 a cheap, type-agnostic dependence measure (numbers: quantile bins; everything else: the 15 most
@@ -7,6 +7,8 @@ differences are most likely to help; the joint encoder still sees every column t
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -40,8 +42,15 @@ def _nmi(a: np.ndarray, b: np.ndarray) -> float:
     return mi / max(1e-12, min(ha, hb)) if min(ha, hb) > 0 else 0.0
 
 
-def select_pairs(df: pd.DataFrame, columns: list[str], k: int, seed: int = 0) -> tuple[list[tuple[int, int]], list[dict]]:
-    """Top-k pairs (indices into ``columns``) and a JSON-able ranking with scores."""
+def select_pairs(df: pd.DataFrame, columns: list[str], k: int, seed: int = 0,
+                 pool: int = 0) -> tuple[list[tuple[int, int]], list[dict]]:
+    """Candidate pairs (indices into ``columns``), best prior first, and a JSON-able ranking with scores.
+
+    Without a ``pool`` (or one no larger than ``k``): the top ``k`` by mutual information, used for
+    the whole fit. With ``pool > k`` (causal pruning, ``training.relations``): two thirds of the pool
+    are the top pairs by mutual information and a third is drawn (seeded) from the rest — a pair can
+    serve a third column without its own two columns depending on each other (c = a / b with a and b
+    independent), and only exploring it shows that. The first ``k`` are always the top ``k`` by MI."""
     if k <= 0 or len(columns) < 2:
         return [], []
     sample = df[columns].sample(n=min(len(df), SAMPLE_ROWS), random_state=seed) if len(df) > SAMPLE_ROWS else df[columns]
@@ -51,6 +60,14 @@ def select_pairs(df: pd.DataFrame, columns: list[str], k: int, seed: int = 0) ->
         for j in range(i + 1, len(columns)):
             scored.append((round(_nmi(binned[i], binned[j]), 6), i, j))
     scored.sort(key=lambda t: (-t[0], t[1], t[2]))
-    chosen = [(i, j) for _, i, j in scored[:k]]
-    ranking = [{"pair": [columns[i], columns[j]], "nmi": s, "chosen": n < k} for n, (s, i, j) in enumerate(scored[: 3 * k])]
+    size = max(k, min(pool, len(scored)))
+    n_top = max(k, math.ceil(2 * size / 3)) if size > k else k
+    rest = scored[n_top:]
+    drawn = sorted(np.random.default_rng([seed, 17]).choice(len(rest), size=size - n_top, replace=False).tolist()) \
+        if size > n_top else []
+    candidates = scored[:n_top] + [rest[d] for d in drawn]
+    chosen = [(i, j) for _, i, j in candidates]
+    picked = {(i, j) for i, j in chosen}
+    ranking = [{"pair": [columns[i], columns[j]], "nmi": s, "chosen": n < k, "candidate": (i, j) in picked}
+               for n, (s, i, j) in enumerate(scored[: max(3 * k, size)])]
     return chosen, ranking

@@ -48,7 +48,6 @@ MAX_DEPTH = 2
 # two public multi-table benchmark tasks 15 self-supervised epochs beat the 33–77 a 150 s budget buys
 # (rainy-day AUC 0.792 vs 0.765; plane manufacturer accuracy 0.986 vs 0.9855): longer training overfits
 # a few thousand parents.
-PARENT_MAX_EPOCHS = 15
 CHILD_TENSOR_BYTES = 512 * 2**20
 
 
@@ -140,11 +139,7 @@ class RelationalSpace(EmbeddingSpace):
         prepared, report = with_children(frame, links, parent)
         plan = cls._plan(prepared, links, report, primary_keys.get(parent, []), exclude, keep, seed, analysis)
         plan.decisions[:0] = decisions
-        settings = {**settings, "every_row_each_epoch": True}
-        if "epochs" not in settings and "max_epochs" not in settings:
-            settings["max_epochs"] = PARENT_MAX_EPOCHS
-            plan.decisions.append(f"parent-level space: at most {PARENT_MAX_EPOCHS} epochs — a warm start that predictors "
-                                  "fine-tune; longer self-supervised training overfitted a few thousand parents")
+        settings = {**settings, "every_row_each_epoch": True}  # epochs: the rows-aware rule of training.config
         rs = cls._train(prepared, plan, settings, time_budget_s=time_budget_s, seed=seed, progress=progress,
                         training_rows=frame, movie=False, output_dir=output_dir, device=None, started=started,
                         pair_columns=[c for c in plan.columns if c not in {lk.column for lk in links}],

@@ -18,9 +18,10 @@ import torch
 
 from featrix_model import inputs, io
 from featrix_model.codecs.base import CodecContext
+from featrix_model.building import build_network, training_settings, use_threads  # noqa: F401 (re-exported)
 from featrix_model.columns import ColumnPlan, default_column_types, plan_columns
-from featrix_model.joint import JointEncoder
 from featrix_model.network import EmbeddingNetwork
+from featrix_model.groups import detect_groups, groups_config, groups_from_config
 from featrix_model.pairs import select_pairs
 from featrix_model.training.config import TrainingConfig, auto_config
 from featrix_model.training.losses import marginal_losses
@@ -48,6 +49,7 @@ class EmbeddingSpace:
         self.train_embeddings_ = train_embeddings
         self.training_rows_ = training_rows
         self.decisions = decisions or []
+        self.groups_: list[dict] = []  # hybrid column groups (featrix_model.groups)
 
     # ------------------------------------------------------------------ fit
 
@@ -113,13 +115,17 @@ class EmbeddingSpace:
                              "training; codecs were fitted on all rows and every row can be encoded")
         data = plan.transform(train_df)
         pair_cols = [c for c in plan.columns if pair_columns is None or c in pair_columns]
-        pairs, ranking = select_pairs(df, pair_cols, cfg.max_pairs, seed)
+        pairs, ranking = select_pairs(df, pair_cols, cfg.max_pairs, seed, cfg.relationship_pool)
         pairs = [(plan.columns.index(pair_cols[i]), plan.columns.index(pair_cols[j])) for i, j in pairs]
         if pairs:
-            decisions.append("relationship pairs: " + ", ".join(f"{plan.columns[i]}×{plan.columns[j]}" for i, j in pairs))
+            decisions.append(("relationship candidates: " if len(pairs) > cfg.max_pairs else "relationship pairs: ")
+                             + ", ".join(f"{plan.columns[i]}×{plan.columns[j]}" for i, j in pairs))
+        groups = detect_groups(df, plan.columns, {c: plan.info[c]["semantic_type"] for c in plan.columns})
+        decisions += [f"column group ({g['kind']}): {', '.join(g['columns'])} share a group embedding — {g['reason']}"
+                      for g in groups]
         for d in decisions:
             log.info(d)
-        net = build_network(plan, cfg, pairs).to(device)
+        net = build_network(plan, cfg, pairs, groups).to(device)
         movie_rows = torch.arange(min(len(df), 500)) if movie else None
         timeline_path = None
         if output_dir is not None:  # the live timeline: never a file of a saved artifact (save() replaces the folder)
@@ -138,6 +144,7 @@ class EmbeddingSpace:
         timeline["metadata"]["n_rows_sampled_out"] = sampled_out + timeline["metadata"].get("n_rows_sampled_out", 0)
         es = cls(plan, net, cfg, pairs, timeline=timeline, pair_ranking=ranking, decisions=decisions,
                  training_rows=training_rows)
+        es.groups_ = groups
         es.column_losses_ = trainer.column_losses.tolist()
         es.train_embeddings_ = es._encode_prepared(df, 0)
         es.mi_ = es._mutual_information(data, len(train_df))
@@ -279,6 +286,30 @@ class EmbeddingSpace:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def relationship_report(self) -> pd.DataFrame:
+        """The relationship pairs (spec §6): one row per candidate with importance, lcb, lift (and its
+        standard error, per-direction lifts, paired/unpaired epochs), whether it is active in the saved
+        model and protected; ``.attrs["validation"]`` holds the scoring's self-validation (Spearman ρ,
+        quintile lifts, false positives/negatives, warnings) and ``.attrs["swaps"]`` the per-epoch log."""
+        found = self.timeline_.get("relationships")
+        if found:
+            out = pd.DataFrame(found["pairs"])
+            out.attrs.update(validation=found["validation"], swaps=found["swaps"])
+            return out
+        cols = self.plan.columns
+        out = pd.DataFrame([{"left": cols[i], "right": cols[j], "importance": None, "lcb": None, "lift": None,
+                             "active": True, "protected": False} for i, j in self.pairs])
+        why = self.config.reasons.get("relationship_pool", "no relationship pruning in this fit")
+        out.attrs.update(validation={"spearman_rho": None, "warnings": [], "skipped": why}, swaps=[])
+        return out
+
+    def extend(self, df: pd.DataFrame, **kw) -> "EmbeddingSpace":
+        """A new space with ``df``'s new columns added (spec §19); this one is unchanged
+        (``featrix_model.extend.extend_space``: new encoders first, then a joint fine-tune)."""
+        from featrix_model.extend import extend_space  # extend imports this module
+
+        return extend_space(self, df, **kw)
+
     @property
     def timeline(self) -> list[dict]:
         return self.timeline_["timeline"]
@@ -301,7 +332,7 @@ class EmbeddingSpace:
         io.write_json(path / "config.json", {
             "format": io.FORMAT, "version": io.VERSION, "kind": self.kind, "plan": self.plan.to_config(),
             "training_config": self.config.to_dict(), "pairs": [list(p) for p in self.pairs],
-            "pair_ranking": self.pair_ranking_, "decisions": self.decisions,
+            "pair_ranking": self.pair_ranking_, "decisions": self.decisions, "groups": groups_config(self.groups_),
             "column_losses": getattr(self, "column_losses_", None)})
         io.write_json(path / "codecs.json", self.plan.codecs_config())
         io.write_json(path / "timeline.json", {k: v for k, v in self.timeline_.items() if k != "movie"})
@@ -351,7 +382,8 @@ class EmbeddingSpace:
         plan = _plan(path, plan_doc, io.read_json(path / "codecs.json"), column_types, training.get("seed", 0))
         cfg = TrainingConfig.from_dict(training)
         pairs = [tuple(p) for p in pair_list]
-        net = build_network(plan, cfg, pairs)
+        groups = groups_from_config(config.get("groups") or [], plan.columns)
+        net = build_network(plan, cfg, pairs, groups)
         state, extra = io.load_tensors(path / "model.safetensors")
         io.load_weights(net, state, path / "model.safetensors")
         net.eval()
@@ -363,6 +395,7 @@ class EmbeddingSpace:
                  train_embeddings=extra["train_embeddings"].numpy() if "train_embeddings" in extra else None,
                  training_rows=_training_rows(path / "training_rows.parquet"))
         es.column_losses_ = config.get("column_losses")
+        es.groups_ = groups
         return es
 
 
@@ -391,38 +424,3 @@ def codec_context(seed: int, column_types: dict | None = None) -> CodecContext:
     """What this space's codecs get: the seed, and the class (and column types) that a JSON column's
     child space is trained with — a plain table space."""
     return CodecContext(seed=seed, space_class=EmbeddingSpace, column_types=column_types or default_column_types())
-
-
-DEFAULT_THREADS = 1
-
-
-def use_threads(threads: int | None) -> int:
-    """Set torch's thread count to ``threads`` (None: 1, the default) and return it. It is a recorded
-    setting: a different count sums floating-point numbers in another order, so it never comes from
-    the machine's core count or from what ran before in the process."""
-    threads = int(threads or DEFAULT_THREADS)
-    torch.set_num_threads(threads)
-    return threads
-
-
-def training_settings(config: TrainingConfig | None = None, *, threads: int | None = None,
-                      epochs: int | None = None, max_epochs: int | None = None, lr: float | None = None,
-                      batch_size: int | None = None, d_model: int | None = None, deterministic: bool | None = None,
-                      allow_tf32: bool | None = None) -> dict:
-    """The caller's training settings as overrides of the automatic choices: every field of ``config``
-    (if given; its seed, device and budget are the fit's own arguments), then each keyword that is not None."""
-    own = {"reasons", "seed", "device", "time_budget_s"}
-    out = {k: v for k, v in config.to_dict().items() if k not in own} if config is not None else {}
-    given = {"threads": threads, "epochs": epochs, "max_epochs": max_epochs, "lr": lr, "batch_size": batch_size,
-             "d_model": d_model, "deterministic": deterministic, "allow_tf32": allow_tf32}
-    out.update({k: v for k, v in given.items() if v is not None})
-    return out
-
-
-def build_network(plan: ColumnPlan, cfg: TrainingConfig, pairs: list) -> EmbeddingNetwork:
-    """Deterministic construction from the plan and config (same seed → same initial weights)."""
-    torch.manual_seed(cfg.seed)
-    encoders = plan.build_encoders(cfg.d_model)
-    joint = JointEncoder(len(plan.columns), cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.ff_mult,
-                         cfg.attention_dropout, pairs, cfg.rel_mode)
-    return EmbeddingNetwork(plan.columns, encoders, joint, plan.scalar_indices())

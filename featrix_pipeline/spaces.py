@@ -66,8 +66,21 @@ def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path) -> d
         "top_mi_pairs": [{"from": a, "about": b, "bits": round(v, 3)} for a, b, v in pairs[:10]],
         "fit_seconds": es.timeline_["metadata"].get("fit_seconds"),
         "split_kl": es.timeline_["metadata"].get("split_kl", {}),
+        "relationships": relationship_summary(es),
         "figures": {k: str(out_dir / f) for k, f in FIGURES.items() if (out_dir / f).exists()},
     }
+
+
+def relationship_summary(es: EmbeddingSpace) -> dict:
+    """The relationship pairs (importance, lcb, lift, active, protected) and the scoring's self-validation."""
+    report = es.relationship_report()
+    keep = [c for c in ("left", "right", "importance", "lcb", "lift", "n_paired", "n_unpaired", "active", "protected")
+            if c in report.columns]
+    pairs = report[keep].sort_values("importance", ascending=False, na_position="last") if "importance" in keep else report
+    return {"pairs": [{k: (round(v, 5) if isinstance(v, float) else v) for k, v in r.items()}
+                      for r in pairs.to_dict("records")],
+            "validation": report.attrs.get("validation", {}),
+            "swaps": len(report.attrs.get("swaps", []))}
 
 
 def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, store: ArtifactStore,

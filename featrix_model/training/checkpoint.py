@@ -25,7 +25,7 @@ from featrix_model import io
 
 KEEP = 2  # checkpoints kept: the newest and the one before (a damaged newest falls back to it)
 FORMAT = "featrix-training-checkpoint"
-VERSION = 1  # raised when what a checkpoint holds changes: older ones are then not resumed
+VERSION = 2  # raised when what a checkpoint holds changes: older ones are then not resumed
 
 
 def fingerprint(cfg_fields: dict, net: torch.nn.Module, data, extra: dict | None = None) -> str:

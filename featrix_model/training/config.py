@@ -4,9 +4,18 @@ Every value has a reason in plain words. Anything can be overridden by keyword; 
 recorded as "set by the caller".
 
 The spec's defaults (d_model 256, all 8 ops for all pairs, 36,000 updates) are GPU-sized. On a
-CPU the epoch count comes from the wall-clock budget through a *fixed* cost model (measured once
+CPU the number of steps comes from the wall-clock budget through a *fixed* cost model (measured once
 on the project's 2-core machine, see ``CPU_UNITS_PER_S``), not from a timer, so the same data +
 config + seed always train the same number of steps — determinism survives the time budget.
+
+**Rows-aware epochs (CPU).** The training dynamics the spec relies on act per epoch: NO_LEARNING
+needs more than 15 epochs, validation rotation acts every 25, relationship pruning explores for 10
+and prunes over the next 25, early stopping waits ``patience`` epochs. So a fit is planned as
+``TARGET_EPOCHS`` epochs first and rows second: a table whose full passes fit the budget that many
+times trains ``TARGET_EPOCHS`` full passes (and stops there — small tables need seconds, and more
+passes over a few hundred rows overfit them); a larger one trains ``TARGET_EPOCHS`` epochs of a fresh
+seeded sample of its rows each (``rows_per_epoch``), as many rows as the budget affords. Only when
+even ``MIN_STEPS`` steps per epoch do not fit ``TARGET_EPOCHS`` times do the epochs fall.
 """
 
 from __future__ import annotations
@@ -21,7 +30,11 @@ from dataclasses import asdict, dataclass, field, fields
 CPU_UNITS_PER_S = 4.9e9
 PER_COLUMN_S = 0.0026
 VIEWS = 3  # unmasked + two complementary masked views per step (spec §8)
-TARGET_UPDATES = 36_000  # spec §4.4
+TARGET_UPDATES = 36_000  # spec §4.4 (GPU, where no budget rules)
+TARGET_EPOCHS = 60  # CPU: enough epochs for the ladder, rotation, pruning and early stopping to act
+MIN_STEPS = 4  # CPU: fewest steps per epoch before the epochs themselves fall
+MIN_PATIENCE = 10
+MAX_VALIDATION_ROWS = 4096  # validation rows scored per epoch when the budget affords full passes
 
 
 @dataclass
@@ -42,6 +55,7 @@ class TrainingConfig:
     temperature: float = 0.1
     rel_mode: str = "fused"
     max_pairs: int = 10
+    relationship_pool: int = 0  # candidate pairs explored and pruned down to max_pairs (0: max_pairs, no pruning)
     val_fraction: float = 0.1
     seed: int = 0
     threads: int = 1
@@ -53,6 +67,8 @@ class TrainingConfig:
     reconstruction_weight: float = 0.1
     movie_sample: int = 0
     max_train_rows: int = 0
+    validation_rows: int = 0  # validation rows scored per epoch (a fixed set; 0: all)
+    rows_per_epoch: int = 0  # 0: every training row each epoch; else a fresh seeded sample of this many per epoch
     every_row_each_epoch: bool = False
     max_epochs: int = 0  # 0: no cap beyond the budget
     device: str = "cpu"
@@ -116,11 +132,11 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
                           "pairs at once would be N(N-1)/2 × 8 tokens; until causal pruning explores them, the "
                           "floor of max(5, n_cols/2) pairs is used)")
     else:
-        cfg.d_model = 64 if n_cols <= 60 else 32
-        cfg.n_layers, cfg.n_heads, cfg.rel_mode = 2, 4, "fused"
+        cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.rel_mode = 64, 2, 4, "fused"
         cfg.max_pairs = min(n_cols * (n_cols - 1) // 2, max(5, n_cols // 2))
-        why["d_model"] = (f"{cfg.d_model} / 2 layers / 4 heads on CPU: measured ~1,900 row-views/s at d=64 vs ~280 at "
-                          "d=128/3 layers, so the default budget could not reach a useful number of updates")
+        why["d_model"] = ("64 / 2 layers / 4 heads on CPU, at any width (a wide table gets fewer rows per epoch, not "
+                          "narrower tokens): measured ~1,900 row-views/s at d=64 vs ~280 at d=128/3 layers, so the "
+                          "default budget could not reach a useful number of updates at the spec's GPU sizes")
         cfg.attention_dropout = 0.0
         why["attention_dropout"] = ("0 inside the transformer on CPU: drawing its dropout masks took ~20% of a training "
                                     "step (profiled); the scheduled 0.5→0.25 dropout still regularises encoders and "
@@ -138,22 +154,12 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
 
     budget = time_budget_s if time_budget_s is not None else (None if gpu else 150.0)
     cfg.time_budget_s = budget or 0.0
-    steps_per_epoch = max(1, math.ceil(n_rows * (1 - cfg.val_fraction) / cfg.batch_size))
-    target_epochs = max(1, math.ceil(TARGET_UPDATES / steps_per_epoch))
+    n_train = max(1, math.ceil(n_rows * (1 - cfg.val_fraction)))
+    steps_per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
     if budget:
-        rel_tokens = cfg.max_pairs * (8 if cfg.rel_mode == "full" else 1)
-        affordable = int(budget / step_seconds(cfg, n_cols, rel_tokens))
-        epochs = max(1, min(target_epochs, affordable // steps_per_epoch))
-        if affordable < steps_per_epoch:
-            cfg.max_train_rows = max(cfg.batch_size, affordable * cfg.batch_size)
-        cfg.epochs = epochs
-        why["epochs"] = (f"{epochs}: the target is {TARGET_UPDATES:,} updates ({target_epochs} epochs of "
-                         f"{steps_per_epoch} steps); the {budget:.0f}s budget affords ~{affordable:,} steps by the "
-                         f"fixed CPU cost model ({step_seconds(cfg, n_cols, rel_tokens) * 1000:.0f} ms/step)")
-        if cfg.max_train_rows:
-            why["max_train_rows"] = (f"{cfg.max_train_rows:,}: one epoch over all rows does not fit the budget, so a "
-                                     "seeded subset of rows is trained on (all rows are still encoded)")
+        _plan_cpu_epochs(cfg, why, n_cols, n_train, steps_per_epoch, budget, overrides)
     else:
+        target_epochs = max(1, math.ceil(TARGET_UPDATES / steps_per_epoch))
         cfg.epochs = target_epochs
         why["epochs"] = f"{target_epochs} = {TARGET_UPDATES:,} updates / {steps_per_epoch} steps per epoch"
     why["time_budget_s"] = f"{cfg.time_budget_s:.0f}s wall clock" if budget else "none (GPU: the update target rules)"
@@ -180,8 +186,95 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
     if cfg.max_epochs and cfg.epochs > cfg.max_epochs and overrides.get("epochs") is None:
         why["epochs"] = f"{cfg.max_epochs} (capped by max_epochs; the budget alone allowed {cfg.epochs})"
         cfg.epochs = cfg.max_epochs
+    if overrides.get("patience") is None:
+        cfg.patience = max(MIN_PATIENCE, cfg.epochs // 4)
+        why["patience"] = (f"{cfg.patience} epochs without a validation improvement stop training: a quarter of the "
+                           f"{cfg.epochs} epochs (at least {MIN_PATIENCE})")
+    _plan_pool(cfg, why, n_cols, overrides)
     cfg.reasons = why
     return cfg
+
+
+def _mean_rel_tokens(cfg: TrainingConfig, pool: int) -> float:
+    """Relationship tokens per step, averaged over a fit that explores ``pool`` pairs and prunes to max_pairs."""
+    from featrix_model.training.relations import REDUCTION_EPOCHS, exploration_epochs
+
+    per_pair = 8 if cfg.rel_mode == "full" else 1
+    if pool <= cfg.max_pairs or cfg.epochs <= 0:
+        return cfg.max_pairs * per_pair
+    explore = exploration_epochs(cfg.epochs)
+    reduce = min(REDUCTION_EPOCHS, max(0, cfg.epochs - explore))
+    rest = max(0, cfg.epochs - explore - reduce)
+    return per_pair * (explore * pool + reduce * (pool + cfg.max_pairs) / 2 + rest * cfg.max_pairs) / cfg.epochs
+
+
+def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, steps_full: int, budget: float,
+                     overrides: dict) -> None:
+    """Rows-aware epochs (module docstring): TARGET_EPOCHS epochs first, rows per epoch from the budget."""
+    from featrix_model.training.relations import MIN_EPOCHS, pool_size
+
+    target = overrides.get("epochs") or TARGET_EPOCHS  # the caller's epochs get rows from the budget too
+    if overrides.get("max_epochs"):
+        target = min(target, int(overrides["max_epochs"]))
+    pool = pool_size(n_cols * (n_cols - 1) // 2, cfg.max_pairs)
+    cfg.epochs = target
+    step = step_seconds(cfg, n_cols, _mean_rel_tokens(cfg, pool if target >= MIN_EPOCHS else 0))
+    total = budget / step  # step-equivalents the budget buys; a validation batch costs a third (forward only)
+    bs = max(1, cfg.batch_size)
+    n_val = max(0, round(n_train / (1 - cfg.val_fraction) * cfg.val_fraction))
+    every_row = overrides.get("every_row_each_epoch") or cfg.every_row_each_epoch
+    priced = f"the {budget:.0f}s budget affords ~{int(total):,} steps by the fixed CPU cost model ({step * 1000:.0f} ms/step)"
+    full_val = min(n_val, MAX_VALIDATION_ROWS)
+    if total >= target * (steps_full + full_val / bs / VIEWS) or every_row:
+        cfg.validation_rows = full_val
+        if not every_row or total >= target * (steps_full + full_val / bs / VIEWS):
+            why["epochs"] = (f"{target} full passes of {steps_full} steps: enough epochs for the training dynamics "
+                             f"to act; {priced}, and more passes over {n_train:,} rows would only overfit them")
+            return
+        cfg.epochs = max(1, min(target, int(total // (steps_full + full_val / bs / VIEWS))))
+        why["epochs"] = f"{cfg.epochs} full passes of {steps_full} steps (every row each epoch); {priced}"
+        return
+
+    def epoch_cost(steps: int) -> float:
+        return steps + min(n_val, max(2 * bs, steps * bs // 2)) / bs / VIEWS
+
+    steps = max(MIN_STEPS, min(steps_full, int(total // target)))
+    while steps > MIN_STEPS and target * epoch_cost(steps) > total:
+        steps -= 1
+    cfg.epochs = max(1, min(target, int(total // epoch_cost(steps))))
+    cfg.validation_rows = min(n_val, max(2 * bs, steps * bs // 2))
+    why["validation_rows"] = (f"{cfg.validation_rows:,} of the {n_val:,} validation rows are scored each epoch (a fixed "
+                              "set, half an epoch's training rows, at least two batches): the budget pays for them")
+    if steps < steps_full:
+        cfg.rows_per_epoch = steps * bs
+        why["rows_per_epoch"] = (f"{cfg.rows_per_epoch:,} of the {n_train:,} training rows, a fresh seeded sample each "
+                                 f"epoch ({steps} steps): a full pass {cfg.epochs} times does not fit the budget")
+        seen = cfg.epochs * cfg.rows_per_epoch
+        if seen < n_train:  # rows no epoch can reach are not tensorised at all (all rows are still encoded)
+            cfg.max_train_rows = max(bs, seen)
+            why["max_train_rows"] = (f"{cfg.max_train_rows:,}: the {cfg.epochs} epochs see at most that many rows, so a "
+                                     "seeded subset of rows is trained on (all rows are still encoded)")
+    why["epochs"] = (f"{cfg.epochs} epochs of {steps} steps (the target is {target} epochs, at least "
+                     f"{MIN_STEPS} steps each); {priced}")
+
+
+def _plan_pool(cfg: TrainingConfig, why: dict, n_cols: int, overrides: dict) -> None:
+    """How many candidate pairs causal pruning explores (``training.relations``)."""
+    from featrix_model.training.relations import MIN_EPOCHS, pool_size
+
+    if overrides.get("relationship_pool") is not None:
+        return
+    possible = n_cols * (n_cols - 1) // 2
+    if cfg.epochs < MIN_EPOCHS or possible <= cfg.max_pairs:
+        cfg.relationship_pool = cfg.max_pairs
+        why["relationship_pool"] = (f"{cfg.max_pairs}: no relationship pruning ("
+                                    + (f"{cfg.epochs} epochs leave no room after exploration; it needs {MIN_EPOCHS}"
+                                       if cfg.epochs < MIN_EPOCHS else "every pair is within the floor") + ")")
+        return
+    cfg.relationship_pool = pool_size(possible, cfg.max_pairs)
+    why["relationship_pool"] = (f"{cfg.relationship_pool} candidate pairs (of {possible}) explored, then pruned by causal "
+                                f"lift to {cfg.max_pairs}: two thirds ranked by mutual information, a third drawn at random "
+                                "from the rest (a pair can matter without its columns depending on each other)")
 
 
 def adaptive_temperature(batch_size: int, n_cols: int) -> float:

@@ -22,6 +22,7 @@ from featrix_model.training import losses as L
 from featrix_model.training.config import TrainingConfig, curriculum_weights, dropout_at
 from featrix_model.training.sampler import epoch_batches
 from featrix_model.training.monitor import InterventionLadder, collapse_metrics, detect_failures
+from featrix_model.training.relations import ABLATION_ROWS, MIN_EPOCHS, RelationshipPruner
 
 FIXED_WEIGHTS = {"spread": 1.0, "joint": 1.0, "marginal": 1.0 / 8}  # monitored loss: constant weights
 CUBLAS_DETERMINISTIC = (":4096:8", ":16:8")  # the workspace configs under which cuBLAS is deterministic
@@ -96,6 +97,7 @@ class Trainer:
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
         self.scalar_names = [net.columns[i] for i in net.scalar_index.tolist()]
         self.column_losses = np.full(len(net.columns), np.nan)
+        self.pruner: RelationshipPruner | None = None
 
     # ------------------------------------------------------------------ losses
 
@@ -146,10 +148,15 @@ class Trainer:
             train_idx = train_idx[: cfg.max_train_rows]
         self.initial_split = (train_idx.clone(), val_idx.clone())  # what split.split_divergence measures
         bs = min(cfg.batch_size, len(train_idx))
-        steps_per_epoch = len(epoch_batches(train_idx, bs, cfg.every_row_each_epoch))
+        per_epoch = cfg.rows_per_epoch if cfg.rows_per_epoch and not cfg.every_row_each_epoch else None
+        steps_per_epoch = len(epoch_batches(train_idx[:per_epoch], bs, cfg.every_row_each_epoch))
         total = cfg.epochs * steps_per_epoch
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr * cfg.max_lr_multiplier, weight_decay=cfg.weight_decay)
         ladder = InterventionLadder()
+        rel = net.joint.relationships
+        if rel.n_pairs > cfg.max_pairs and cfg.epochs >= MIN_EPOCHS:  # a pool larger than the floor: prune it
+            self.pruner = RelationshipPruner([(int(a), int(b)) for a, b in zip(rel.left, rel.right)], len(net.columns),
+                                             cfg.epochs, cfg.max_pairs, cfg.seed, rel.tokens_per_pair)
         history, frames = [], []
         best = (math.inf, None, 0)
         step, start, over_budget = 0, time.monotonic(), False
@@ -174,6 +181,8 @@ class Trainer:
                 best_state = checkpoint.prefixed(tensors, "best.")
                 best = (saved["best_monitored"], best_state or None, saved["best_epoch"])
                 self.column_losses = np.asarray(saved["column_losses"], dtype=float)
+                if self.pruner is not None:
+                    self.pruner.restore(saved["pruner"])
                 first_epoch = saved["epoch"] + 1
                 self.log(f"resumed after epoch {saved['epoch']} of {cfg.epochs} from checkpoint {self.checkpoint_dir}")
         if progress:
@@ -187,7 +196,7 @@ class Trainer:
             weights = curriculum_weights(p_epoch)
             temperature = effective_temperature(cfg.temperature, ladder.temperature_multiplier)
             net.train()
-            order = train_idx[torch.randperm(len(train_idx), generator=gen)]
+            order = train_idx[torch.randperm(len(train_idx), generator=gen)][:per_epoch]  # a fresh sample per epoch
             sums = {"loss": 0.0, "fixed": 0.0, "spread": 0.0, "joint": 0.0, "marginal": 0.0, "reconstruction": 0.0}
             grads = {"unclipped": 0.0, "clipped": 0.0}
             col_sum, col_n = np.zeros(len(net.columns)), np.zeros(len(net.columns))
@@ -222,6 +231,7 @@ class Trainer:
             # strategy pruning and the semantic floor change the encoders *before* the validation pass,
             # so the state kept as the best one (and saved) is exactly the state that was validated
             notes += [n for enc in net.encoders for n in enc.on_epoch_end(epoch, epoch / cfg.epochs)]
+            swaps = self._prune(epoch, val_idx if len(val_idx) else train_idx, temperature)
             val_loss, val_emb = self._validate(val_idx, temperature) if len(val_idx) else (None, None)
             entry = {
                 "epoch": epoch, "learning_rate": lr, "train_loss": sums["fixed"] / n, "objective": sums["loss"] / n,
@@ -232,6 +242,8 @@ class Trainer:
                               "clip_ratio": grads["clipped"] / max(grads["unclipped"], 1e-12)},
                 "val_set_resampled": False, "elapsed_s": round(time.monotonic() - start, 2),
             }
+            if swaps is not None:
+                entry["relationships"] = swaps
             if val_emb is not None:
                 entry["collapse"] = collapse_metrics(val_emb.cpu())
             history.append(entry)
@@ -277,6 +289,9 @@ class Trainer:
         if best[1] is not None:
             net.load_state_dict(best[1])
         net.eval()
+        relationships = self.relationship_report()
+        for w in (relationships or {}).get("validation", {}).get("warnings", []):
+            self.log(f"[WARN] relationship scoring: {w}")
         return {
             "metadata": {"initial_lr": cfg.lr, "max_lr": cfg.lr * cfg.max_lr_multiplier, "total_epochs": cfg.epochs,
                          "batch_size": bs, "scheduler_type": "OneCycle (15% warmup, 5% peak, cosine)",
@@ -290,7 +305,52 @@ class Trainer:
             "timeline": history,
             "corrective_actions": ladder.actions,
             "movie": [f.tolist() for f in frames],
+            **({"relationships": relationships} if relationships else {}),
         }
+
+    def _prune(self, epoch: int, held_out: torch.Tensor, temperature: float) -> dict | None:
+        """Causal relationship pruning (``training.relations``): measure the active pairs, set the next
+        mask (before the validation pass, so the validated state is the one kept), return the swap log."""
+        if self.pruner is None:
+            return None
+        rel = self.net.joint.relationships
+        self._ablate(epoch, held_out[:ABLATION_ROWS], temperature)
+        mask, swap = self.pruner.decide(epoch, rel.active.cpu().numpy())
+        if swap is None:
+            return None
+        rel.set_active(mask)
+        name = lambda p: "×".join(self.net.columns[i] for i in self.pruner.pairs[p])  # noqa: E731
+        return {**swap, **{k: [name(p) for p in swap[k]] for k in ("disabled", "enabled", "protected")}}
+
+    @torch.no_grad()
+    def _ablate(self, epoch: int, rows: torch.Tensor, temperature: float) -> None:
+        """Per-column losses on ``rows`` with every active pair and with random halves of them blanked
+        (their tokens replaced by the masked-relationship token, so the sequence stays as trained): the
+        same weights, rows and column masks each time (``RelationshipPruner.observe``)."""
+        rel, was = self.net.joint.relationships, self.net.training
+        active = rel.active.clone()
+        removed = self.pruner.removal_sets(epoch, active.cpu().numpy())
+        batch = gather(self.data, rows, self.net.device)
+        self.net.eval()
+
+        def per_column(blank: torch.Tensor | None) -> np.ndarray:
+            rel.blank = blank
+            views = torch.Generator().manual_seed(self.cfg.seed + 1000 + epoch)  # the same masks for every forward
+            return torch.nan_to_num(self._losses(batch, views, temperature)["per_column"], nan=0.0).cpu().numpy()
+
+        try:
+            reference = per_column(None)
+            deltas = [per_column(torch.from_numpy(r).to(active.device)) - reference for r in removed]
+        finally:
+            rel.blank = None
+        self.net.train(was)
+        self.pruner.observe(epoch, active.cpu().numpy(), removed, np.stack(deltas))
+
+    def relationship_report(self) -> dict | None:
+        """Every candidate pair's scores and status (active in the served state), the validation, the swaps."""
+        if self.pruner is None:
+            return None
+        return self.pruner.report(self.net.joint.relationships.active.cpu().numpy(), self.net.columns)
 
     def _checkpoint(self, epoch, fingerprint, opt, gen, train_idx, val_idx, ladder, history, frames, best,
                     step, lr) -> None:
@@ -303,13 +363,15 @@ class Trainer:
                    "idx.train": train_idx, "idx.val": val_idx}
         state = {"fingerprint": fingerprint, "optimizer": opt_state, "ladder": dataclasses.asdict(ladder),
                  "history": history, "frames": [np.asarray(f).tolist() for f in frames], "step": step, "lr": lr,
-                 "best_monitored": best[0], "best_epoch": best[2], "column_losses": self.column_losses.tolist()}
+                 "best_monitored": best[0], "best_epoch": best[2], "column_losses": self.column_losses.tolist(),
+                 "pruner": None if self.pruner is None else self.pruner.state()}
         checkpoint.save(self.checkpoint_dir, epoch, tensors, state)
 
     @torch.no_grad()
     def _validate(self, val_idx: torch.Tensor, temperature: float) -> tuple[float, torch.Tensor]:
         self.net.eval()
         gen = torch.Generator().manual_seed(self.cfg.seed + 7)  # the same masks every epoch
+        val_idx = val_idx[: self.cfg.validation_rows or None]  # the budget's share of the validation rows
         bs = min(self.cfg.batch_size, len(val_idx))
         total, embs, n = 0.0, [], 0
         for b in range(max(1, len(val_idx) // bs)):

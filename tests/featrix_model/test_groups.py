@@ -267,3 +267,19 @@ def test_group_embedding_is_deterministic_and_round_trips():
     for bad in ([[0, 5]], [[0, 1], [1, 2]]):
         with pytest.raises(ValueError):
             GroupEmbedding(5, 8, bad)
+
+
+def test_a_space_gives_its_geo_columns_a_shared_group_embedding_and_saves_it(tmp_path):
+    from featrix_model import EmbeddingSpace
+
+    airports = pd.read_csv(DATA / "airports.csv")[["lat", "lon", "alt", "tz"]].head(300)
+    es = EmbeddingSpace.fit(airports, epochs=2, progress=False, seed=0)
+    assert [g["columns"] for g in es.groups_] == [["lat", "lon"]]
+    assert any(d.startswith("column group (geo): lat, lon") for d in es.decisions)
+    table = es.net.joint.groups()
+    lat, lon, alt = (es.plan.columns.index(c) for c in ("lat", "lon", "alt"))
+    assert torch.equal(table[lat], table[lon]) and not table[alt].any()
+    es.save(tmp_path / "s")
+    back = EmbeddingSpace.load(tmp_path / "s")
+    assert back.groups_ == es.groups_ and torch.equal(back.net.joint.groups(), table)
+    assert np.array_equal(back.encode(airports), es.encode(airports))

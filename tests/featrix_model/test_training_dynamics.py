@@ -17,9 +17,12 @@ import pytest
 import torch
 
 from featrix_model.training.config import (
+    MIN_STEPS,
     PER_COLUMN_S,
+    TARGET_EPOCHS,
     TARGET_UPDATES,
     TrainingConfig,
+    _mean_rel_tokens,
     adaptive_temperature,
     auto_config,
     curriculum_weights,
@@ -388,12 +391,33 @@ def test_cpu_epochs_come_from_the_fixed_cost_model_not_a_clock(monkeypatch):
     b = auto_config(10_000, 10, time_budget_s=150.0)
     monkeypatch.undo()
     assert a.to_dict() == b.to_dict()
-    steps = math.ceil(9000 / a.batch_size)
-    affordable = int(150.0 / step_seconds(a, 10, a.max_pairs))  # fused: one relationship token per pair
-    assert a.epochs == max(1, min(math.ceil(TARGET_UPDATES / steps), affordable // steps))
-    assert 1 < a.epochs < math.ceil(TARGET_UPDATES / steps)  # the budget, not the update target, rules here
+    # rows-aware (training.config docstring): TARGET_EPOCHS epochs first, rows per epoch from the budget
+    assert a.epochs == TARGET_EPOCHS and 0 < a.rows_per_epoch < 9000 and a.rows_per_epoch % a.batch_size == 0
+    steps = a.rows_per_epoch // a.batch_size
+    per_step = step_seconds(a, 10, _mean_rel_tokens(a, a.relationship_pool))
+    validation = a.validation_rows // a.batch_size / 3
+    assert TARGET_EPOCHS * (steps + validation) * per_step <= 150.0  # the plan fits the budget...
+    assert TARGET_EPOCHS * (steps + 1 + validation) * per_step > 150.0 * 0.9  # ...and uses most of it
     longer = auto_config(10_000, 10, time_budget_s=300.0)
-    assert longer.epochs in (2 * a.epochs - 1, 2 * a.epochs, 2 * a.epochs + 1)
+    assert longer.epochs == TARGET_EPOCHS and longer.rows_per_epoch > a.rows_per_epoch  # more budget: more rows
+    assert a.patience == TARGET_EPOCHS // 4 and "patience" in a.reasons
+
+
+def test_small_tables_train_the_target_epochs_of_full_passes_and_stop():
+    cfg = auto_config(344, 7)  # penguins: the budget would buy thousands of passes; they would only overfit
+    assert cfg.epochs == TARGET_EPOCHS and cfg.rows_per_epoch == 0 and cfg.max_train_rows == 0
+    assert "full passes" in cfg.reasons["epochs"]
+    assert cfg.relationship_pool > cfg.max_pairs  # enough epochs for causal pruning to explore a pool
+
+
+def test_width_does_not_fall_with_the_column_count():
+    assert auto_config(10_000, 20).d_model == auto_config(10_000, 100).d_model == 64
+
+
+def test_caller_epochs_get_rows_from_the_budget():
+    cfg = auto_config(336_776, 19, epochs=30)
+    assert cfg.epochs == 30 and cfg.reasons["epochs"] == "set by the caller"
+    assert cfg.rows_per_epoch > auto_config(336_776, 19).rows_per_epoch  # fewer epochs, more rows each
 
 
 def test_step_seconds_is_a_pure_cost_model():
@@ -408,15 +432,13 @@ def test_step_seconds_is_a_pure_cost_model():
     assert step_seconds(TrainingConfig(d_model=128, n_layers=2, batch_size=128), 10, 5) > t
 
 
-def test_max_train_rows_fallback_when_one_epoch_does_not_fit():
+def test_epochs_fall_only_when_min_steps_do_not_fit_the_target():
     cfg = auto_config(2_000_000, 40, time_budget_s=5.0)
-    steps_per_epoch = math.ceil(2_000_000 * 0.9 / cfg.batch_size)
-    affordable = int(5.0 / step_seconds(cfg, 40, cfg.max_pairs))
-    assert affordable < steps_per_epoch and cfg.epochs == 1
-    assert cfg.max_train_rows == max(cfg.batch_size, affordable * cfg.batch_size)
-    assert "max_train_rows" in cfg.reasons
-    roomy = auto_config(10_000, 10, time_budget_s=150.0)
-    assert roomy.max_train_rows == 0 and "max_train_rows" not in roomy.reasons
+    assert cfg.rows_per_epoch == MIN_STEPS * cfg.batch_size and cfg.epochs < TARGET_EPOCHS
+    assert cfg.max_train_rows == max(cfg.batch_size, cfg.epochs * cfg.rows_per_epoch)
+    assert "max_train_rows" in cfg.reasons and "rows_per_epoch" in cfg.reasons
+    roomy = auto_config(500, 10, time_budget_s=150.0)
+    assert roomy.max_train_rows == 0 and "max_train_rows" not in roomy.reasons and roomy.rows_per_epoch == 0
 
 
 def test_overrides_are_recorded_as_set_by_the_caller():
