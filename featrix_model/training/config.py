@@ -211,7 +211,7 @@ def _mean_rel_tokens(cfg: TrainingConfig, pool: int) -> float:
 def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, steps_full: int, budget: float,
                      overrides: dict) -> None:
     """Rows-aware epochs (module docstring): TARGET_EPOCHS epochs first, rows per epoch from the budget."""
-    from featrix_model.training.relations import MIN_EPOCHS, pool_size
+    from featrix_model.training.relations import ABLATION_ROWS, ABLATIONS, MIN_EPOCHS, pool_size
 
     target = overrides.get("epochs") or TARGET_EPOCHS  # the caller's epochs get rows from the budget too
     if overrides.get("max_epochs"):
@@ -225,23 +225,33 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
     every_row = overrides.get("every_row_each_epoch") or cfg.every_row_each_epoch
     priced = f"the {budget:.0f}s budget affords ~{int(total):,} steps by the fixed CPU cost model ({step * 1000:.0f} ms/step)"
     full_val = min(n_val, MAX_VALIDATION_ROWS)
-    if total >= target * (steps_full + full_val / bs / VIEWS) or every_row:
+    prunable = pool > cfg.max_pairs
+
+    def ablation(epochs: int) -> float:  # causal scoring's forwards per epoch (only when pruning runs)
+        return (ABLATIONS + 1) * min(n_val, ABLATION_ROWS) / bs / VIEWS if prunable and epochs >= MIN_EPOCHS else 0.0
+
+    full_cost = steps_full + full_val / bs / VIEWS + ablation(target)
+    if total >= target * full_cost or every_row:
         cfg.validation_rows = full_val
-        if not every_row or total >= target * (steps_full + full_val / bs / VIEWS):
+        if total >= target * full_cost:
             why["epochs"] = (f"{target} full passes of {steps_full} steps: enough epochs for the training dynamics "
                              f"to act; {priced}, and more passes over {n_train:,} rows would only overfit them")
             return
-        cfg.epochs = max(1, min(target, int(total // (steps_full + full_val / bs / VIEWS))))
+        cfg.epochs = max(1, min(target, int(total // full_cost)))
+        if cfg.epochs < MIN_EPOCHS:
+            cfg.epochs = max(1, min(target, int(total // (steps_full + full_val / bs / VIEWS))))
         why["epochs"] = f"{cfg.epochs} full passes of {steps_full} steps (every row each epoch); {priced}"
         return
 
-    def epoch_cost(steps: int) -> float:
-        return steps + min(n_val, max(2 * bs, steps * bs // 2)) / bs / VIEWS
+    def epoch_cost(steps: int, epochs: int) -> float:
+        return steps + min(n_val, max(2 * bs, steps * bs // 2)) / bs / VIEWS + ablation(epochs)
 
     steps = max(MIN_STEPS, min(steps_full, int(total // target)))
-    while steps > MIN_STEPS and target * epoch_cost(steps) > total:
+    while steps > MIN_STEPS and target * epoch_cost(steps, target) > total:
         steps -= 1
-    cfg.epochs = max(1, min(target, int(total // epoch_cost(steps))))
+    cfg.epochs = max(1, min(target, int(total // epoch_cost(steps, target))))
+    if cfg.epochs < MIN_EPOCHS:  # too few epochs for pruning: none of its forwards to pay for
+        cfg.epochs = max(1, min(target, int(total // epoch_cost(steps, 0))))
     cfg.validation_rows = min(n_val, max(2 * bs, steps * bs // 2))
     why["validation_rows"] = (f"{cfg.validation_rows:,} of the {n_val:,} validation rows are scored each epoch (a fixed "
                               "set, half an epoch's training rows, at least two batches): the budget pays for them")

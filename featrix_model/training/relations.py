@@ -54,8 +54,8 @@ SETTLE_AT = 0.85  # the curriculum's last phase (training.config.curriculum_weig
 RECENCY = 0.95  # spec §6: weight = 0.95^age
 Z = 1.96  # spec §6: LCB = mean - 1.96 × standard error
 MIN_OBSERVATIONS = 5  # spec §6: "fewer than five paired and five unpaired observations" → penalty
-ABLATIONS = 3  # ablation forwards per epoch, each with a random half of the active pairs switched off
-ABLATION_ROWS = 64  # held-out rows of the ablation batch
+ABLATIONS = 6  # ablation forwards per epoch, each with a random half of the active pairs switched off
+ABLATION_ROWS = 128  # held-out rows of the ablation batch
 COMPLEXITY = 0.01  # penalty per relationship token, in units of the outcome's standard deviation
 SWAP_FRACTION = 0.1  # share of the active pairs re-evaluated (swapped) per epoch
 PROTECT_FRACTION = 0.3  # at most this share of the target is protected

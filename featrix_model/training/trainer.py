@@ -154,7 +154,8 @@ class Trainer:
         opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr * cfg.max_lr_multiplier, weight_decay=cfg.weight_decay)
         ladder = InterventionLadder()
         rel = net.joint.relationships
-        if rel.n_pairs > cfg.max_pairs and cfg.epochs >= MIN_EPOCHS:  # a pool larger than the floor: prune it
+        trainable = any(p.requires_grad for p in rel.parameters())  # extend's first phase freezes the extractor
+        if rel.n_pairs > cfg.max_pairs and cfg.epochs >= MIN_EPOCHS and trainable:  # a pool larger than the floor
             self.pruner = RelationshipPruner([(int(a), int(b)) for a, b in zip(rel.left, rel.right)], len(net.columns),
                                              cfg.epochs, cfg.max_pairs, cfg.seed, rel.tokens_per_pair)
         history, frames = [], []

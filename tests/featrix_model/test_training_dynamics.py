@@ -29,6 +29,7 @@ from featrix_model.training.config import (
     dropout_at,
     step_seconds,
 )
+from featrix_model.training.relations import ABLATION_ROWS, ABLATIONS
 from featrix_model.training.losses import complementary_masks, complementary_views
 from featrix_model.training.monitor import InterventionLadder, collapse_metrics, detect_failures
 from featrix_model.training.trainer import (
@@ -395,9 +396,10 @@ def test_cpu_epochs_come_from_the_fixed_cost_model_not_a_clock(monkeypatch):
     assert a.epochs == TARGET_EPOCHS and 0 < a.rows_per_epoch < 9000 and a.rows_per_epoch % a.batch_size == 0
     steps = a.rows_per_epoch // a.batch_size
     per_step = step_seconds(a, 10, _mean_rel_tokens(a, a.relationship_pool))
-    validation = a.validation_rows // a.batch_size / 3
-    assert TARGET_EPOCHS * (steps + validation) * per_step <= 150.0  # the plan fits the budget...
-    assert TARGET_EPOCHS * (steps + 1 + validation) * per_step > 150.0 * 0.9  # ...and uses most of it
+    validation = a.validation_rows / a.batch_size / 3  # forwards: a third of a step per batch
+    ablation = (ABLATIONS + 1) * min(1000, ABLATION_ROWS) / a.batch_size / 3  # causal scoring's forwards
+    assert TARGET_EPOCHS * (steps + validation + ablation) * per_step <= 150.0  # the plan fits the budget...
+    assert TARGET_EPOCHS * (steps + 1 + validation + ablation) * per_step > 150.0  # ...and one more step would not
     longer = auto_config(10_000, 10, time_budget_s=300.0)
     assert longer.epochs == TARGET_EPOCHS and longer.rows_per_epoch > a.rows_per_epoch  # more budget: more rows
     assert a.patience == TARGET_EPOCHS // 4 and "patience" in a.reasons
@@ -415,8 +417,8 @@ def test_width_does_not_fall_with_the_column_count():
 
 
 def test_caller_epochs_get_rows_from_the_budget():
-    cfg = auto_config(336_776, 19, epochs=30)
-    assert cfg.epochs == 30 and cfg.reasons["epochs"] == "set by the caller"
+    cfg = auto_config(336_776, 19, epochs=10)
+    assert cfg.epochs == 10 and cfg.reasons["epochs"] == "set by the caller"
     assert cfg.rows_per_epoch > auto_config(336_776, 19).rows_per_epoch  # fewer epochs, more rows each
 
 
