@@ -99,7 +99,7 @@ def extend_space(es: EmbeddingSpace, df: pd.DataFrame, *, epochs: int | None = N
     cfg = dataclasses.replace(base_cfg, epochs=total, seed=seed, threads=threads, device=device,
                               reasons=dict(base_cfg.reasons))
     why = ("set by the caller" if epochs is not None
-           else f"a quarter of the base space's {base_epochs} epochs, at least 2, as spec §19 says")
+           else f"a quarter of the base space's {base_epochs} epochs, at least 2")
     cfg.reasons["epochs"] = f"{total} (extend: {why}): phase 1 {p1} (new columns only), phase 2 {p2} (all jointly)"
     if seed != base_cfg.seed:
         cfg.reasons["seed"] = "set by the caller (extend)"

@@ -37,7 +37,7 @@ from safetensors.torch import load_file, save_file
 from featrix_model.jsonable import to_jsonable
 
 FORMAT = "featrix-embedding-space"
-VERSION = 1
+VERSION = 2  # 2: string encoders with output widths and a ZERO constant, relationship masks, groups
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "featrix-manifest"
 LIVE_TIMELINE = "timeline.partial.json"  # where training writes its timeline every epoch (never an artifact file)

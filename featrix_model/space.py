@@ -297,8 +297,9 @@ class EmbeddingSpace:
             out.attrs.update(validation=found["validation"], swaps=found["swaps"])
             return out
         cols = self.plan.columns
+        active = self.net.joint.relationships.active.tolist()
         out = pd.DataFrame([{"left": cols[i], "right": cols[j], "importance": None, "lcb": None, "lift": None,
-                             "active": True, "protected": False} for i, j in self.pairs])
+                             "active": bool(on), "protected": False} for (i, j), on in zip(self.pairs, active)])
         why = self.config.reasons.get("relationship_pool", "no relationship pruning in this fit")
         out.attrs.update(validation={"spearman_rho": None, "warnings": [], "skipped": why}, swaps=[])
         return out
@@ -375,6 +376,10 @@ class EmbeddingSpace:
             raise io.ArtifactError(path, "config.json", f"names format {config.get('format')!r}, not {io.FORMAT!r}: "
                                    "the folder holds something other than an embedding space",
                                    "load it with the class that saved it")
+        if config.get("version", 1) < io.VERSION:
+            raise io.ArtifactError(path, "config.json", f"was written by an earlier version of featrix_model (artifact "
+                                   f"version {config.get('version', 1)}, this one reads {io.VERSION}): its network "
+                                   "has another shape", "fit the space again")
         if io.space_kind(path, config) != cls.kind:
             raise TypeError(f"{path} holds a {io.space_kind(path, config)} space, not a {cls.kind} space: "
                             "load it with featrix_model.load_space(path).")

@@ -136,7 +136,7 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
         cfg.max_pairs = min(n_cols * (n_cols - 1) // 2, max(5, n_cols // 2))
         why["d_model"] = ("64 / 2 layers / 4 heads on CPU, at any width (a wide table gets fewer rows per epoch, not "
                           "narrower tokens): measured ~1,900 row-views/s at d=64 vs ~280 at d=128/3 layers, so the "
-                          "default budget could not reach a useful number of updates at the spec's GPU sizes")
+                          "default budget could not reach a useful number of updates at GPU sizes")
         cfg.attention_dropout = 0.0
         why["attention_dropout"] = ("0 inside the transformer on CPU: drawing its dropout masks took ~20% of a training "
                                     "step (profiled); the scheduled 0.5→0.25 dropout still regularises encoders and "
@@ -209,15 +209,18 @@ def _mean_rel_tokens(cfg: TrainingConfig, pool: int) -> float:
 
 
 def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, steps_full: int, budget: float,
-                     overrides: dict) -> None:
-    """Rows-aware epochs (module docstring): TARGET_EPOCHS epochs first, rows per epoch from the budget."""
+                     overrides: dict, price_pool: bool = True) -> None:
+    """Rows-aware epochs (module docstring): TARGET_EPOCHS epochs first, rows per epoch from the budget.
+    The caller's ``epochs`` are kept as given (the rows per epoch follow from them)."""
     from featrix_model.training.relations import ABLATION_ROWS, ABLATIONS, MIN_EPOCHS, pool_size
 
     target = overrides.get("epochs") or TARGET_EPOCHS  # the caller's epochs get rows from the budget too
     if overrides.get("max_epochs"):
         target = min(target, int(overrides["max_epochs"]))
-    pool = pool_size(n_cols * (n_cols - 1) // 2, cfg.max_pairs)
-    cfg.epochs = target
+    pool = pool_size(n_cols * (n_cols - 1) // 2, cfg.max_pairs) if price_pool else cfg.max_pairs
+    cfg.epochs, cfg.rows_per_epoch, cfg.max_train_rows, cfg.validation_rows = target, 0, 0, 0
+    for k in ("rows_per_epoch", "max_train_rows", "validation_rows"):
+        why.pop(k, None)
     step = step_seconds(cfg, n_cols, _mean_rel_tokens(cfg, pool if target >= MIN_EPOCHS else 0))
     total = budget / step  # step-equivalents the budget buys; a validation batch costs a third (forward only)
     bs = max(1, cfg.batch_size)
@@ -227,8 +230,8 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
     full_val = min(n_val, MAX_VALIDATION_ROWS)
     prunable = pool > cfg.max_pairs
 
-    def ablation(epochs: int) -> float:  # causal scoring's forwards per epoch (only when pruning runs)
-        return (ABLATIONS + 1) * min(n_val, ABLATION_ROWS) / bs / VIEWS if prunable and epochs >= MIN_EPOCHS else 0.0
+    def ablation(epochs: int) -> float:  # causal scoring's joint forwards (two views) per epoch, when pruning runs
+        return (ABLATIONS + 1) * 2 * min(n_val, ABLATION_ROWS) / bs / VIEWS ** 2 if prunable and epochs >= MIN_EPOCHS else 0.0
 
     full_cost = steps_full + full_val / bs / VIEWS + ablation(target)
     if total >= target * full_cost or every_row:
@@ -238,8 +241,9 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
                              f"to act; {priced}, and more passes over {n_train:,} rows would only overfit them")
             return
         cfg.epochs = max(1, min(target, int(total // full_cost)))
-        if cfg.epochs < MIN_EPOCHS:
-            cfg.epochs = max(1, min(target, int(total // (steps_full + full_val / bs / VIEWS))))
+        if cfg.epochs < MIN_EPOCHS and price_pool and prunable and not overrides.get("epochs"):
+            return _plan_cpu_epochs(cfg, why, n_cols, n_train, steps_full, budget, overrides, price_pool=False)
+        cfg.epochs = target if overrides.get("epochs") else cfg.epochs
         why["epochs"] = f"{cfg.epochs} full passes of {steps_full} steps (every row each epoch); {priced}"
         return
 
@@ -249,9 +253,9 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
     steps = max(MIN_STEPS, min(steps_full, int(total // target)))
     while steps > MIN_STEPS and target * epoch_cost(steps, target) > total:
         steps -= 1
-    cfg.epochs = max(1, min(target, int(total // epoch_cost(steps, target))))
-    if cfg.epochs < MIN_EPOCHS:  # too few epochs for pruning: none of its forwards to pay for
-        cfg.epochs = max(1, min(target, int(total // epoch_cost(steps, 0))))
+    cfg.epochs = target if overrides.get("epochs") else max(1, min(target, int(total // epoch_cost(steps, target))))
+    if cfg.epochs < MIN_EPOCHS and price_pool and prunable:  # no pruning then: re-plan without its tokens and forwards
+        return _plan_cpu_epochs(cfg, why, n_cols, n_train, steps_full, budget, overrides, price_pool=False)
     cfg.validation_rows = min(n_val, max(2 * bs, steps * bs // 2))
     why["validation_rows"] = (f"{cfg.validation_rows:,} of the {n_val:,} validation rows are scored each epoch (a fixed "
                               "set, half an epoch's training rows, at least two batches): the budget pays for them")

@@ -52,6 +52,7 @@ MIN_EPOCHS = 20  # fewer epochs leave no room for pruning after exploration: the
 REDUCTION_EPOCHS = 25  # spec §6: "targeting 60-75% reduction over 20-30 epochs"
 SETTLE_AT = 0.85  # the curriculum's last phase (training.config.curriculum_weights)
 RECENCY = 0.95  # spec §6: weight = 0.95^age
+LOOKBACK = 180  # epochs of observations kept: 0.95^180 ≈ 1e-4
 Z = 1.96  # spec §6: LCB = mean - 1.96 × standard error
 MIN_OBSERVATIONS = 5  # spec §6: "fewer than five paired and five unpaired observations" → penalty
 ABLATIONS = 6  # ablation forwards per epoch, each with a random half of the active pairs switched off
@@ -123,6 +124,9 @@ class RelationshipPruner:
         self.observations.append({"epoch": int(epoch), "active": [bool(x) for x in active],
                                   "removed": np.asarray(removed, dtype=bool).tolist(),
                                   "deltas": np.round(np.asarray(deltas, dtype=float), 7).tolist()})
+        # observations whose recency weight has faded below 1e-4 no longer count: drop them, so a long
+        # (GPU) fit's scoring and checkpoints stay bounded
+        self.observations = [o for o in self.observations if epoch - o["epoch"] <= LOOKBACK]
 
     def scores(self) -> list[dict]:
         """Per pair: lift (recency-weighted regression), its standard error, LCB, importance, the
@@ -179,9 +183,10 @@ class RelationshipPruner:
             since = epoch - self.explore + 1
             reduction_epochs = max(1, min(REDUCTION_EPOCHS, math.ceil(SETTLE_AT * self.epochs) - self.explore))
             goal = max(self.target, len(self.pairs) - math.ceil((len(self.pairs) - self.target) * since / reduction_epochs))
+            goal = min(goal, int(active.sum()))  # pruning never switches more pairs on than it found
             n_swap = max(1, round(SWAP_FRACTION * min(int(active.sum()), self.target)))
             removable = [p for p in reversed(rank) if active[p] and p not in self.protected]
-            n_drop = min(len(removable), int(active.sum()) - goal + n_swap)
+            n_drop = max(0, min(len(removable), int(active.sum()) - goal + n_swap))
             dropped = removable[:n_drop]
             pool = [p for p in range(len(self.pairs)) if not active[p] and p not in dropped]
             g = np.random.default_rng([self.seed, epoch, 6])
@@ -190,7 +195,7 @@ class RelationshipPruner:
             active[dropped] = False
             active[added] = True
             if int(active.sum()) < goal:  # the disabled pool ran dry: re-enable the best of those just dropped
-                for p in dropped:
+                for p in reversed(dropped):
                     if int(active.sum()) >= goal:
                         break
                     active[p] = True
@@ -227,21 +232,20 @@ class RelationshipPruner:
         kept = np.array([bool(active[s["pair"]]) for s in scored])
         out["false_positives"] = int((kept & (lift < 0)).sum())
         out["false_negatives"] = int((~kept & (lift > 0)).sum())
-        cv = float(np.std(imp) / abs(np.mean(imp))) if abs(np.mean(imp)) > 1e-12 else math.inf
+        cv = float(np.std(imp) / abs(np.mean(imp))) if abs(np.mean(imp)) > 1e-12 else None
         out["importance_cv"] = cv
         if rho < RHO_WARN:
             out["warnings"].append(f"ρ = {rho:.2f} < {RHO_WARN}: the lifts are too noisy to be predictive; train longer "
-                                   "(50–100 epochs), raise the confidence multiplier from 1.96 to 2.58, or require 5 "
-                                   "observations per side instead of 3")
-        if cv < NARROW_CV:
+                                   "(epochs=50 to 100, or a larger time budget) so every pair gathers more observations")
+        if cv is not None and cv < NARROW_CV:
             out["warnings"].append(f"importance varies little (coefficient of variation {cv:.2f} < {NARROW_CV}): "
-                                   "not enough epochs to tell pairs apart; train longer or lengthen the lookback")
+                                   "not enough epochs to tell pairs apart; train longer (epochs= or the time budget)")
         if out["false_positives"] > max(3, len(scored) // 5):
-            out["warnings"].append(f"{out['false_positives']} kept pairs had negative lift: the LCB is not conservative "
-                                   "enough; raise the confidence multiplier or lengthen the lookback")
+            out["warnings"].append(f"{out['false_positives']} kept pairs had negative lift: the measurements are noisy; "
+                                   "train longer so the confidence bounds narrow")
         if out["false_negatives"] > max(3, len(scored) // 5):
-            out["warnings"].append(f"{out['false_negatives']} pruned pairs had positive lift: the pruning is too "
-                                   "aggressive; keep more pairs (raise the target share from a third to 40 %)")
+            out["warnings"].append(f"{out['false_negatives']} pruned pairs had positive lift: the floor is too low for "
+                                   "this table; keep more pairs (max_pairs=)")
         return out
 
     def report(self, active: np.ndarray, columns: list[str]) -> dict:

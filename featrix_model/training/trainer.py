@@ -155,7 +155,8 @@ class Trainer:
         ladder = InterventionLadder()
         rel = net.joint.relationships
         trainable = any(p.requires_grad for p in rel.parameters())  # extend's first phase freezes the extractor
-        if rel.n_pairs > cfg.max_pairs and cfg.epochs >= MIN_EPOCHS and trainable:  # a pool larger than the floor
+        fresh = bool(rel.active.all())  # a pool that starts whole (extend's phase 2 starts from a pruned one)
+        if rel.n_pairs > cfg.max_pairs and cfg.epochs >= MIN_EPOCHS and trainable and fresh:  # prune the pool
             self.pruner = RelationshipPruner([(int(a), int(b)) for a, b in zip(rel.left, rel.right)], len(net.columns),
                                              cfg.epochs, cfg.max_pairs, cfg.seed, rel.tokens_per_pair)
         history, frames = [], []
@@ -327,24 +328,34 @@ class Trainer:
     def _ablate(self, epoch: int, rows: torch.Tensor, temperature: float) -> None:
         """Per-column losses on ``rows`` with every active pair and with random halves of them blanked
         (their tokens replaced by the masked-relationship token, so the sequence stays as trained): the
-        same weights, rows and column masks each time (``RelationshipPruner.observe``)."""
-        rel, was = self.net.joint.relationships, self.net.training
+        same weights, rows and column masks each time (``RelationshipPruner.observe``). The column
+        encoders run once; only the joint encoder runs per ablation, on the two masked views."""
+        net, was = self.net, self.net.training
+        rel = net.joint.relationships
         active = rel.active.clone()
         removed = self.pruner.removal_sets(epoch, active.cpu().numpy())
-        batch = gather(self.data, rows, self.net.device)
-        self.net.eval()
+        batch = gather(self.data, rows, net.device)
+        net.eval()
+        cols_full, cols_short = net.encode_columns(batch)
+        present = net.present(batch)
+        views = torch.Generator().manual_seed(self.cfg.seed + 1000 + epoch)  # the same masks for every forward
+        vis1, vis2 = (v.to(present.device) for v in L.complementary_views(present.cpu(), views))
 
         def per_column(blank: torch.Tensor | None) -> np.ndarray:
             rel.blank = blank
-            views = torch.Generator().manual_seed(self.cfg.seed + 1000 + epoch)  # the same masks for every forward
-            return torch.nan_to_num(self._losses(batch, views, temperature)["per_column"], nan=0.0).cpu().numpy()
+            e1, e2 = net.joint(cols_full.repeat(2, 1, 1), torch.cat([vis1, vis2]))[0].chunk(2)
+            losses = []
+            for e, vis in ((e1, vis1), (e2, vis2)):
+                pf, ps = net.predict_columns(e)
+                losses.append(L.marginal_losses(pf, ps, cols_full, cols_short, ~vis & present, temperature))
+            return torch.nan_to_num(torch.stack(losses).nanmean(dim=0), nan=0.0).cpu().numpy()
 
         try:
             reference = per_column(None)
             deltas = [per_column(torch.from_numpy(r).to(active.device)) - reference for r in removed]
         finally:
             rel.blank = None
-        self.net.train(was)
+        net.train(was)
         self.pruner.observe(epoch, active.cpu().numpy(), removed, np.stack(deltas))
 
     def relationship_report(self) -> dict | None:

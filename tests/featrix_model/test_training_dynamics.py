@@ -397,7 +397,7 @@ def test_cpu_epochs_come_from_the_fixed_cost_model_not_a_clock(monkeypatch):
     steps = a.rows_per_epoch // a.batch_size
     per_step = step_seconds(a, 10, _mean_rel_tokens(a, a.relationship_pool))
     validation = a.validation_rows / a.batch_size / 3  # forwards: a third of a step per batch
-    ablation = (ABLATIONS + 1) * min(1000, ABLATION_ROWS) / a.batch_size / 3  # causal scoring's forwards
+    ablation = (ABLATIONS + 1) * 2 * min(1000, ABLATION_ROWS) / a.batch_size / 9  # causal scoring's forwards
     assert TARGET_EPOCHS * (steps + validation + ablation) * per_step <= 150.0  # the plan fits the budget...
     assert TARGET_EPOCHS * (steps + 1 + validation + ablation) * per_step > 150.0  # ...and one more step would not
     longer = auto_config(10_000, 10, time_budget_s=300.0)
