@@ -1,4 +1,4 @@
-"""Causal relationship pruning and rows-aware epochs, measured (issue I): for each task three fits of
+"""Causal relationship pruning and rows-aware epochs, measured: for each task three fits of
 the space on the feature columns only (never the label) —
 
 * ``rows-aware + pruning``: today's defaults (``training.config``: 60 epochs first, rows per epoch

@@ -48,9 +48,10 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import parametrize
 
 from featrix_model import inputs
-from featrix_model.columns import ColumnPlan, plan_columns
+from featrix_model.columns import ColumnPlan, default_column_types, plan_columns
 from featrix_model.network import EmbeddingNetwork
-from featrix_model.space import EmbeddingSpace, build_network, codec_context, use_threads
+from featrix_model.building import build_network, use_threads
+from featrix_model.codecs.base import CodecContext
 from featrix_model.training.split import split_divergence, split_warnings
 from featrix_model.training.trainer import Trainer, cuda_determinism
 from featrix_model.types import INTERNAL_PREFIX
@@ -76,7 +77,7 @@ def extend_space(es: EmbeddingSpace, df: pd.DataFrame, *, epochs: int | None = N
     base's). ``exclude``/``keep``/``column_types``: as in ``EmbeddingSpace.fit``, for the new columns.
     ``threads`` (default: the base's recorded setting) and ``device`` (default: where ``es`` is)."""
     started = time.monotonic()
-    if getattr(es, "kind", None) != EmbeddingSpace.kind:
+    if getattr(es, "kind", None) != "table":
         kind = getattr(es, "kind", type(es).__name__)
         raise TypeError(f"extend works on a table embedding space, not a {kind} space")
     inputs.check_table(df)
@@ -87,7 +88,8 @@ def extend_space(es: EmbeddingSpace, df: pd.DataFrame, *, epochs: int | None = N
         raise ValueError(f"extend needs the space's own columns as well as the new ones: column(s) {missing} of the "
                          f"space are not in the data (its columns: {old_plan.columns}).")
     threads = use_threads(threads if threads is not None else base_cfg.threads)
-    new_plan = plan_new_columns(old_plan, df, seed=base_cfg.seed, exclude=exclude, keep=keep, column_types=column_types)
+    new_plan = plan_new_columns(old_plan, df, seed=base_cfg.seed, exclude=exclude, keep=keep, column_types=column_types,
+                                space_class=type(es))
     plan = merge_plans(old_plan, new_plan)
     # the original fit's epochs, also when ``es`` is itself an extension (its config holds the extension's)
     base_epochs = int((es.timeline_.get("metadata") or {}).get("extend", {}).get("base_epochs") or base_cfg.epochs)
@@ -146,7 +148,7 @@ def extend_space(es: EmbeddingSpace, df: pd.DataFrame, *, epochs: int | None = N
     timeline["metadata"]["n_rows_sampled_out"] = sampled_out + timeline["metadata"].get("n_rows_sampled_out", 0)
     for d in decisions[len(es.decisions):]:
         log.info(d)
-    out = EmbeddingSpace(plan, net, cfg, list(es.pairs), timeline=timeline, pair_ranking=list(es.pair_ranking_ or []),
+    out = type(es)(plan, net, cfg, list(es.pairs), timeline=timeline, pair_ranking=list(es.pair_ranking_ or []),
                          decisions=decisions, training_rows=df[plan.all_columns] if keep_training_rows else None)
     out.column_losses_ = trainers[-1].column_losses.tolist()
     out.groups_ = list(es.groups_)  # the base's groups (its column indices are unchanged: new columns come last)
@@ -157,10 +159,11 @@ def extend_space(es: EmbeddingSpace, df: pd.DataFrame, *, epochs: int | None = N
 
 # ------------------------------------------------------------------ plans
 
-def plan_new_columns(old: ColumnPlan, df: pd.DataFrame, *, seed: int, exclude=(), keep=(),
+def plan_new_columns(old: ColumnPlan, df: pd.DataFrame, *, seed: int, space_class: type, exclude=(), keep=(),
                      column_types: dict | None = None) -> ColumnPlan:
     """Plan ``df``'s columns that ``old`` does not know (excluded ones count as known) with the
-    space's codec context; raise if none is left to add, saying why."""
+    space's codec context (``space_class``: what a JSON column's child space is); raise if none is
+    left to add, saying why."""
     known = set(old.all_columns) | set(old.info)
     new = [c for c in df.columns if c not in known and not str(c).startswith(INTERNAL_PREFIX)]
     unknown = [c for c in (*exclude, *keep) if c not in new]
@@ -174,7 +177,8 @@ def plan_new_columns(old: ColumnPlan, df: pd.DataFrame, *, seed: int, exclude=()
                             if len(old.all_columns) > len(old.columns) else "")
                          + "). Pass a frame with the column(s) to add.")
     plan = plan_columns(df[new], exclude=exclude, keep=keep, column_types=column_types,
-                        context=codec_context(seed, column_types))
+                        context=CodecContext(seed=seed, space_class=space_class,
+                                             column_types=column_types or default_column_types()))
     if not plan.columns:
         why = "; ".join(f"'{c}': {str(plan.info[c]['reason']).rstrip('.')}" for c in new)
         raise ValueError(f"none of the new column(s) {new} can be added: {why}. "

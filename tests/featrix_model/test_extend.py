@@ -178,7 +178,7 @@ def test_tensors_that_cannot_be_mapped_keep_their_initialisation_and_are_logged(
     more relationship pair, so the relationship positions have another length) still extends."""
     from featrix_model.space import build_network
 
-    plan = ext.merge_plans(base.plan, ext.plan_new_columns(base.plan, data[0], seed=0))
+    plan = ext.merge_plans(base.plan, ext.plan_new_columns(base.plan, data[0], seed=0, space_class=type(base)))
     net = build_network(plan, base.config, list(base.pairs) + [(0, 4)])
     fresh = {k: v.clone() for k, v in net.state_dict().items()}
     mapping = ext.map_state(base.net, net, 4, 3)
