@@ -23,6 +23,9 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 
+from featrix_model.training.relations import (ABLATION_ROWS, ABLATIONS, MIN_EPOCHS, REDUCTION_EPOCHS,
+                                             exploration_epochs, pool_size)
+
 # Step time = per-column cost (encoders, in-converters, heads: Python-bound small ops) + transformer
 # work of seq * (12 d^2 L + 2 seq d L) "units" per row-view. Fitted on full training steps here
 # (flights 19 cols / penguins 8 / breast_cancer 30, batch 32 and 128, d=64, 1 thread): slope
@@ -197,8 +200,6 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
 
 def _mean_rel_tokens(cfg: TrainingConfig, pool: int) -> float:
     """Relationship tokens per step, averaged over a fit that explores ``pool`` pairs and prunes to max_pairs."""
-    from featrix_model.training.relations import REDUCTION_EPOCHS, exploration_epochs
-
     per_pair = 8 if cfg.rel_mode == "full" else 1
     if pool <= cfg.max_pairs or cfg.epochs <= 0:
         return cfg.max_pairs * per_pair
@@ -212,8 +213,6 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
                      overrides: dict, price_pool: bool = True) -> None:
     """Rows-aware epochs (module docstring): TARGET_EPOCHS epochs first, rows per epoch from the budget.
     The caller's ``epochs`` are kept as given (the rows per epoch follow from them)."""
-    from featrix_model.training.relations import ABLATION_ROWS, ABLATIONS, MIN_EPOCHS, pool_size
-
     target = overrides.get("epochs") or TARGET_EPOCHS  # the caller's epochs get rows from the budget too
     if overrides.get("max_epochs"):
         target = min(target, int(overrides["max_epochs"]))
@@ -274,8 +273,6 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
 
 def _plan_pool(cfg: TrainingConfig, why: dict, n_cols: int, overrides: dict) -> None:
     """How many candidate pairs causal pruning explores (``training.relations``)."""
-    from featrix_model.training.relations import MIN_EPOCHS, pool_size
-
     if overrides.get("relationship_pool") is not None:
         return
     possible = n_cols * (n_cols - 1) // 2

@@ -111,11 +111,7 @@ class Trainer:
         emb, _ = net.joint(cols_full.repeat(3, 1, 1), torch.cat([everything, vis1, vis2]))
         e0, e1, e2 = emb.chunk(3)
         out = {"joint": L.joint_loss([e1, e2], e0, temperature), "spread": L.spread_loss(e0, temperature)}
-        per_view = []
-        for e, vis in ((e1, vis1), (e2, vis2)):
-            pf, ps = net.predict_columns(e)
-            per_view.append(L.marginal_losses(pf, ps, cols_full, cols_short, ~vis & present, temperature))
-        per_col = torch.stack(per_view).nanmean(dim=0)
+        per_col = self._column_losses((e1, e2), (vis1, vis2), cols_full, cols_short, present, temperature)
         out["per_column"] = per_col.detach()
         out["marginal"] = torch.nan_to_num(per_col, nan=0.0).sum()
         if self.scalar_names:
@@ -126,6 +122,15 @@ class Trainer:
             out["reconstruction"] = e0.new_zeros(())
         out["embeddings"] = e0.detach()
         return out
+
+    def _column_losses(self, embs, views, cols_full, cols_short, present, temperature: float) -> torch.Tensor:
+        """(C,) marginal loss per column, averaged over the masked views: each view's row embedding
+        predicts the columns it hid."""
+        per_view = []
+        for e, vis in zip(embs, views):
+            pf, ps = self.net.predict_columns(e)
+            per_view.append(L.marginal_losses(pf, ps, cols_full, cols_short, ~vis & present, temperature))
+        return torch.stack(per_view).nanmean(dim=0)
 
     def _fixed(self, parts: dict) -> float:
         p = {k: float(parts[k].detach()) for k in ("spread", "joint", "marginal", "reconstruction")}
@@ -343,12 +348,9 @@ class Trainer:
 
         def per_column(blank: torch.Tensor | None) -> np.ndarray:
             rel.blank = blank
-            e1, e2 = net.joint(cols_full.repeat(2, 1, 1), torch.cat([vis1, vis2]))[0].chunk(2)
-            losses = []
-            for e, vis in ((e1, vis1), (e2, vis2)):
-                pf, ps = net.predict_columns(e)
-                losses.append(L.marginal_losses(pf, ps, cols_full, cols_short, ~vis & present, temperature))
-            return torch.nan_to_num(torch.stack(losses).nanmean(dim=0), nan=0.0).cpu().numpy()
+            embs = net.joint(cols_full.repeat(2, 1, 1), torch.cat([vis1, vis2]))[0].chunk(2)
+            losses = self._column_losses(embs, (vis1, vis2), cols_full, cols_short, present, temperature)
+            return torch.nan_to_num(losses, nan=0.0).cpu().numpy()
 
         try:
             reference = per_column(None)
