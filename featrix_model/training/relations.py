@@ -33,8 +33,9 @@ The spec's lift_i→j and lift_j→i (on the two paired columns' own losses) are
 importance counts *all* columns: a relationship token is masked whenever either of its columns is,
 so it can only help predict a third column (c = a / b is served by the pair (a, b)).
 
-**Self-validation** (end of every fit): Spearman's ρ between importance and the raw observed lift
-(unweighted, unpenalised), mean lift and share positive in the top and bottom fifths, false positives
+**Self-validation** (end of every fit), split-half so that it tests prediction: importance scored
+from the even epochs' ablations against the raw lift (unweighted, unpenalised) observed in the odd
+epochs' — Spearman's ρ, mean lift and share positive in the top and bottom fifths, false positives
 (kept, negative lift) and false negatives (pruned, positive lift); ρ < 0.4 warns with the remedies.
 
 All state is plain numbers (``state()`` / ``from_state``) so a checkpoint resumes it exactly; the
@@ -128,12 +129,14 @@ class RelationshipPruner:
         # (GPU) fit's scoring and checkpoints stay bounded
         self.observations = [o for o in self.observations if epoch - o["epoch"] <= LOOKBACK]
 
-    def scores(self) -> list[dict]:
+    def scores(self, observations: list[dict] | None = None) -> list[dict]:
         """Per pair: lift (recency-weighted regression), its standard error, LCB, importance, the
-        per-direction lifts, the raw (unweighted difference-in-means) lift and observation counts."""
-        rows = [(o["epoch"], o["active"], r, d) for o in self.observations for r, d in zip(o["removed"], o["deltas"])]
+        per-direction lifts, the raw (unweighted difference-in-means) lift and observation counts —
+        from ``observations`` (default: all kept)."""
+        observations = self.observations if observations is None else observations
+        rows = [(o["epoch"], o["active"], r, d) for o in observations for r, d in zip(o["removed"], o["deltas"])]
         P, C = len(self.pairs), self.n_cols
-        now = max((o["epoch"] for o in self.observations), default=0)
+        now = max((o["epoch"] for o in observations), default=0)
         epochs = np.array([e for e, _, _, _ in rows], dtype=float)
         active = np.array([a for _, a, _, _ in rows], dtype=bool).reshape(len(rows), P)
         removed = np.array([r for _, _, r, _ in rows], dtype=bool).reshape(len(rows), P)
@@ -210,18 +213,29 @@ class RelationshipPruner:
     # ------------------------------------------------------------------ end of fit
 
     def validation(self, active: np.ndarray) -> dict:
-        """Spec §6 "Validating the Scoring System": how well importance predicted observed lift."""
+        """Spec §6 "Validating the Scoring System": how well importance *predicts* observed lift.
+
+        Split-half, so the check is not circular: importance is scored from the even epochs'
+        ablations only and compared with the lift observed (unweighted difference in means) in the
+        odd epochs' — different forwards, different random halves. Scored and observed on the same
+        forwards, pure noise gave ρ 0.25–0.87 over six seeds (it would pass the ρ ≥ 0.4 check); split
+        this way it is centred on zero, and real, graded lifts still rank."""
         from scipy.stats import spearmanr
 
-        scored = [s for s in self.scores() if s["raw_lift"] is not None]
+        even = [o for o in self.observations if o["epoch"] % 2 == 0]
+        odd = [o for o in self.observations if o["epoch"] % 2 == 1]
+        predicted = {s["pair"]: s for s in self.scores(even) if s["raw_lift"] is not None}
+        observed = {s["pair"]: s["raw_lift"] for s in self.scores(odd) if s["raw_lift"] is not None}
+        scored = [dict(predicted[p], observed_lift=observed[p]) for p in sorted(predicted) if p in observed]
         out = {"pairs_scored": len(scored), "pairs_in_pool": len(self.pairs), "spearman_rho": None, "p_value": None,
+               "method": "split-half: importance from the even epochs' ablations, lift observed in the odd epochs'",
                "warnings": []}
         if len(scored) < 5:
-            out["warnings"].append(f"only {len(scored)} pair(s) had both paired and unpaired epochs: too few to "
-                                   "validate the scoring (train more epochs)")
+            out["warnings"].append(f"only {len(scored)} pair(s) had both paired and unpaired epochs in both halves: "
+                                   "too few to validate the scoring (train more epochs)")
             return out
         imp = np.array([s["importance"] for s in scored])
-        lift = np.array([s["raw_lift"] for s in scored])
+        lift = np.array([s["observed_lift"] for s in scored])
         rho, pv = spearmanr(imp, lift)
         rho = 0.0 if not np.isfinite(rho) else float(rho)
         out.update(spearman_rho=rho, p_value=None if not np.isfinite(pv) else float(pv))
@@ -234,9 +248,18 @@ class RelationshipPruner:
         out["false_negatives"] = int((~kept & (lift > 0)).sum())
         cv = float(np.std(imp) / abs(np.mean(imp))) if abs(np.mean(imp)) > 1e-12 else None
         out["importance_cv"] = cv
-        if rho < RHO_WARN:
-            out["warnings"].append(f"ρ = {rho:.2f} < {RHO_WARN}: the lifts are too noisy to be predictive; train longer "
-                                   "(epochs=50 to 100, or a larger time budget) so every pair gathers more observations")
+        top, bottom = out["top_fifth"], out["bottom_fifth"]
+        out["top_held_up"] = bool(top["mean_lift"] > max(0.0, bottom["mean_lift"]) and top["share_positive"] >= 0.5)
+        if rho < RHO_WARN and out["top_held_up"]:
+            out["warnings"].append(f"ρ = {rho:.2f} < {RHO_WARN} over all {len(scored)} pairs, but the top fifth by "
+                                   f"importance held up in the held-out epochs (mean lift {top['mean_lift']:.4f} against "
+                                   f"{bottom['mean_lift']:.4f} for the bottom fifth): most candidates have no measurable "
+                                   "effect and their order is noise; train longer (epochs=50 to 100, or a larger time "
+                                   "budget) to rank them")
+        elif rho < RHO_WARN:
+            out["warnings"].append(f"ρ = {rho:.2f} < {RHO_WARN}: importance did not predict the lifts of the held-out "
+                                   "epochs; train longer (epochs=50 to 100, or a larger time budget) so every pair "
+                                   "gathers more observations")
         if cv is not None and cv < NARROW_CV:
             out["warnings"].append(f"importance varies little (coefficient of variation {cv:.2f} < {NARROW_CV}): "
                                    "not enough epochs to tell pairs apart; train longer (epochs= or the time budget)")
