@@ -36,6 +36,7 @@ VIEWS = 3  # unmasked + two complementary masked views per step (spec §8)
 TARGET_UPDATES = 36_000  # spec §4.4 (GPU, where no budget rules)
 TARGET_EPOCHS = 60  # CPU: enough epochs for the ladder, rotation, pruning and early stopping to act
 MIN_STEPS = 4  # CPU: fewest steps per epoch before the epochs themselves fall
+MIN_BATCH = 32  # CPU: the batch a budget-bound wide table may shrink to before its epochs fall
 MIN_PATIENCE = 10
 MAX_VALIDATION_ROWS = 4096  # validation rows scored per epoch when the budget affords full passes
 
@@ -161,6 +162,7 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
     steps_per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
     if budget:
         _plan_cpu_epochs(cfg, why, n_cols, n_train, steps_per_epoch, budget, overrides)
+        _shrink_batch(cfg, why, n_cols, n_train, budget, overrides)
     else:
         target_epochs = max(1, math.ceil(TARGET_UPDATES / steps_per_epoch))
         cfg.epochs = target_epochs
@@ -269,6 +271,34 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
                                      "seeded subset of rows is trained on (all rows are still encoded)")
     why["epochs"] = (f"{cfg.epochs} epochs of {steps} steps (the target is {target} epochs, at least "
                      f"{MIN_STEPS} steps each); {priced}")
+
+
+def _shrink_batch(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, budget: float, overrides: dict) -> None:
+    """A wide or long-sequence table whose planned epochs fell below the target halves its batch
+    (down to ``MIN_BATCH``) while that buys more epochs: the training dynamics act per epoch, and a
+    smaller batch makes every step cheaper. Not when the caller set the batch or the epochs, nor
+    when every row is trained each epoch (then a smaller batch only means more steps per epoch)."""
+    target = min(TARGET_EPOCHS, int(overrides.get("max_epochs") or TARGET_EPOCHS))
+    if (overrides.get("batch_size") is not None or overrides.get("epochs") or overrides.get("every_row_each_epoch")
+            or cfg.every_row_each_epoch):
+        return
+    first = cfg.batch_size
+    while cfg.epochs < target and cfg.batch_size // 2 >= MIN_BATCH:
+        trial, trial_why = TrainingConfig(**{**asdict(cfg), "batch_size": cfg.batch_size // 2}), dict(why)
+        trial.temperature = adaptive_temperature(trial.batch_size, n_cols)
+        _plan_cpu_epochs(trial, trial_why, n_cols, n_train, max(1, math.ceil(n_train / trial.batch_size)), budget,
+                         overrides)
+        if trial.epochs <= cfg.epochs:
+            break
+        for f in fields(cfg):
+            setattr(cfg, f.name, getattr(trial, f.name))
+        why.clear()
+        why.update(trial_why)
+    if cfg.batch_size != first:
+        why["batch_size"] += (f"; halved to {cfg.batch_size} on CPU: at batch {first} only a few epochs fit the budget, "
+                              f"and a cheaper step buys more of them ({cfg.epochs} now)")
+        why["temperature"] = (f"{cfg.temperature:.3f} = 0.2 / (batch factor × column factor), clamped to [0.01, 0.2] "
+                              "(more columns or a larger batch: sharper contrast)")
 
 
 def _plan_pool(cfg: TrainingConfig, why: dict, n_cols: int, overrides: dict) -> None:

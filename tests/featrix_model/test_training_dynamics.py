@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from featrix_model.training.config import (
+    MIN_BATCH,
     MIN_STEPS,
     PER_COLUMN_S,
     TARGET_EPOCHS,
@@ -581,3 +582,16 @@ def test_a_slow_clock_warns_but_never_cuts_the_planned_epochs(monkeypatch):
     assert len(busy.timeline) == len(quiet.timeline) == busy.config.epochs
     assert any("TIME_OVER_BUDGET" in e["corrective_actions"] for e in busy.timeline)
     assert busy.encode(df).tobytes() == quiet.encode(df).tobytes()
+
+
+def test_a_wide_long_table_shrinks_its_batch_before_its_epochs_fall():
+    # 100K rows x 100 columns: at batch 256 the budget buys 9 epochs of 4 steps (too few for the ladder,
+    # early stopping or pruning); halving the batch makes a step cheaper and buys more epochs
+    cfg = auto_config(100_000, 100)
+    assert MIN_BATCH <= cfg.batch_size < 256 and "halved" in cfg.reasons["batch_size"]
+    assert cfg.epochs >= 40 and cfg.epochs * (cfg.rows_per_epoch // cfg.batch_size) > 9 * 4
+    assert cfg.temperature == adaptive_temperature(cfg.batch_size, 100)
+    # the caller's batch or epochs are kept as given; a narrow table is not touched
+    assert auto_config(100_000, 100, batch_size=256).batch_size == 256
+    assert auto_config(100_000, 100, epochs=9).batch_size == 256
+    assert auto_config(100_000, 10).batch_size == 256
