@@ -4,7 +4,8 @@
 
 Numeric-only tables, so the sentence model (not installed there) is never needed:
 breast_cancer (569 × 30) and a planted 3-group table (20,000 × 20). For each: fit on CUDA with
-the GPU defaults (d_model 256, 3 layers, 8 heads, 8 relationship tokens per pair) for a fixed
+the GPU defaults (d_model by the data's size: 128 for these two tables; 3 layers, 8 heads, 8 relationship
+tokens per pair) for a fixed
 number of epochs, report seconds and steps/s, a 5-fold linear probe, whether two fits with the
 same seed give identical bytes on the GPU (the embeddings, and the saved ``model.safetensors``
 files), under which CUDA numerics (``deterministic``, ``allow_tf32``: the recorded training

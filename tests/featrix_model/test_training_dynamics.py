@@ -30,7 +30,7 @@ from featrix_model.training.config import (
     dropout_at,
     step_seconds,
 )
-from featrix_model.training.relations import ABLATION_ROWS, ABLATIONS
+from featrix_model.training.relations import ABLATION_ROWS, ABLATIONS, MIN_EPOCHS
 from featrix_model.training.losses import complementary_masks, complementary_views
 from featrix_model.training.monitor import InterventionLadder, collapse_metrics, detect_failures
 from featrix_model.training.trainer import (
@@ -413,8 +413,22 @@ def test_small_tables_train_the_target_epochs_of_full_passes_and_stop():
     assert cfg.relationship_pool > cfg.max_pairs  # enough epochs for causal pruning to explore a pool
 
 
-def test_width_does_not_fall_with_the_column_count():
-    assert auto_config(10_000, 20).d_model == auto_config(10_000, 100).d_model == 64
+def test_width_grows_with_the_columns_unless_the_budget_cannot_pay_for_it():
+    assert auto_config(10_000, 20).d_model == 64 and auto_config(1_797, 64).d_model == 128  # 64 columns: wider
+    assert auto_config(1_797, 64).epochs >= MIN_EPOCHS
+    short = auto_config(100_000, 100)  # at 128 wide, fewer than MIN_EPOCHS epochs fit: stays 64, says why
+    assert short.d_model == 64 and "fewer than" in short.reasons["d_model"]
+    assert auto_config(100_000, 100, time_budget_s=600).d_model == 128  # a larger budget pays for the width
+    assert auto_config(100_000, 100, d_model=256).d_model == 256  # the caller's width is kept
+    gpu = [auto_config(r, c, device="cuda").d_model for r, c in ((5_000, 10), (5_000, 60), (200_000, 10),
+                                                                 (2_000_000, 250))]
+    assert gpu == [128, 256, 256, 512]
+
+
+def test_the_relational_parent_level_trains_the_fewest_epochs_the_dynamics_need():
+    cfg = auto_config(1_092, 12, every_row_each_epoch=True, warm_start=True)  # rainy day's parents
+    assert cfg.epochs == MIN_EPOCHS and "warm start" in cfg.reasons["epochs"]
+    assert auto_config(1_092, 12).epochs == TARGET_EPOCHS  # the same table as a table space: the full target
 
 
 def test_caller_epochs_get_rows_from_the_budget():
