@@ -107,7 +107,9 @@ def auto_config(n_rows: int, n_cols: int, *, device: str = "cpu", time_budget_s:
                 **overrides) -> TrainingConfig:
     """Choose every training setting from the data size and the device, with reasons."""
     cfg = _auto_config(n_rows, n_cols, device, time_budget_s, overrides, narrow=False)
-    if cfg.d_model > 64 and device == "cpu" and cfg.epochs < MIN_EPOCHS and overrides.get("d_model") is None:
+    floor = min(MIN_EPOCHS, int(overrides.get("max_epochs") or MIN_EPOCHS))  # a caller's cap is not the budget's
+    if (cfg.d_model > 64 and device == "cpu" and cfg.epochs < floor and overrides.get("d_model") is None
+            and not overrides.get("epochs")):
         cfg = _auto_config(n_rows, n_cols, device, time_budget_s, overrides, narrow=True)
     return cfg
 
@@ -183,7 +185,8 @@ def _auto_config(n_rows: int, n_cols: int, device: str, time_budget_s: float | N
     steps_per_epoch = max(1, math.ceil(n_train / cfg.batch_size))
     if budget:
         _plan_cpu_epochs(cfg, why, n_cols, n_train, steps_per_epoch, budget, overrides)
-        _shrink_batch(cfg, why, n_cols, n_train, budget, overrides)
+        if not gpu:
+            _shrink_batch(cfg, why, n_cols, n_train, budget, overrides)
     else:
         target_epochs = max(1, math.ceil(TARGET_UPDATES / steps_per_epoch))
         cfg.epochs = target_epochs
@@ -242,7 +245,7 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
         target = min(target, int(overrides["max_epochs"]))
     pool = pool_size(n_cols * (n_cols - 1) // 2, cfg.max_pairs) if price_pool else cfg.max_pairs
     if overrides.get("relationship_pool") is not None:  # the caller's pool is what is priced
-        pool = max(cfg.max_pairs, int(overrides["relationship_pool"]))
+        pool = max(cfg.max_pairs, min(n_cols * (n_cols - 1) // 2, int(overrides["relationship_pool"])))
     cfg.epochs, cfg.rows_per_epoch, cfg.max_train_rows, cfg.validation_rows = target, 0, 0, 0
     for k in ("rows_per_epoch", "max_train_rows", "validation_rows"):
         why.pop(k, None)
@@ -308,9 +311,10 @@ def _shrink_batch(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, bud
     (down to ``MIN_BATCH``) while that buys more epochs: the training dynamics act per epoch, and a
     smaller batch makes every step cheaper. Not when the caller set the batch or the epochs, nor
     when every row is trained each epoch (then a smaller batch only means more steps per epoch)."""
-    target = min(TARGET_EPOCHS, int(overrides.get("max_epochs") or TARGET_EPOCHS))
-    if (overrides.get("batch_size") is not None or overrides.get("epochs") or overrides.get("every_row_each_epoch")
-            or cfg.every_row_each_epoch):
+    warm = overrides.get("warm_start") or cfg.warm_start
+    target = min(MIN_EPOCHS if warm else TARGET_EPOCHS, int(overrides.get("max_epochs") or TARGET_EPOCHS))
+    if any(overrides.get(k) for k in ("epochs", "rows_per_epoch", "max_train_rows", "every_row_each_epoch")) \
+            or overrides.get("batch_size") is not None or cfg.every_row_each_epoch:
         return
     first = cfg.batch_size
     while cfg.epochs < target and cfg.batch_size // 2 >= MIN_BATCH:

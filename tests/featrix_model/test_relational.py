@@ -108,7 +108,7 @@ def test_table_sampler_still_drops_the_remainder():
 
 def test_relational_training_sees_every_training_parent_each_epoch(churn):
     parents, _, rs = churn
-    assert rs.config.every_row_each_epoch is True
+    assert rs.config.every_row_each_epoch is True and rs.config.warm_start is True  # a warm start: MIN_EPOCHS
     meta = rs.timeline_["metadata"]
     assert meta["n_rows"] == len(parents)
     assert meta["n_train_rows"] == len(parents) - meta["n_validation_rows"]

@@ -609,3 +609,16 @@ def test_a_wide_long_table_shrinks_its_batch_before_its_epochs_fall():
     assert auto_config(100_000, 100, batch_size=256).batch_size == 256
     assert auto_config(100_000, 100, epochs=9).batch_size == 256
     assert auto_config(100_000, 10).batch_size == 256
+
+
+def test_the_callers_epochs_cap_pool_and_device_are_not_second_guessed():
+    # a caller's epochs or cap below 20 keep the width the table gets (only the budget narrows it)
+    assert auto_config(1_797, 64, epochs=10).d_model == auto_config(1_797, 64, max_epochs=10).d_model == 128
+    # a caller's pool is what the plan prices, up to the pairs that exist
+    five = [auto_config(1_000, 5, relationship_pool=p) for p in (10, 500)]
+    assert (five[0].epochs, five[0].rows_per_epoch) == (five[1].epochs, five[1].rows_per_epoch) == (TARGET_EPOCHS, 0)
+    wide = auto_config(100_000, 30, relationship_pool=200)
+    assert wide.epochs * max(1, wide.rows_per_epoch) < auto_config(100_000, 30).epochs * auto_config(100_000, 30).rows_per_epoch
+    # a GPU with a time budget keeps its batch; so does a caller's rows per epoch
+    assert auto_config(20_000, 10, device="cuda", time_budget_s=150).batch_size == 256
+    assert auto_config(100_000, 100, rows_per_epoch=10_000).batch_size == 256
