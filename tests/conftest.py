@@ -80,3 +80,14 @@ def postgres():
         yield cluster.start()
     finally:
         cluster.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Parallel runs (``scripts/test.sh`` runs pytest-xdist with ``--dist loadgroup``): each test file
+    is one group, so its module fixtures are built once, and the files that share the session's
+    trained slice (``trained_slice``: a whole pipeline run) are one group, so it is trained once."""
+    slice_files = {item.path for item in items if "trained_slice" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            name = "trained_slice" if item.path in slice_files else str(item.path.relative_to(REPO))
+            item.add_marker(pytest.mark.xdist_group(name))
