@@ -176,8 +176,7 @@ def _auto_config(n_rows: int, n_cols: int, device: str, time_budget_s: float | N
                         "the floor of max(5, n_cols/2) active pairs; pairs ranked by mutual information of "
                         "binned values")
     cfg.temperature = adaptive_temperature(cfg.batch_size, n_cols)
-    why["temperature"] = (f"{cfg.temperature:.3f} = 0.2 / (batch factor × column factor), clamped to [0.01, 0.2] "
-                          "(more columns or a larger batch: sharper contrast)")
+    why["temperature"] = _temperature_reason(cfg.temperature)
 
     budget = time_budget_s if time_budget_s is not None else (None if gpu else 150.0)
     cfg.time_budget_s = budget or 0.0
@@ -331,8 +330,7 @@ def _shrink_batch(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, bud
     if cfg.batch_size != first:
         why["batch_size"] += (f"; halved to {cfg.batch_size} on CPU: at batch {first} only a few epochs fit the budget, "
                               f"and a cheaper step buys more of them ({cfg.epochs} now)")
-        why["temperature"] = (f"{cfg.temperature:.3f} = 0.2 / (batch factor × column factor), clamped to [0.01, 0.2] "
-                              "(more columns or a larger batch: sharper contrast)")
+        why["temperature"] = _temperature_reason(cfg.temperature)
 
 
 def _plan_pool(cfg: TrainingConfig, why: dict, n_cols: int, overrides: dict) -> None:
@@ -350,6 +348,11 @@ def _plan_pool(cfg: TrainingConfig, why: dict, n_cols: int, overrides: dict) -> 
     why["relationship_pool"] = (f"{cfg.relationship_pool} candidate pairs (of {possible}) explored, then pruned by causal "
                                 f"lift to {cfg.max_pairs}: two thirds ranked by mutual information, a third drawn at random "
                                 "from the rest (a pair can matter without its columns depending on each other)")
+
+
+def _temperature_reason(t: float) -> str:
+    return (f"{t:.3f} = 0.2 / (batch factor × column factor), clamped to [0.01, 0.2] "
+            "(more columns or a larger batch: sharper contrast)")
 
 
 def adaptive_temperature(batch_size: int, n_cols: int) -> float:
