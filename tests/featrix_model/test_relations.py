@@ -156,3 +156,22 @@ def test_self_validation_predicts_held_out_epochs_and_is_not_fooled_by_noise():
         assert v["method"].startswith("split-half") and v["warnings"] and not v["top_held_up"]
         rhos.append(v["spearman_rho"])
     assert abs(float(np.mean(rhos))) < 0.25, rhos
+
+
+def test_a_real_fit_protects_the_pair_a_third_column_depends_on_and_prunes_noise():
+    # c = a / b (a, b independent) beside a pure-noise column: 6 candidate pairs, pruned to the floor of 5.
+    # A pair of the a, b, c triangle (each two determine the third) ends protected on its measured lift,
+    # nothing with the noise column is protected, and the pair switched off is a noise pair
+    rng = np.random.default_rng(0)
+    n = 1000
+    a, b = rng.lognormal(0, 0.7, n), rng.lognormal(0, 0.7, n)
+    X = pd.DataFrame({"a": a, "b": b, "c": a / b * np.exp(rng.normal(0, 0.02, n)), "n1": rng.normal(size=n)})
+    es = EmbeddingSpace.fit(X, seed=0, progress=False, threads=1, epochs=40)
+    report = es.relationship_report()
+    pairs = {frozenset((r["left"], r["right"])): r for r in report.to_dict("records")}
+    assert len(pairs) == 6 and int(report["active"].sum()) == 5
+    triangle = [frozenset(p) for p in (("a", "b"), ("a", "c"), ("b", "c"))]
+    assert any(pairs[p]["protected"] and pairs[p]["lcb"] > 0 for p in triangle)
+    assert not any(r["protected"] for p, r in pairs.items() if "n1" in p)
+    assert all("n1" in p for p, r in pairs.items() if not r["active"])
+    assert report.attrs["validation"]["spearman_rho"] is not None
