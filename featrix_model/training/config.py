@@ -234,14 +234,23 @@ def _mean_rel_tokens(cfg: TrainingConfig, pool: int) -> float:
     return per_pair * (explore * pool + reduce * (pool + cfg.max_pairs) / 2 + rest * cfg.max_pairs) / cfg.epochs
 
 
+def _warm(cfg: TrainingConfig, overrides: dict) -> bool:
+    return bool(overrides.get("warm_start") or cfg.warm_start)
+
+
+def _target_epochs(cfg: TrainingConfig, overrides: dict) -> int:
+    """The epochs a CPU plan aims at: the caller's, else MIN_EPOCHS for a warm start and TARGET_EPOCHS
+    otherwise; under the caller's ``max_epochs``."""
+    target = overrides.get("epochs") or (MIN_EPOCHS if _warm(cfg, overrides) else TARGET_EPOCHS)
+    return min(int(target), int(overrides["max_epochs"])) if overrides.get("max_epochs") else int(target)
+
+
 def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, steps_full: int, budget: float,
                      overrides: dict, price_pool: bool = True) -> None:
     """Rows-aware epochs (module docstring): TARGET_EPOCHS epochs first, rows per epoch from the budget.
     The caller's ``epochs`` are kept as given (the rows per epoch follow from them)."""
-    warm = bool(overrides.get("warm_start") or cfg.warm_start)
-    target = overrides.get("epochs") or (MIN_EPOCHS if warm else TARGET_EPOCHS)  # the caller's epochs get rows too
-    if overrides.get("max_epochs"):
-        target = min(target, int(overrides["max_epochs"]))
+    warm = _warm(cfg, overrides)
+    target = _target_epochs(cfg, overrides)
     pool = pool_size(n_cols * (n_cols - 1) // 2, cfg.max_pairs) if price_pool else cfg.max_pairs
     if overrides.get("relationship_pool") is not None:  # the caller's pool is what is priced
         pool = max(cfg.max_pairs, min(n_cols * (n_cols - 1) // 2, int(overrides["relationship_pool"])))
@@ -310,8 +319,7 @@ def _shrink_batch(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, bud
     (down to ``MIN_BATCH``) while that buys more epochs: the training dynamics act per epoch, and a
     smaller batch makes every step cheaper. Not when the caller set the batch or the epochs, nor
     when every row is trained each epoch (then a smaller batch only means more steps per epoch)."""
-    warm = overrides.get("warm_start") or cfg.warm_start
-    target = min(MIN_EPOCHS if warm else TARGET_EPOCHS, int(overrides.get("max_epochs") or TARGET_EPOCHS))
+    target = _target_epochs(cfg, overrides)
     if any(overrides.get(k) for k in ("epochs", "rows_per_epoch", "max_train_rows", "every_row_each_epoch")) \
             or overrides.get("batch_size") is not None or cfg.every_row_each_epoch:
         return

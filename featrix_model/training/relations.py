@@ -172,13 +172,10 @@ class RelationshipPruner:
         by importance alone, noise in the lifts decides between pairs no measurement separates, and
         a wide table's best prior pairs gave way to random ones (64 columns, 96 candidates: probe
         0.877, 0.884 ranked this way; its floor's fixed prior pairs, never pruned: 0.907)."""
-        def band(p: int) -> int:
-            s = scored[p]
-            if min(s["n_paired"], s["n_unpaired"]) < MIN_OBSERVATIONS:
-                return 1
-            return 0 if s["lift"] - Z * s["se"] > 0 else 2 if s["lift"] + Z * s["se"] < 0 else 1
-        return sorted(range(len(self.pairs)), key=lambda p: (band(p), -scored[p]["importance"] if band(p) != 1
-                                                             else -self.prior[p], p))
+        def key(p: int) -> tuple:
+            band = 1 - _evidence(scored[p], Z)  # 0 helpful, 1 undecided, 2 harmful
+            return band, -scored[p]["importance"] if band != 1 else -self.prior[p], p
+        return sorted(range(len(self.pairs)), key=key)
 
     def decide(self, epoch: int, active: np.ndarray) -> tuple[np.ndarray, dict | None]:
         """The mask for the next epoch after ``epoch`` (observed already), with the swap log entry
@@ -190,8 +187,7 @@ class RelationshipPruner:
         rank = self.ranking(scored)
         z = protect_z(len(self.pairs))
         self.protected = [p for p in rank[: max(1, math.ceil(PROTECT_FRACTION * self.target))]
-                          if scored[p]["lift"] - z * scored[p]["se"] > 0
-                          and min(scored[p]["n_paired"], scored[p]["n_unpaired"]) >= MIN_OBSERVATIONS]
+                          if _evidence(scored[p], z) == 1]
         before = active.copy()
         if epoch >= math.ceil(SETTLE_AT * self.epochs):  # settled: protected + best-scored, then frozen
             if any(e["stage"] == "settled" for e in self.log):
@@ -332,6 +328,14 @@ def _regression(X: np.ndarray, Y: np.ndarray, w: np.ndarray, groups: np.ndarray)
     G = len(clusters)
     cov = A_inv @ meat @ A_inv * (G / max(G - 1, 1)) * ((n - 1) / max(n - P - 1, 1))
     return B[1:], np.sqrt(np.clip(np.diag(cov)[1:], 0.0, None))
+
+
+def _evidence(s: dict, z: float) -> int:
+    """+1 when a pair's lift clears zero at confidence ``z`` (with at least MIN_OBSERVATIONS paired and
+    unpaired), -1 when it is below zero at that confidence, 0 when the measurements cannot tell."""
+    if min(s["n_paired"], s["n_unpaired"]) < MIN_OBSERVATIONS:
+        return 0
+    return 1 if s["lift"] - z * s["se"] > 0 else -1 if s["lift"] + z * s["se"] < 0 else 0
 
 
 def _mean_difference(y: np.ndarray, off: np.ndarray) -> float:
