@@ -130,6 +130,42 @@ def _epoch_seconds(utc: pd.Series) -> np.ndarray:
     return (utc - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)
 
 
+def calendar(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Calendar fields of datetime64[ns] ``values`` in plain numpy (float64, NaN where NaT): what
+    pandas' ``.dt`` accessors give — second, microsecond, minute, hour, day, month, year,
+    days_in_month, day_of_week (Monday 0), day_of_year, days_in_year, ISO week — plus ``epoch_s``
+    and ``missing``. One row costs microseconds instead of the accessors' milliseconds each."""
+    missing = np.isnat(values)
+    ns = np.where(missing, 0, values.astype("int64"))
+    day_ns = 86_400 * 10**9
+    days = ns // day_ns
+    rem = ns - days * day_ns
+    d = days.astype("datetime64[D]")
+    month0, year0 = d.astype("datetime64[M]"), d.astype("datetime64[Y]")
+    year = year0.astype("int64") + 1970
+    doy = (d - year0.astype("datetime64[D]")).astype("int64") + 1
+    dow = (days + 3) % 7  # 1970-01-01 was a Thursday (3 with Monday 0)
+    week = (doy - (dow + 1) + 10) // 7  # ISO 8601: the week holding the year's first Thursday is week 1
+    week = np.where(week < 1, _iso_weeks(year - 1), np.where(week > _iso_weeks(year), 1, week))
+    out = {"second": rem // 10**9 % 60, "microsecond": rem // 1000 % 10**6, "minute": rem // (60 * 10**9) % 60,
+           "hour": rem // (3600 * 10**9), "day": (d - month0.astype("datetime64[D]")).astype("int64") + 1,
+           "month": month0.astype("int64") % 12 + 1, "year": year,
+           "days_in_month": ((month0 + 1).astype("datetime64[D]") - month0.astype("datetime64[D]")).astype("int64"),
+           "day_of_week": dow, "day_of_year": doy, "iso_week": week,
+           "days_in_year": ((year0 + 1).astype("datetime64[D]") - year0.astype("datetime64[D]")).astype("int64"),
+           "epoch_s": ns / 1e9}
+    out = {k: np.where(missing, np.nan, v.astype("float64")) for k, v in out.items()}
+    out["missing"] = missing
+    return out
+
+
+def _iso_weeks(year: np.ndarray) -> np.ndarray:
+    """ISO weeks in ``year``: 53 when the year starts on a Thursday, or on a Wednesday in a leap year."""
+    def p(y):
+        return (y + y // 4 - y // 100 + y // 400) % 7
+    return np.where((p(year) == 4) | (p(year - 1) == 3), 53, 52)
+
+
 class TimestampCodec(Codec):
     """Fitted year / epoch statistics → ``features`` (n, 20), ``missing`` (n,), ``recon_target`` (n,)."""
 
@@ -156,21 +192,15 @@ class TimestampCodec(Codec):
     def transform(self, values: pd.Series) -> dict[str, torch.Tensor]:
         st = self.state_
         utc, offset, _ = parse_timestamps(values)
-        missing = utc.isna().to_numpy()
-        dt = utc.dt
-
-        def arr(x: pd.Series) -> np.ndarray:
-            return x.to_numpy(dtype="float64", na_value=np.nan)
-
-        days_in_year = np.where(arr(dt.is_leap_year.astype("float64")) == 1, 366.0, 365.0)
-        cyclic = [(arr(dt.second) + arr(dt.microsecond) / 1e6) / 60.0, arr(dt.minute) / 60.0, arr(dt.hour) / 24.0,
-                  (arr(dt.day) - 1) / arr(dt.days_in_month), arr(dt.day_of_week) / 7.0, (arr(dt.month) - 1) / 12.0,
-                  (arr(dt.day_of_year) - 1) / days_in_year, (arr(dt.isocalendar().week) - 1) / 53.0]
-        secs = _epoch_seconds(utc)
+        cal = calendar(utc.to_numpy(dtype="datetime64[ns]"))
+        missing, secs = cal["missing"], cal["epoch_s"]
+        cyclic = [(cal["second"] + cal["microsecond"] / 1e6) / 60.0, cal["minute"] / 60.0, cal["hour"] / 24.0,
+                  (cal["day"] - 1) / cal["days_in_month"], cal["day_of_week"] / 7.0, (cal["month"] - 1) / 12.0,
+                  (cal["day_of_year"] - 1) / cal["days_in_year"], (cal["iso_week"] - 1) / 53.0]
         cols = []
         for frac in cyclic:
             cols += [np.sin(2 * np.pi * frac), np.cos(2 * np.pi * frac)]
-        cols += [(arr(dt.year) - st["year_mean"]) / st["year_std"], offset / 12.0,
+        cols += [(cal["year"] - st["year_mean"]) / st["year_std"], offset / 12.0,
                  (secs - _EPOCH_2000) / _YEAR_S / 10.0, (secs - _EPOCH_2020) / _YEAR_S / 10.0]
         feats = np.clip(np.nan_to_num(np.stack(cols, axis=1), nan=0.0), -CLIP, CLIP)
         feats[missing] = 0.0
