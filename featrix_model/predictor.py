@@ -43,6 +43,7 @@ from featrix_model.training.trainer import cuda_determinism
 
 log = logging.getLogger("featrix_model")
 FORMAT, VERSION = "featrix-predictor", 2
+EXPLAIN_ROWS = 2048  # rows encoded together with their occluded variants (bounds memory: columns × rows)
 IMPORTANCE = ("column occlusion: each column hidden with the space's MARGINAL token; "
               "value = score with the column − score without it")
 
@@ -228,26 +229,41 @@ class Predictor:
         return self._responses(_rows(rows, "predict"), explain)
 
     def _responses(self, df: pd.DataFrame, explain: bool) -> list[dict]:
-        if explain:  # prepared once (children joined), not once per occluded column
-            df = self.space.prepare(df, self.hidden_)
-        X, out = self._outputs(df)
-        sigma = self.ood_.sigma(X)
-        scores = self.task_.scores(out)
-        importance = self._importance(df, scores) if explain else [{} for _ in range(len(df))]
+        df = self.space.prepare(df, self.hidden_)  # prepared once (children joined), for every variant
+        cols = [c for c in self.space.plan.columns if c not in self.hidden_] if explain else []
         meta = {"kind": self.task_.kind.value, "model_version": self.model_version_, "importance_method": IMPORTANCE,
                 **self.task_.response_metadata()}
+        out = []
+        for s in range(0, len(df), EXPLAIN_ROWS):
+            out += self._chunk_responses(df.iloc[s:s + EXPLAIN_ROWS].reset_index(drop=True), cols, meta)
+        return out
+
+    def _chunk_responses(self, df: pd.DataFrame, cols: list[str], meta: dict) -> list[dict]:
+        """Responses for ``df``'s rows: the row as it is and, for importance, with each of ``cols``
+        hidden in turn, all encoded in one pass (``EmbeddingSpace.encode_variants``)."""
+        cuda_determinism(self.space.net.device, self.settings.deterministic, self.space.config.allow_tf32)
+        variants = self.space.encode_variants(df, [self.hidden_] + [self.hidden_ + (c,) for c in cols])
+        if self.mlp_.training:
+            self.mlp_.eval()
+        with torch.no_grad():
+            outs = fixed_shape_outputs(self.mlp_, variants.reshape(-1, variants.shape[-1])).reshape(
+                len(variants), len(df), -1)
+        X, out = variants[0], outs[0]
+        sigma = self.ood_.sigma(X)
+        scores = self.task_.scores(out)
+        importance = self._importance(cols, scores, outs[1:])
         return [to_jsonable({"ood_sigma": round(float(sigma[i]), 3), "feature_importance": importance[i],
                              "warnings": [w for w in [ood_warning(float(sigma[i]))] if w],
                              **self.task_.response(out[i], scores[i], float(sigma[i])), "metadata": meta})
                 for i in range(len(df))]
 
-    def _importance(self, df: pd.DataFrame, scores: np.ndarray) -> list[dict]:
-        """Signed per-row importance by occluding one column at a time (batched over rows)."""
-        cols = [c for c in self.space.plan.columns if c not in self.hidden_]
+    def _importance(self, cols: list[str], scores: np.ndarray, occluded: np.ndarray) -> list[dict]:
+        """Signed per-row importance of each of ``cols``: how far the row's score moves when the column
+        is hidden (``occluded[j]``: the head's outputs with column j hidden)."""
         track = self.task_.row_score(scores, scores)
-        imp = np.zeros((len(df), len(cols)))
-        for j, c in enumerate(cols):
-            imp[:, j] = track - self.task_.row_score(self.task_.scores(self._outputs(df, (c,))[1]), scores)
+        imp = np.zeros((len(scores), len(cols)))
+        for j in range(len(cols)):
+            imp[:, j] = track - self.task_.row_score(self.task_.scores(occluded[j]), scores)
         return [{c: round(float(v), 6) for c, v in sorted(zip(cols, row), key=lambda t: -abs(t[1]))} for row in imp]
 
     # ------------------------------------------------------------------ save / load

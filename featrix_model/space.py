@@ -19,6 +19,7 @@ import torch
 from featrix_model import inputs, io
 from featrix_model.codecs.base import CodecContext
 from featrix_model.building import build_network, training_settings, use_threads  # noqa: F401 (re-exported)
+from featrix_model.encoding import encode_variants
 from featrix_model.columns import ColumnPlan, default_column_types, plan_columns
 from featrix_model.network import EmbeddingNetwork
 from featrix_model.groups import detect_groups, groups_config, groups_from_config
@@ -29,7 +30,6 @@ from featrix_model.training.split import split_divergence, split_warnings
 from featrix_model.training.trainer import Trainer, cuda_determinism, gather
 
 log = logging.getLogger("featrix_model")
-ENCODE_BATCH = 256  # rows of every encoding forward pass (see _encode_tensors); changes bytes if changed
 ENCODE_CHUNK = 16384
 
 
@@ -161,25 +161,11 @@ class EmbeddingSpace:
                 visible[:, self.plan.columns.index(c)] = False
         return visible
 
-    @torch.no_grad()
     def _encode_tensors(self, data, n: int, hide=()) -> tuple[np.ndarray, np.ndarray]:
-        """Every forward pass has the same shape, ``ENCODE_BATCH`` rows (the last batch filled with
-        copies of its first row, their outputs dropped): a batch's size changes the float sums, so
-        without this a row's embedding would depend on how many rows came with it — one new row
-        scored by a refresh would differ from the same row in a full recompute."""
-        self.net.eval()
-        fulls, shorts = [], []
-        dev = self.net.device
-        for start in range(0, n, ENCODE_BATCH):
-            stop = min(n, start + ENCODE_BATCH)
-            idx = torch.arange(start, start + ENCODE_BATCH).clamp(max=stop - 1)
-            idx[stop - start:] = start
-            emb, short = self.net(gather(data, idx, dev), self.visibility(ENCODE_BATCH, hide).to(dev))
-            fulls.append(emb[: stop - start].cpu())
-            shorts.append(short[: stop - start].cpu())
-        if not fulls:
-            return np.zeros((0, self.d_model), np.float32), np.zeros((0, 3), np.float32)
-        return torch.cat(fulls).numpy(), torch.cat(shorts).numpy()
+        """Row and short embeddings of rows 0..n-1 of ``data`` with ``hide`` masked, in fixed-shape
+        forwards (``featrix_model.encoding``: a row gets the same bytes alone or among others)."""
+        full, short = encode_variants(self.net, data, n, self.visibility(1, hide))
+        return full[0], short[0]
 
     def attach(self, tables: dict) -> "EmbeddingSpace":
         """Give the space the other tables it reads rows from: a table space reads none."""
@@ -220,6 +206,15 @@ class EmbeddingSpace:
     def encode(self, df: pd.DataFrame, hide: tuple[str, ...] = ()) -> np.ndarray:
         """(n, d_model) float32 row embeddings, L2-normalised. ``hide`` masks columns (e.g. a target)."""
         return self._encode_frame(df, 0, hide)
+
+    def encode_variants(self, df: pd.DataFrame, hides: list[tuple[str, ...]]) -> np.ndarray:
+        """(len(hides), n, d_model): the rows of ``df`` (``prepare``d) encoded once per set of hidden
+        columns — one transform and one pass of the column encoders, the joint encoder per set —
+        with exactly the bytes ``encode(df, hide=h)`` gives for each ``h``."""
+        visible = torch.stack([self.visibility(1, h)[0] for h in hides])
+        parts = [encode_variants(self.net, self.plan.transform(df.iloc[s:s + ENCODE_CHUNK]),
+                                 len(df.iloc[s:s + ENCODE_CHUNK]), visible)[0] for s in range(0, len(df), ENCODE_CHUNK)]
+        return np.concatenate(parts, axis=1) if parts else np.zeros((len(hides), 0, self.d_model), np.float32)
 
     def encode_short(self, df: pd.DataFrame) -> np.ndarray:
         """(n, 3) short embeddings on the unit sphere (spec §15)."""
