@@ -1,0 +1,104 @@
+"""The serving path: fixed-shape encoding forwards, occluded variants in one pass, the batched
+column encoders, and the numpy calendar of the timestamp codec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from featrix_model import EmbeddingSpace, Predictor
+from featrix_model.codecs.timestamp import calendar
+from featrix_model.encoding import ENCODE_BATCH
+from featrix_model.training.trainer import gather
+
+
+def _table(n: int, seed: int = 0) -> pd.DataFrame:
+    g = np.random.default_rng(seed)
+    df = pd.DataFrame({f"x{i}": g.normal(size=n) for i in range(4)})
+    df["size"] = g.choice(["small", "medium", "large"], n)
+    df["colour"] = g.choice(["red", "green", "blue", "black"], n)
+    df["when"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(g.integers(0, 8760, n), unit="h")
+    df["y"] = np.where(df["x0"] + (df["size"] == "large") > 0.5, "hi", "lo")
+    return df
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    df = _table(400)
+    space = EmbeddingSpace.fit(df.drop(columns=["y"]), epochs=2, progress=False, threads=1)
+    return space, Predictor.fit(space, df, "y", epochs=3, threads=1), _table(70, seed=1)
+
+
+def test_a_row_alone_gets_the_bytes_it_gets_among_others(fitted):
+    space, _, rows = fitted
+    assert len(rows) > 2 * ENCODE_BATCH  # several forwards, the last one padded
+    together = space.encode(rows.drop(columns=["y"]))
+    for i in (0, ENCODE_BATCH - 1, ENCODE_BATCH, len(rows) - 1):
+        assert space.encode(rows.drop(columns=["y"]).iloc[[i]]).tobytes() == together[i].tobytes()
+
+
+def test_occluded_variants_have_the_bytes_of_encoding_with_the_columns_hidden(fitted):
+    space, _, rows = fitted
+    X = space.prepare(rows.drop(columns=["y"]))
+    hides = [(), ("x0",), ("size", "when"), tuple(space.plan.columns)]
+    variants = space.encode_variants(X, hides)
+    assert variants.shape == (len(hides), len(X), space.d_model)
+    for v, h in zip(variants, hides):
+        assert v.tobytes() == space.encode(X, hide=h).tobytes()
+    assert not np.array_equal(variants[0], variants[1])  # hiding a column changes the embedding
+
+
+def test_single_row_importance_is_occlusion_of_each_column(fitted):
+    space, pred, rows = fitted
+    row = rows.drop(columns=["y"]).iloc[3].to_dict()
+    got = pred.predict(row)[0]
+    base = pred.predict(row, explain=False)[0]
+    assert got["probabilities"] == base["probabilities"] and base["feature_importance"] == {}
+    scores = lambda hide: pred.task_.scores(pred._outputs(space.prepare(pd.DataFrame([row])), hide)[1])  # noqa: E731
+    full = scores(())
+    for c, v in got["feature_importance"].items():
+        expected = pred.task_.row_score(full, full) - pred.task_.row_score(scores((c,)), full)
+        assert v == pytest.approx(float(expected[0]), abs=1e-6)
+    assert set(got["feature_importance"]) == set(space.plan.columns)
+    assert got == pred.predict(pd.DataFrame([row] * 3))[1]  # a row's response does not depend on its company
+
+
+def test_batched_encoders_compute_what_each_encoder_computes_and_train_each_one(fitted):
+    space, _, rows = fitted
+    net = space.net
+    batch = gather(space.plan.transform(space.prepare(rows.drop(columns=["y"]))), torch.arange(50))
+    net.eval()
+    with torch.no_grad():
+        full, short = net.encode_columns(batch)
+        alone = [enc(batch[c]) for c, enc in zip(net.columns, net.encoders)]
+    assert torch.allclose(full, torch.stack([a[0] for a in alone], 1), atol=1e-5)
+    assert torch.allclose(short, torch.stack([a[1] for a in alone], 1), atol=1e-5)
+    net.train()
+    net.zero_grad(set_to_none=True)
+    net.encode_columns(batch)[0].pow(2).sum().backward()
+    banked = {n for n, p in net.encoders.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    net.zero_grad(set_to_none=True)
+    torch.stack([enc(batch[c])[0] for c, enc in zip(net.columns, net.encoders)], 1).pow(2).sum().backward()
+    each = {n for n, p in net.encoders.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    net.zero_grad(set_to_none=True)
+    net.eval()
+    assert banked == each and len(each) > 10
+
+
+def test_the_numpy_calendar_agrees_with_pandas():
+    g = np.random.default_rng(0)
+    ns = g.integers(-2_000_000_000, 5_000_000_000, 20_000) * 10**9 + g.integers(0, 10**9, 20_000)
+    values = np.concatenate([ns.astype("datetime64[ns]"), [np.datetime64("NaT")],
+                             pd.date_range("1999-12-20", "2033-01-12", freq="13h").to_numpy("datetime64[ns]")])
+    cal, dt = calendar(values), pd.Series(values).dt
+    expected = {"second": dt.second, "microsecond": dt.microsecond, "minute": dt.minute, "hour": dt.hour,
+                "day": dt.day, "month": dt.month, "year": dt.year, "days_in_month": dt.days_in_month,
+                "day_of_week": dt.day_of_week, "day_of_year": dt.day_of_year, "iso_week": dt.isocalendar().week,
+                "days_in_year": pd.Series(np.where(dt.is_leap_year, 366, 365)).where(dt.year.notna())}
+    for name, want in expected.items():
+        assert np.array_equal(cal[name], want.to_numpy(dtype="float64", na_value=np.nan), equal_nan=True), name
+    assert cal["missing"].sum() == 1
+    seconds = (pd.Series(values) - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy("float64", na_value=np.nan)
+    assert np.allclose(cal["epoch_s"], seconds, rtol=0, atol=1e-5, equal_nan=True)
