@@ -19,6 +19,7 @@ import torch
 from featrix_model.training.config import (
     MIN_BATCH,
     MIN_STEPS,
+    PRUNE_MIN_STEPS,
     PER_COLUMN_S,
     TARGET_EPOCHS,
     TARGET_UPDATES,
@@ -423,6 +424,20 @@ def test_width_grows_with_the_columns_unless_the_budget_cannot_pay_for_it():
     gpu = [auto_config(r, c, device="cuda").d_model for r, c in ((5_000, 10), (5_000, 60), (200_000, 10),
                                                                  (2_000_000, 250))]
     assert gpu == [128, 256, 256, 512]
+
+
+def test_the_pool_is_explored_only_where_the_plan_paid_for_it():
+    # a 64-column table: with its 96-pair pool priced fewer than MIN_EPOCHS epochs fit, so the plan is
+    # priced without it, and then the pool must stay off (it once came back on, at ~3x the budget)
+    wide = auto_config(1_797, 64)
+    assert wide.relationship_pool == wide.max_pairs and "no relationship pruning" in wide.reasons["relationship_pool"]
+    starved = auto_config(40_000, 11)  # 5 steps per epoch with the pool priced: the budget goes to training
+    assert starved.rows_per_epoch // starved.batch_size < PRUNE_MIN_STEPS <= TARGET_EPOCHS
+    assert starved.relationship_pool == starved.max_pairs and "steps per epoch" in starved.reasons["relationship_pool"]
+    roomy = auto_config(10_000, 11)  # 9 steps per epoch: pruning runs
+    assert roomy.rows_per_epoch // roomy.batch_size >= PRUNE_MIN_STEPS and roomy.relationship_pool > roomy.max_pairs
+    caller = auto_config(40_000, 11, relationship_pool=15)  # the caller's pool is kept and priced
+    assert caller.relationship_pool == 15 and caller.rows_per_epoch < starved.rows_per_epoch
 
 
 def test_the_relational_parent_level_trains_the_fewest_epochs_the_dynamics_need():
