@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from featrix_model.codecs.base import Codec
+from featrix_model.codecs.base import ROWS, Codec, per_distinct
 from featrix_model.codecs.string import column_texts, embed_distinct, gather
 
 MAX_MEMBERS = 2048
@@ -169,8 +169,8 @@ class SetCodec(Codec):
         uniq = list(dict.fromkeys(sem_texts))
         where = {t: i for i, t in enumerate(uniq)}
         sem = embed_distinct(uniq)[[where[t] for t in sem_texts]] if texts else np.zeros((0, 384), np.float32)
-        return {"idx": torch.from_numpy(gather(idx, inv, 0)),
-                "semantic": torch.from_numpy(gather(sem, inv, 0.0)),
+        semantic, rows = per_distinct(sem, inv, 0.0)
+        return {"idx": torch.from_numpy(gather(idx, inv, 0)), "semantic": semantic, "semantic" + ROWS: rows,
                 "ordinal": torch.from_numpy(gather(self._ranks(texts), inv, -1.0)),
                 "missing": torch.from_numpy(inv < 0)}
 

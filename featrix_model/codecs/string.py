@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 from featrix_model import sentence
-from featrix_model.codecs.base import Codec
+from featrix_model.codecs.base import ROWS, Codec, per_distinct
 from featrix_model.types import id_pattern, is_random_token
 
 DIM = 384
@@ -206,17 +206,18 @@ class StringCodec(Codec):
 
     def transform(self, values: pd.Series) -> dict[str, torch.Tensor]:
         inv, texts = column_texts(values)
-        out = {"embedding": torch.from_numpy(embed_rows(inv, texts)), "missing": torch.from_numpy(inv < 0)}
+        out = {"missing": torch.from_numpy(inv < 0)}
+        out["embedding"], out["embedding" + ROWS] = per_distinct(embed_distinct(texts), inv, 0.0)
         if self.delimiter_ is not None:
             parts, mask = self._parts(texts)
-            out["parts"] = torch.from_numpy(gather(parts, inv, 0.0))
-            out["parts_mask"] = torch.from_numpy(gather(mask, inv, False))
+            out["parts"], out["parts" + ROWS] = per_distinct(parts, inv, 0.0)
+            out["parts_mask"], out["parts_mask" + ROWS] = per_distinct(mask, inv, False)
         if self.width_:
             ids = np.zeros((len(texts), self.width_), dtype=np.int64)
             for i, t in enumerate(texts):
                 row = [self.char_index_.get(ch, 0) for ch in t[:self.width_]]
                 ids[i, :len(row)] = row
-            out["chars"] = torch.from_numpy(gather(ids, inv, 0))
+            out["chars"], out["chars" + ROWS] = per_distinct(ids, inv, 0)
         return out
 
     def _parts(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from featrix_model import io
+from featrix_model.codecs.base import take_rows
 from featrix_model.network import Batch, EmbeddingNetwork
 from featrix_model.progress import epoch_line
 from featrix_model.training import checkpoint
@@ -52,8 +53,10 @@ def cuda_determinism(device: torch.device | str, deterministic: bool = True, all
 
 
 def gather(data: Batch, idx: torch.Tensor, device: torch.device | str | None = None) -> Batch:
-    """Rows ``idx`` of every column's tensors (kept on the CPU), moved to ``device`` for the step."""
-    return {c: {k: v[idx].to(device) if device is not None else v[idx] for k, v in t.items()} for c, t in data.items()}
+    """Rows ``idx`` of every column's tensors (kept on the CPU; per-distinct tables looked up per row,
+    ``codecs.base.take_rows``), moved to ``device`` for the step."""
+    rows = {c: take_rows(t, idx) for c, t in data.items()}
+    return rows if device is None else {c: {k: v.to(device) for k, v in t.items()} for c, t in rows.items()}
 
 
 def lr_factor(step: int, total: int) -> float:

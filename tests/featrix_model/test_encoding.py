@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from featrix_model import EmbeddingSpace, Predictor
+from featrix_model.codecs.base import ROWS, take_rows
 from featrix_model.codecs.timestamp import calendar
 from featrix_model.encoding import ENCODE_BATCH
 from featrix_model.training.trainer import gather
@@ -102,3 +103,15 @@ def test_the_numpy_calendar_agrees_with_pandas():
     assert cal["missing"].sum() == 1
     seconds = (pd.Series(values) - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy("float64", na_value=np.nan)
     assert np.allclose(cal["epoch_s"], seconds, rtol=0, atol=1e-5, equal_nan=True)
+
+
+def test_sentence_vectors_are_kept_once_per_distinct_value_not_per_row(fitted):
+    space, _, _ = fitted
+    many = _table(5_000, seed=2).drop(columns=["y"])
+    data = space.plan.transform(space.prepare(many))
+    colour = data["colour"]
+    assert colour["semantic"].shape == (5, 384)  # 4 colours and the missing row, for 5,000 rows
+    assert colour["semantic" + ROWS].shape == (5_000,)
+    per_row = take_rows(colour, torch.arange(5_000))["semantic"]
+    assert per_row.shape == (5_000, 384) and torch.equal(per_row[7], colour["semantic"][colour["semantic" + ROWS][7]])
+    assert torch.equal(gather(data, torch.arange(3))["colour"]["semantic"], per_row[:3])

@@ -11,6 +11,7 @@ import torch
 
 from featrix_model.codecs.set import SetCodec
 from featrix_model.encoders.set import SetEncoder
+from featrix_model.codecs.base import expand
 
 torch.set_num_threads(1)
 D = 64
@@ -29,7 +30,7 @@ def codec() -> SetCodec:
 
 def test_vocabulary_by_frequency_and_transform_shapes(codec):
     assert codec.members_ == ["shipped", "delivered", "pending", "canceled", "cancelled", "CANCELLED"]
-    b = codec.transform(STATUS)
+    b = expand(codec.transform(STATUS))
     n = len(STATUS)
     assert b["idx"].dtype == torch.int64 and b["idx"].shape == (n,)
     assert b["semantic"].dtype == torch.float32 and b["semantic"].shape == (n, 384)
@@ -44,14 +45,14 @@ def test_vocabulary_by_frequency_and_transform_shapes(codec):
 def test_state_round_trip_gives_identical_bytes(codec):
     again = SetCodec.from_config(json.loads(json.dumps(codec.to_config())))
     probe = pd.Series(["canceled", "returned", None, "shipped", "low"])
-    a, b = codec.transform(probe), again.transform(probe)
+    a, b = expand(codec.transform(probe)), expand(again.transform(probe))
     assert a.keys() == b.keys()
     for k in a:
         assert a[k].numpy().tobytes() == b[k].numpy().tobytes(), k
 
 
 def test_codec_semantic_path_groups_spelling_variants(codec):
-    s = codec.transform(pd.Series(["canceled", "cancelled", "CANCELLED", "shipped"]))["semantic"]
+    s = expand(codec.transform(pd.Series(["canceled", "cancelled", "CANCELLED", "shipped"])))["semantic"]
     variants = [_cos(s[i], s[j]) for i, j in ((0, 1), (0, 2), (1, 2))]
     to_shipped = [_cos(s[i], s[3]) for i in range(3)]
     assert min(variants) > max(to_shipped) + 0.3
@@ -60,7 +61,7 @@ def test_codec_semantic_path_groups_spelling_variants(codec):
 def test_fresh_encoder_output_groups_spelling_variants(codec):
     torch.manual_seed(0)
     enc = SetEncoder(D, **codec.encoder_kwargs()).eval()
-    full, short = enc(codec.transform(pd.Series(["canceled", "cancelled", "CANCELLED", "shipped"])))
+    full, short = enc(expand(codec.transform(pd.Series(["canceled", "cancelled", "CANCELLED", "shipped"]))))
     assert full.shape == (4, D) and short.shape == (4, 3)
     assert torch.allclose(short.norm(dim=-1), torch.ones(4), atol=1e-5)
     # initial gate 0.38 learned, capped at 0.30 by the 70% semantic floor
@@ -81,7 +82,7 @@ def test_raw_gate_starts_at_038():
 
 def test_missing_rows_get_exactly_the_learned_replacement(codec):
     enc = SetEncoder(D, **codec.encoder_kwargs())
-    b = codec.transform(pd.Series(["shipped", None, "", "pending"]))
+    b = expand(codec.transform(pd.Series(["shipped", None, "", "pending"])))
     full, short = enc(b)
     assert torch.equal(full[1], enc.missing_embedding.detach()) and torch.equal(full[2], enc.missing_embedding.detach())
     assert not torch.equal(full[0], enc.missing_embedding.detach())
@@ -90,7 +91,7 @@ def test_missing_rows_get_exactly_the_learned_replacement(codec):
 
 def test_unseen_category_uses_the_semantic_path_only(codec):
     enc = SetEncoder(D, **codec.encoder_kwargs()).eval()
-    b = codec.transform(pd.Series(["Cancelled by customer", "shipped"]))
+    b = expand(codec.transform(pd.Series(["Cancelled by customer", "shipped"])))
     assert b["idx"].tolist() == [0, 1] and not bool(b["missing"].any())
     full, _ = enc(b)
     with torch.no_grad():
@@ -124,11 +125,11 @@ def test_ordinal_detection_low_medium_high():
     c = SetCodec("risk").fit(pd.Series(["high", "low", "Medium", "low", "high", None]))
     assert c.encoder_kwargs()["is_ordinal"] is True
     assert c.report()["ordinal_order"] == ["low", "Medium", "high"]
-    r = c.transform(pd.Series(["low", "Medium", "high", "very high", "banana", None]))["ordinal"].tolist()
+    r = expand(c.transform(pd.Series(["low", "Medium", "high", "very high", "banana", None])))["ordinal"].tolist()
     assert r[0] < r[1] < r[2] < r[3] <= 1.0 and r[4] == -1.0 and r[5] == -1.0
     num = SetCodec("stars").fit(pd.Series([1, 2, 3, 5, 2, 1]))
     assert num.encoder_kwargs()["is_ordinal"] and num.report()["ordinal_order"] == ["1", "2", "3", "5"]
-    assert num.transform(pd.Series([1, 5, 4]))["ordinal"].tolist() == pytest.approx([0.0, 1.0, 5 / 6])
+    assert expand(num.transform(pd.Series([1, 5, 4])))["ordinal"].tolist() == pytest.approx([0.0, 1.0, 5 / 6])
     assert not SetCodec("zip").fit(pd.Series(["02134", "10001", "02134"])).encoder_kwargs()["is_ordinal"]
     for values in (["S", "M", "L", "XL"], ["strongly disagree", "agree", "neutral"], ["never", "often", "always"]):
         assert SetCodec().fit(pd.Series(values)).encoder_kwargs()["is_ordinal"], values
@@ -139,7 +140,7 @@ def test_ordinal_encoder_adds_order_features():
     torch.manual_seed(0)
     enc = SetEncoder(D, **c.encoder_kwargs())
     assert enc.is_ordinal and hasattr(enc, "ordinal")
-    b = c.transform(pd.Series(["low", "high"]))
+    b = expand(c.transform(pd.Series(["low", "high"])))
     full, _ = enc(b)
     b2 = dict(b, ordinal=-torch.ones(2))
     assert not torch.allclose(full, enc(b2)[0])
@@ -152,25 +153,25 @@ def test_boolean_normalisation():
     c = SetCodec("active", semantic_type="boolean").fit(values)
     assert c.semantic_type == "boolean" and sorted(c.members_) == ["false", "maybe", "true"]
     assert c.encoder_kwargs()["is_ordinal"] is False
-    idx = c.transform(values)["idx"].tolist()
+    idx = expand(c.transform(values))["idx"].tolist()
     t, f = c.index_["true"], c.index_["false"]
     assert idx[:7] == [t] * 7 and idx[7:12] == [f] * 5 and idx[12] == 0
     again = SetCodec.from_config(json.loads(json.dumps(c.to_config())))
-    assert again.semantic_type == "boolean" and again.transform(values)["idx"].tolist() == idx
+    assert again.semantic_type == "boolean" and expand(again.transform(values))["idx"].tolist() == idx
 
 
 def test_vocabulary_cap_sends_rare_members_to_oov():
     values = pd.Series(["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d"])
     c = SetCodec("x", max_members=2).fit(values)
     assert c.members_ == ["a", "b"] and c.report()["oov_share"] == pytest.approx(4 / 13, abs=1e-4)
-    assert c.transform(pd.Series(["c", "d", "a"]))["idx"].tolist() == [0, 0, 1]
+    assert expand(c.transform(pd.Series(["c", "d", "a"])))["idx"].tolist() == [0, 0, 1]
 
 
 def test_sentence_model_called_once_per_distinct_string(embed_calls):
     calls = embed_calls
     values = pd.Series(np.random.default_rng(0).choice(["alpha", "beta", "gamma", "delta"], 5000))
     c = SetCodec("x").fit(values)
-    c.transform(values)
+    expand(c.transform(values))
     sent = [t for call in calls for t in call]
     assert sorted(sent) == ["alpha", "beta", "delta", "gamma"]
 

@@ -14,6 +14,7 @@ import torch
 from featrix_model import sentence
 from featrix_model.codecs.string import StringCodec
 from featrix_model.encoders.string import StringEncoder
+from featrix_model.codecs.base import expand
 
 torch.set_num_threads(1)
 D = 64
@@ -35,7 +36,7 @@ def test_comma_lists_recommend_delim_attn():
     c = StringCodec("colours").fit(LISTS)
     assert "DELIM_ATTN" in c.recommended_ and c.delimiter_ == ","
     assert any("comma-delimited" in r and "DELIM_ATTN" in r for r in c.report()["reasons"])
-    b = c.transform(pd.Series(["red,green", "blue", None, ",".join(COLOURS + ["teal"])]))
+    b = expand(c.transform(pd.Series(["red,green", "blue", None, ",".join(COLOURS + ["teal"])])))
     assert b["parts"].shape == (4, 8, 384) and b["parts"].dtype == torch.float32
     assert b["parts_mask"].sum(dim=1).tolist() == [2, 1, 0, 8]  # capped at 8 items
     red = sentence.embed(["red"])[0]
@@ -53,7 +54,7 @@ def test_fixed_width_codes_recommend_radix():
     c = StringCodec("part_no").fit(CODES)
     assert "RADIX" in c.recommended_ and "DELIM_ATTN" not in c.recommended_
     assert c.width_ == 9 and c.encoder_kwargs()["n_chars"] == 8 + 10 + 1  # A-H, digits, "-"
-    b = c.transform(pd.Series(["ABC-12345", "ZZZ-1", None]))
+    b = expand(c.transform(pd.Series(["ABC-12345", "ZZZ-1", None])))
     assert b["chars"].shape == (3, 9) and b["chars"].dtype == torch.int64
     assert int(b["chars"][0, 3]) == c.char_index_["-"] and int(b["chars"][1, 0]) == 0  # unseen char → 0
     assert b["chars"][1, 5:].tolist() == [0] * 4 and b["chars"][2].tolist() == [0] * 9
@@ -89,7 +90,7 @@ def test_state_round_trip_gives_identical_bytes(values):
     c = StringCodec("s").fit(values)
     again = StringCodec.from_config(json.loads(json.dumps(c.to_config())))
     probe = pd.concat([values.iloc[:20], pd.Series([None, "unseen thing", "QQQ-00000"])], ignore_index=True)
-    a, b = c.transform(probe), again.transform(probe)
+    a, b = expand(c.transform(probe)), expand(again.transform(probe))
     assert a.keys() == b.keys()
     for k in a:
         assert a[k].numpy().tobytes() == b[k].numpy().tobytes(), k
@@ -98,7 +99,7 @@ def test_state_round_trip_gives_identical_bytes(values):
 def test_missing_rows_get_exactly_the_learned_replacement():
     c = StringCodec("notes").fit(TEXT)
     enc = StringEncoder(D, **c.encoder_kwargs())
-    full, _ = enc(c.transform(pd.Series(["a cat", None, "   "])))
+    full, _ = enc(expand(c.transform(pd.Series(["a cat", None, "   "]))))
     assert torch.equal(full[1], enc.missing_embedding.detach()) and torch.equal(full[2], enc.missing_embedding.detach())
     assert not torch.equal(full[0], enc.missing_embedding.detach())
 
@@ -116,7 +117,7 @@ def test_pruning_keeps_exactly_two_strategies_after_warmup():
     assert sum(v > 0 for v in rep["strategy_weights"].values()) == 2
     assert sum(rep["strategy_weights"].values()) == pytest.approx(1.0)
     assert enc.on_epoch_end(3, 0.5) == [] and len(enc.report()["active"]) == 2
-    b = c.transform(LISTS.iloc[:16])
+    b = expand(c.transform(LISTS.iloc[:16]))
     again = StringEncoder(D, **c.encoder_kwargs())
     again.load_state_dict(enc.state_dict())
     assert again.report()["active"] == rep["active"]
@@ -142,12 +143,12 @@ def test_pruned_strategies_are_not_computed(monkeypatch):
 def test_sentence_model_called_once_per_distinct_string():
     sentence.clear_cache()
     c = StringCodec("colours").fit(LISTS)
-    c.transform(LISTS)
+    expand(c.transform(LISTS))
     texts = {str(v).strip() for v in LISTS.dropna()}
     parts = {p for t in texts for p in t.split(",")}
     info = sentence.cache_info()
     assert info["strings_encoded"] == len(texts | parts)
-    c.transform(LISTS)  # a second transform is served from the cache
+    expand(c.transform(LISTS))  # a second transform is served from the cache
     assert sentence.cache_info()["strings_encoded"] == info["strings_encoded"]
 
 

@@ -14,6 +14,7 @@ import torch
 from featrix_model.codecs.string import StringCodec
 from featrix_model.encoders.string import StringEncoder
 from featrix_model.joint import JointEncoder
+from featrix_model.codecs.base import expand
 
 torch.set_num_threads(1)
 D = 64
@@ -26,7 +27,7 @@ WEIGHTS = [0.0, 0.25, 0.5, 0.75, 0.9, 0.99]
 @pytest.fixture(scope="module")
 def text():
     codec = StringCodec("notes").fit(TEXT)
-    return codec, codec.transform(TEXT)  # 200 distinct strings, real sentence embeddings
+    return codec, expand(codec.transform(TEXT))  # 200 distinct strings, real sentence embeddings
 
 
 def _spread(t: torch.Tensor) -> float:
