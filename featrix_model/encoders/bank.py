@@ -11,7 +11,9 @@ the floats differ in the last bits from calling the encoders one by one; the net
 this path (training, validation and encoding alike), so what is validated is what is served.
 
 ``encode_grouped(encoders, batches)`` returns every column's (full, short) like calling each
-encoder; encoders of other types (and groups of one) are called as they are.
+encoder; encoders of other types (and groups of one) are called as they are. The gate
+diagnostics each encoder reports are written to its ``__dict__`` directly: ``nn.Module.__setattr__``
+checks a tensor against ``Parameter`` at ~0.5 ms a time, 11 ms of a single-row predict (profiled).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def _scalars(encs: list[AdaptiveScalarEncoder], batches: list[dict]) -> torch.Te
     g = torch.sigmoid(mlp(torch.cat([h_cont, h_bin], dim=-1), [e.gate for e in encs], first.training))
     for k, (e, b) in enumerate(zip(encs, batches)):
         present = ~b["missing"].to(g.device)
-        e._last_gate = g[k].detach().squeeze(-1)[present].mean() if present.any() else g[k].detach().mean()
+        e.__dict__["_last_gate"] = g[k].detach().squeeze(-1)[present].mean() if present.any() else g[k].detach().mean()
     return layer_norm(linear(g * h_cont + (1 - g) * h_bin, [e.out for e in encs]), [e.norm for e in encs])
 
 
@@ -64,7 +66,7 @@ def _sets(encs: list[SetEncoder], batches: list[dict]) -> torch.Tensor:
         out = out + torch.where(rank >= 0, ordv, torch.zeros_like(ordv))
     for k, (e, b) in enumerate(zip(encs, batches)):
         present = known[k].squeeze(-1) & ~b["missing"].to(idx.device)
-        e._gate_sum, e._gate_count = g[k].detach().squeeze(-1)[present].sum(), present.sum()
+        e.__dict__.update(_gate_sum=g[k].detach().squeeze(-1)[present].sum(), _gate_count=present.sum())
     return out
 
 
