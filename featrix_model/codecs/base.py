@@ -34,6 +34,12 @@ def expand(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return take_rows(tensors, torch.arange(len(tensors["missing"])))
 
 
+def per_row(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` as they are when already per row (a batch from ``take_rows``), else ``expand``ed:
+    an encoder takes a codec's output directly as well as a training batch."""
+    return expand(tensors) if any(k.endswith(ROWS) for k in tensors) else tensors
+
+
 def as_text(values: pd.Series) -> pd.Series:
     """``values.astype(str)``, safe for ``bytes`` cells that are not UTF-8 (they show as ``b'...'``)."""
     try:

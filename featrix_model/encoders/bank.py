@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from featrix_model.codecs.base import per_row
 from featrix_model.encoders.base import ColumnEncoder
 from featrix_model.stacked import layer_norm, linear, lookup, mlp
 from featrix_model.encoders.scalar import AdaptiveScalarEncoder
@@ -81,6 +82,7 @@ def _group_key(enc: ColumnEncoder):
 def encode_grouped(encoders: list[ColumnEncoder], batches: list[dict]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Every encoder's (full (n, d), short (n, 3)) on its batch, same-type encoders in one call."""
     out: list = [None] * len(encoders)
+    batches = [per_row(b) for b in batches]
     groups: dict = {}
     for i, enc in enumerate(encoders):
         key = _group_key(enc)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from featrix_model.codecs.base import per_row
+
 
 class ColumnEncoder(nn.Module):
     """Turns one column's codec tensors into ``(full_vec (n, d_model), short_vec (n, 3))``.
@@ -34,6 +36,7 @@ class ColumnEncoder(nn.Module):
         """Embed present values: (n, d_model)."""
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = per_row(batch)
         full = self.encode(batch)
         missing = batch["missing"].to(full.device).unsqueeze(-1)
         full = torch.where(missing, self.missing_embedding.expand_as(full), full)
