@@ -26,6 +26,7 @@ from featrix_model.network import Batch, EmbeddingNetwork
 from featrix_model.training.trainer import gather
 
 ENCODE_BATCH = 32
+BLOCK_ROWS = 64 * ENCODE_BATCH  # rows whose column embeddings are held at once (memory: rows × columns × d)
 
 
 def fixed_batches(n: int) -> Iterator[tuple[int, int, torch.Tensor]]:
@@ -47,17 +48,26 @@ def encode_variants(net: EmbeddingNetwork, data: Batch, n: int,
         return np.zeros((n_variants, 0, d), np.float32), np.zeros((n_variants, 0, 3), np.float32)
     if net.training:  # switching every module recursively costs milliseconds per call
         net.eval()
-    dev = net.device
+    visible = visible.to(net.device)
+    blocks = [_block(net, data, start, min(n, start + BLOCK_ROWS), visible) for start in range(0, n, BLOCK_ROWS)]
+    return np.concatenate([b[0] for b in blocks], axis=1), np.concatenate([b[1] for b in blocks], axis=1)
+
+
+def _block(net: EmbeddingNetwork, data: Batch, first: int, stop: int,
+           visible: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Rows first..stop-1: their column embeddings (BLOCK_ROWS at most are held), then the joint
+    encoder on every (row, variant) pair, all in ENCODE_BATCH-row forwards."""
+    n, n_variants, dev = stop - first, int(visible.shape[0]), net.device
     cols = []
-    for start, stop, idx in fixed_batches(n):
-        full, _ = net.encode_columns(gather(data, idx, dev))
-        cols.append(full[: stop - start])
+    for start, end, idx in fixed_batches(n):
+        full, _ = net.encode_columns(gather(data, idx + first, dev))
+        cols.append(full[: end - start])
     columns = torch.cat(cols)
-    visible = visible.to(dev)
     fulls, shorts = [], []
-    for start, stop, entry in fixed_batches(n * n_variants):
+    for start, end, entry in fixed_batches(n * n_variants):
         entry = entry.to(dev)
         emb, short = net.joint(columns[entry % n], visible[entry // n])
-        fulls.append(emb[: stop - start].cpu())
-        shorts.append(short[: stop - start].cpu())
+        fulls.append(emb[: end - start].cpu())
+        shorts.append(short[: end - start].cpu())
+    d = net.joint.d_model
     return (torch.cat(fulls).numpy().reshape(n_variants, n, d), torch.cat(shorts).numpy().reshape(n_variants, n, 3))

@@ -37,13 +37,12 @@ from featrix_model.head import (OVER_BUDGET_WARN, HeadTrainer, PredictorMLP, cho
                                 hidden_width, plan_epochs)
 from featrix_model.jsonable import to_jsonable
 from featrix_model.loading import load_space
-from featrix_model.space import use_threads
+from featrix_model.space import ENCODE_CHUNK, use_threads
 from featrix_model.tasks import TaskType, detect_kind, make_task, resolve_kind, task_from_state  # noqa: F401 (re-exported)
 from featrix_model.training.trainer import cuda_determinism
 
 log = logging.getLogger("featrix_model")
 FORMAT, VERSION = "featrix-predictor", 2
-EXPLAIN_ROWS = 2048  # rows encoded together with their occluded variants (bounds memory: columns × rows)
 IMPORTANCE = ("column occlusion: each column hidden with the space's MARGINAL token; "
               "value = score with the column − score without it")
 
@@ -233,9 +232,9 @@ class Predictor:
         cols = [c for c in self.space.plan.columns if c not in self.hidden_] if explain else []
         meta = {"kind": self.task_.kind.value, "model_version": self.model_version_, "importance_method": IMPORTANCE,
                 **self.task_.response_metadata()}
-        out = []
-        for s in range(0, len(df), EXPLAIN_ROWS):
-            out += self._chunk_responses(df.iloc[s:s + EXPLAIN_ROWS].reset_index(drop=True), cols, meta)
+        out, step = [], max(1, ENCODE_CHUNK // (1 + len(cols)))  # rows × variants held at once: one encode chunk
+        for s in range(0, len(df), step):
+            out += self._chunk_responses(df.iloc[s:s + step].reset_index(drop=True), cols, meta)
         return out
 
     def _chunk_responses(self, df: pd.DataFrame, cols: list[str], meta: dict) -> list[dict]:

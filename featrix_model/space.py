@@ -208,9 +208,10 @@ class EmbeddingSpace:
         return self._encode_frame(df, 0, hide)
 
     def encode_variants(self, df: pd.DataFrame, hides: list[tuple[str, ...]]) -> np.ndarray:
-        """(len(hides), n, d_model): the rows of ``df`` (``prepare``d) encoded once per set of hidden
-        columns — one transform and one pass of the column encoders, the joint encoder per set —
-        with exactly the bytes ``encode(df, hide=h)`` gives for each ``h``."""
+        """(len(hides), n, d_model): the rows of ``df`` encoded once per set of hidden columns — one
+        transform and one pass of the column encoders, the joint encoder per set — with exactly the
+        bytes ``encode(df, hide=h)`` gives for each ``h``."""
+        df = self.prepare(df, tuple(c for h in hides for c in h))
         visible = torch.stack([self.visibility(1, h)[0] for h in hides])
         parts = [encode_variants(self.net, self.plan.transform(df.iloc[s:s + ENCODE_CHUNK]),
                                  len(df.iloc[s:s + ENCODE_CHUNK]), visible)[0] for s in range(0, len(df), ENCODE_CHUNK)]

@@ -66,7 +66,9 @@ class Codec(ABC):
     ending in ``_``) and returns ``self``. Subclasses implement:
 
     * ``fit(values)`` — learn statistics / vocabularies from the training column.
-    * ``transform(values) -> dict[str, Tensor]`` — batch-first tensors with ``len(values)`` rows.
+    * ``transform(values) -> dict[str, Tensor]`` — batch-first tensors with ``len(values)`` rows, or
+      a per-distinct table ``key`` with its row index ``key + ROWS`` (``per_distinct``; ``take_rows``
+      and ``expand`` give the per-row form encoders take).
       Always includes ``"missing"``: a bool tensor (n,) marking null / unparseable values (the
       encoder swaps in its learned replacement embedding there, spec §1.4). Must be vectorised.
     * ``get_state() / set_state(state)`` — fitted state as JSON-able dict (no pickle).

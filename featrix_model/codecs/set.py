@@ -7,7 +7,8 @@ generalization to unseen categories." The codec gives the encoder both inputs pe
   sorted by frequency (ties by text), capped at ``max_members`` (2,048); index 0 is reserved for
   unknown / out-of-vocabulary values (rarer members beyond the cap, values unseen at fit) and for
   missing rows.
-* ``semantic`` float32 (n, 384) - the sentence embedding of the value's text for the SEMANTIC path
+* ``semantic`` float32 (n, 384) per row (kept once per distinct value with a ``semantic.rows`` index,
+  ``codecs.base.per_distinct``) - the sentence embedding of the value's text for the SEMANTIC path
   ("BERT("unemployed")"), for known and unseen values alike: "When an unseen category appears at
   inference, the semantic path is used exclusively". Underscores are read as spaces
   ("Senior_software_engineer" → "Senior software engineer"). Only the distinct values of the

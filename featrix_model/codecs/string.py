@@ -3,7 +3,7 @@
 Spec §5.2: "Free-form text passes through a centralized String Embedding Server that hosts a
 pre-trained sentence transformer (all-MiniLM-L6-v2, 384-dim) ... an LRU cache of 131,072 entries
 minimizes redundant calls." Here that server is :mod:`featrix_model.sentence`; every codec sends it
-only the DISTINCT strings of a column (``column_texts`` factorises, ``embed_rows`` gathers back with
+only the DISTINCT strings of a column (``column_texts`` factorises, ``per_distinct`` keeps them with
 the inverse index), so each distinct string is embedded once per fit/transform, never per row and
 never per epoch (transform runs once per column; encoders only index its tensors).
 
@@ -23,10 +23,11 @@ values suggests DELIM_ATTN." Concretely:
 * One MLP level, from the share of distinct values: < 10% → AGGRESSIVE (low-entropy text),
   < 50% → MODERATE, else STANDARD.
 
-Transform keys: ``embedding`` float32 (n, 384); for DELIM_ATTN also ``parts`` float32 (n, 8, 384)
-(up to 8 stripped, non-empty items per value, each embedded once per distinct item; 12 KB per row,
-so very long DELIM_ATTN columns cost memory) and ``parts_mask`` bool (n, 8); for RADIX ``chars``
-int64 (n, W) (ids of the characters seen at fit, 0 = pad/unknown); always ``missing`` bool (n,).
+Transform keys, per row after ``codecs.base.take_rows`` (kept once per distinct value, each with a
+``.rows`` index, by ``per_distinct``): ``embedding`` float32 (n, 384); for DELIM_ATTN also ``parts``
+float32 (n, 8, 384) (up to 8 stripped, non-empty items per value, each embedded once per distinct
+item) and ``parts_mask`` bool (n, 8); for RADIX ``chars`` int64 (n, W) (ids of the characters seen
+at fit, 0 = pad/unknown); always ``missing`` bool (n,), row-aligned.
 """
 
 from __future__ import annotations

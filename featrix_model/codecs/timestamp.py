@@ -131,15 +131,17 @@ def _epoch_seconds(utc: pd.Series) -> np.ndarray:
 
 
 def calendar(values: np.ndarray) -> dict[str, np.ndarray]:
-    """Calendar fields of datetime64[ns] ``values`` in plain numpy (float64, NaN where NaT): what
+    """Calendar fields of datetime64 ``values`` (any unit; computed in microseconds, so years 1 to
+    9999 fit) in plain numpy (float64, NaN where NaT): what
     pandas' ``.dt`` accessors give — second, microsecond, minute, hour, day, month, year,
     days_in_month, day_of_week (Monday 0), day_of_year, days_in_year, ISO week — plus ``epoch_s``
     and ``missing``. One row costs microseconds instead of the accessors' milliseconds each."""
+    values = np.asarray(values).astype("datetime64[us]")  # ns would overflow outside 1678–2262 (9999-12-31)
     missing = np.isnat(values)
-    ns = np.where(missing, 0, values.astype("int64"))
-    day_ns = 86_400 * 10**9
-    days = ns // day_ns
-    rem = ns - days * day_ns
+    us = np.where(missing, 0, values.astype("int64"))
+    day_us = 86_400 * 10**6
+    days = us // day_us
+    rem = us - days * day_us
     d = days.astype("datetime64[D]")
     month0, year0 = d.astype("datetime64[M]"), d.astype("datetime64[Y]")
     year = year0.astype("int64") + 1970
@@ -147,13 +149,13 @@ def calendar(values: np.ndarray) -> dict[str, np.ndarray]:
     dow = (days + 3) % 7  # 1970-01-01 was a Thursday (3 with Monday 0)
     week = (doy - (dow + 1) + 10) // 7  # ISO 8601: the week holding the year's first Thursday is week 1
     week = np.where(week < 1, _iso_weeks(year - 1), np.where(week > _iso_weeks(year), 1, week))
-    out = {"second": rem // 10**9 % 60, "microsecond": rem // 1000 % 10**6, "minute": rem // (60 * 10**9) % 60,
-           "hour": rem // (3600 * 10**9), "day": (d - month0.astype("datetime64[D]")).astype("int64") + 1,
+    out = {"second": rem // 10**6 % 60, "microsecond": rem % 10**6, "minute": rem // (60 * 10**6) % 60,
+           "hour": rem // (3600 * 10**6), "day": (d - month0.astype("datetime64[D]")).astype("int64") + 1,
            "month": month0.astype("int64") % 12 + 1, "year": year,
            "days_in_month": ((month0 + 1).astype("datetime64[D]") - month0.astype("datetime64[D]")).astype("int64"),
            "day_of_week": dow, "day_of_year": doy, "iso_week": week,
            "days_in_year": ((year0 + 1).astype("datetime64[D]") - year0.astype("datetime64[D]")).astype("int64"),
-           "epoch_s": ns / 1e9}
+           "epoch_s": us / 1e6}
     out = {k: np.where(missing, np.nan, v.astype("float64")) for k, v in out.items()}
     out["missing"] = missing
     return out
@@ -192,7 +194,7 @@ class TimestampCodec(Codec):
     def transform(self, values: pd.Series) -> dict[str, torch.Tensor]:
         st = self.state_
         utc, offset, _ = parse_timestamps(values)
-        cal = calendar(utc.to_numpy(dtype="datetime64[ns]"))
+        cal = calendar(utc.to_numpy())
         missing, secs = cal["missing"], cal["epoch_s"]
         cyclic = [(cal["second"] + cal["microsecond"] / 1e6) / 60.0, cal["minute"] / 60.0, cal["hour"] / 24.0,
                   (cal["day"] - 1) / cal["days_in_month"], cal["day_of_week"] / 7.0, (cal["month"] - 1) / 12.0,

@@ -50,8 +50,13 @@ class TimestampEncoder(ColumnEncoder):
         x = batch["features"].to(self.inp.weight.dtype)
         present = ~batch["missing"].to(x.device)
         full = x.new_zeros(x.shape[0], self.d_model)
+        if not self.training:  # every row, then masked: a row's bytes must not depend on how many are present
+            h = self.drop(F.gelu(self._bn(self.bn1, self.inp(x))))
+            h = h + self.drop(F.gelu(self._bn(self.bn2, self.mid(h))))
+            return torch.where(present.unsqueeze(-1), self.out(h), full)
         if not bool(present.any()):
             return full
+        # training: the batch norms see the present rows only (missing rows' zeros would skew them)
         h = self.drop(F.gelu(self._bn(self.bn1, self.inp(x[present]))))
         h = h + self.drop(F.gelu(self._bn(self.bn2, self.mid(h))))
         return full.index_put((present.nonzero(as_tuple=True)[0],), self.out(h))

@@ -286,9 +286,8 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
                                  f"AUC 0.78 after 15–30 epochs, 0.77 after 56–60); {priced}")
             return
         cfg.epochs = max(1, min(target, int(total // full_cost)))
-        if cfg.epochs < MIN_EPOCHS and price_pool and prunable and not overrides.get("epochs"):
-            return _unpriced_pool(cfg, why, n_cols, n_train, steps_full, budget, overrides,
-                                  f"only {cfg.epochs} epochs")
+        if cfg.epochs < MIN_EPOCHS <= target and price_pool and prunable and not overrides.get("epochs"):
+            return _unpriced_pool(cfg, why, n_cols, n_train, steps_full, budget, overrides, _count(cfg.epochs, "epoch"))
         cfg.epochs = target if overrides.get("epochs") else cfg.epochs
         why["epochs"] = f"{cfg.epochs} full passes of {steps_full} steps (every row each epoch); {priced}"
         return
@@ -300,12 +299,13 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
     while steps > MIN_STEPS and target * epoch_cost(steps, target) > total:
         steps -= 1
     cfg.epochs = target if overrides.get("epochs") else max(1, min(target, int(total // epoch_cost(steps, target))))
-    if cfg.epochs < MIN_EPOCHS and price_pool and prunable:  # no pruning then: re-plan without its tokens and forwards
-        return _unpriced_pool(cfg, why, n_cols, n_train, steps_full, budget, overrides, f"only {cfg.epochs} epochs")
-    if price_pool and prunable and steps < min(PRUNE_MIN_STEPS, steps_full) and \
+    priced_pool = price_pool and prunable and target >= MIN_EPOCHS and not overrides.get("epochs")
+    if cfg.epochs < MIN_EPOCHS and priced_pool:  # no pruning then: re-plan without its tokens and forwards
+        return _unpriced_pool(cfg, why, n_cols, n_train, steps_full, budget, overrides, _count(cfg.epochs, "epoch"))
+    if priced_pool and cfg.device == "cpu" and steps < min(PRUNE_MIN_STEPS, steps_full) and \
             overrides.get("relationship_pool") is None:  # budget-starved epochs: train instead of exploring
         return _unpriced_pool(cfg, why, n_cols, n_train, steps_full, budget, overrides,
-                              f"only {steps} steps per epoch (pruning needs {PRUNE_MIN_STEPS})")
+                              f"{_count(steps, 'step')} per epoch (pruning needs at least {PRUNE_MIN_STEPS})")
     cfg.validation_rows = min(n_val, max(2 * bs, steps * bs // 2))
     why["validation_rows"] = (f"{cfg.validation_rows:,} of the {n_val:,} validation rows are scored each epoch (a fixed "
                               "set, half an epoch's training rows, at least two batches): the budget pays for them")
@@ -378,6 +378,10 @@ def _plan_pool(cfg: TrainingConfig, why: dict, n_cols: int, overrides: dict) -> 
     why["relationship_pool"] = (f"{cfg.relationship_pool} candidate pairs (of {possible}) explored, then pruned by causal "
                                 f"lift to {cfg.max_pairs}: two thirds ranked by mutual information, a third drawn at random "
                                 "from the rest (a pair can matter without its columns depending on each other)")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"only {n} {noun}{'' if n == 1 else 's'}"
 
 
 def _temperature_reason(t: float) -> str:

@@ -34,6 +34,7 @@ from featrix_model.codecs.string import column_texts
 from featrix_model.codecs.timestamp import TimestampCodec, parse_timestamps
 from featrix_model.codecs.vector import VectorCodec
 from featrix_model.types import SemanticType, detect_type, profile_column
+from featrix_model.codecs.base import expand
 
 ENCODERS = {t: enc for t, (_, enc) in default_column_types().items()}
 PROPERTY = settings(max_examples=50, deadline=None, derandomize=True, database=None,
@@ -57,7 +58,7 @@ def column(values: list) -> pd.Series:
 
 def assert_finite(out: dict[str, torch.Tensor], n: int, codec: Codec) -> None:
     """Finite codec tensors, one row per value, and finite embeddings from the type's encoder."""
-    for key, t in out.items():
+    for key, t in expand(out).items():  # per-distinct tables (codecs.base.per_distinct) gathered per row
         assert t.shape[0] == n, key
         if t.is_floating_point():
             assert torch.isfinite(t).all(), (key, t)
