@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from featrix_model.groups import GroupEmbedding
-from featrix_model.stacked import mlp
 
 N_OPS = 8
 DIV_EPS = 0.1
@@ -128,7 +127,7 @@ class JointEncoder(nn.Module):
         return 1 + self.n_cols + self.relationships.n_tokens
 
     def forward(self, cols: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        converted = mlp(cols.transpose(0, 1), list(self.in_converters), self.training).transpose(0, 1)
+        converted = torch.stack([conv(cols[:, i]) for i, conv in enumerate(self.in_converters)], dim=1)
         converted = self.in_norm(converted + cols)
         tokens = torch.where(visible.unsqueeze(-1), converted, self.marginal_token.expand_as(converted))
         tokens = tokens + self.column_position + self.groups()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from featrix_model.encoders.bank import encode_grouped
 from featrix_model.encoders.base import ColumnEncoder
 from featrix_model.joint import JointEncoder
 
@@ -38,7 +37,7 @@ class EmbeddingNetwork(nn.Module):
         return self.predict_bias.device
 
     def encode_columns(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        fulls, shorts = zip(*encode_grouped(list(self.encoders), [batch[name] for name in self.columns]))
+        fulls, shorts = zip(*(enc(batch[name]) for name, enc in zip(self.columns, self.encoders)))
         return torch.stack(fulls, dim=1), torch.stack(shorts, dim=1)
 
     def present(self, batch: Batch) -> torch.Tensor:

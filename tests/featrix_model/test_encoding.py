@@ -67,28 +67,6 @@ def test_single_row_importance_is_occlusion_of_each_column(fitted):
     assert got == pred.predict(pd.DataFrame([row] * 3))[1]  # a row's response does not depend on its company
 
 
-def test_batched_encoders_compute_what_each_encoder_computes_and_train_each_one(fitted):
-    space, _, rows = fitted
-    net = space.net
-    batch = gather(space.plan.transform(space.prepare(rows.drop(columns=["y"]))), torch.arange(50))
-    net.eval()
-    with torch.no_grad():
-        full, short = net.encode_columns(batch)
-        alone = [enc(batch[c]) for c, enc in zip(net.columns, net.encoders)]
-    assert torch.allclose(full, torch.stack([a[0] for a in alone], 1), atol=1e-5)
-    assert torch.allclose(short, torch.stack([a[1] for a in alone], 1), atol=1e-5)
-    net.train()
-    net.zero_grad(set_to_none=True)
-    net.encode_columns(batch)[0].pow(2).sum().backward()
-    banked = {n for n, p in net.encoders.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-    net.zero_grad(set_to_none=True)
-    torch.stack([enc(batch[c])[0] for c, enc in zip(net.columns, net.encoders)], 1).pow(2).sum().backward()
-    each = {n for n, p in net.encoders.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
-    net.zero_grad(set_to_none=True)
-    net.eval()
-    assert banked == each and len(each) > 10
-
-
 def test_the_numpy_calendar_agrees_with_pandas():
     g = np.random.default_rng(0)
     ns = g.integers(-2_000_000_000, 5_000_000_000, 20_000) * 10**9 + g.integers(0, 10**9, 20_000)
