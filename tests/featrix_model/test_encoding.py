@@ -30,7 +30,7 @@ def _table(n: int, seed: int = 0) -> pd.DataFrame:
 def fitted():
     df = _table(400)
     space = EmbeddingSpace.fit(df.drop(columns=["y"]), epochs=2, progress=False, threads=1)
-    return space, Predictor.fit(space, df, "y", epochs=3, threads=1), _table(70, seed=1)
+    return space, Predictor.fit(space, df, "y", epochs=3, threads=1), _table(2 * 64 + 9, seed=1)
 
 
 def test_a_row_alone_gets_the_bytes_it_gets_among_others(fitted):
