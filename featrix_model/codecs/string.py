@@ -114,11 +114,6 @@ def embed_distinct(texts: list[str]) -> np.ndarray:
     return sentence.embed(list(texts))
 
 
-def embed_rows(inv: np.ndarray, texts: list[str]) -> np.ndarray:
-    """(n, 384) embeddings: the distinct texts embedded once, gathered per row (zeros when missing)."""
-    return gather(embed_distinct(texts), inv, 0.0)
-
-
 def embed_optional(items: list[str | None]) -> np.ndarray:
     """(len, 384) embeddings of per-distinct items where None/"" gives a zero vector; each distinct
     non-empty item is embedded once."""
@@ -258,4 +253,4 @@ class StringCodec(Codec):
 
 
 _NAMES = {",": "comma", ";": "semicolon", "|": "pipe", "/": "slash"}
-__all__ = ["StringCodec", "column_texts", "embed_rows", "embed_distinct", "embed_optional", "gather", "to_text"]
+__all__ = ["StringCodec", "column_texts", "embed_distinct", "embed_optional", "gather", "to_text"]
