@@ -161,12 +161,6 @@ class EmbeddingSpace:
                 visible[:, self.plan.columns.index(c)] = False
         return visible
 
-    def _encode_tensors(self, data, n: int, hide=()) -> tuple[np.ndarray, np.ndarray]:
-        """Row and short embeddings of rows 0..n-1 of ``data`` with ``hide`` masked, in fixed-shape
-        forwards (``featrix_model.encoding``: a row gets the same bytes alone or among others)."""
-        full, short = encode_variants(self.net, data, n, self.visibility(1, hide))
-        return full[0], short[0]
-
     def attach(self, tables: dict) -> "EmbeddingSpace":
         """Give the space the other tables it reads rows from: a table space reads none."""
         return self
@@ -198,10 +192,18 @@ class EmbeddingSpace:
         return self._encode_prepared(self.prepare(df, hide), which, hide)
 
     def _encode_prepared(self, df: pd.DataFrame, which: int, hide=()) -> np.ndarray:
-        """Transform and encode in chunks so memory stays bounded on large tables."""
-        chunks = (df.iloc[s:s + ENCODE_CHUNK] for s in range(0, len(df), ENCODE_CHUNK))
-        parts = [self._encode_tensors(self.plan.transform(c), len(c), hide)[which] for c in chunks]
-        return np.concatenate(parts) if parts else np.zeros((0, self.d_model if which == 0 else 3), np.float32)
+        return self._encode_chunks(df, [tuple(hide)])[which][0]
+
+    def _encode_chunks(self, df: pd.DataFrame, hides: list[tuple[str, ...]]) -> tuple[np.ndarray, np.ndarray]:
+        """Row (V, n, d_model) and short (V, n, 3) embeddings of prepared rows under each set of hidden
+        columns: transformed and encoded ``ENCODE_CHUNK`` rows at a time so memory stays bounded, in
+        fixed-shape forwards (``featrix_model.encoding``: a row gets the same bytes alone or among others)."""
+        visible = torch.stack([self.visibility(1, h)[0] for h in hides])
+        parts = [encode_variants(self.net, self.plan.transform(chunk), len(chunk), visible)
+                 for chunk in (df.iloc[s:s + ENCODE_CHUNK] for s in range(0, len(df), ENCODE_CHUNK))]
+        if not parts:
+            return np.zeros((len(hides), 0, self.d_model), np.float32), np.zeros((len(hides), 0, 3), np.float32)
+        return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts], axis=1)
 
     def encode(self, df: pd.DataFrame, hide: tuple[str, ...] = ()) -> np.ndarray:
         """(n, d_model) float32 row embeddings, L2-normalised. ``hide`` masks columns (e.g. a target)."""
@@ -211,11 +213,7 @@ class EmbeddingSpace:
         """(len(hides), n, d_model): the rows of ``df`` encoded once per set of hidden columns — one
         transform and one pass of the column encoders, the joint encoder per set — with exactly the
         bytes ``encode(df, hide=h)`` gives for each ``h``."""
-        df = self.prepare(df, tuple(c for h in hides for c in h))
-        visible = torch.stack([self.visibility(1, h)[0] for h in hides])
-        parts = [encode_variants(self.net, self.plan.transform(df.iloc[s:s + ENCODE_CHUNK]),
-                                 len(df.iloc[s:s + ENCODE_CHUNK]), visible)[0] for s in range(0, len(df), ENCODE_CHUNK)]
-        return np.concatenate(parts, axis=1) if parts else np.zeros((len(hides), 0, self.d_model), np.float32)
+        return self._encode_chunks(self.prepare(df, tuple(c for h in hides for c in h)), hides)[0]
 
     def encode_short(self, df: pd.DataFrame) -> np.ndarray:
         """(n, 3) short embeddings on the unit sphere (spec §15)."""

@@ -268,6 +268,8 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
     priced = f"the {budget:.0f}s budget affords ~{int(total):,} steps by the fixed CPU cost model ({step * 1000:.0f} ms/step)"
     full_val = min(n_val, MAX_VALIDATION_ROWS)
     prunable = pool > cfg.max_pairs
+    # the pool was priced into this plan (the caller's epochs, or too few to prune, price no pool)
+    priced_pool = price_pool and prunable and target >= MIN_EPOCHS and not overrides.get("epochs")
 
     def ablation(epochs: int) -> float:  # causal scoring's joint forwards (two views) per epoch, when pruning runs
         return (ABLATIONS + 1) * 2 * min(n_val, ABLATION_ROWS) / bs / VIEWS ** 2 if prunable and epochs >= MIN_EPOCHS else 0.0
@@ -286,7 +288,7 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
                                  f"AUC 0.78 after 15–30 epochs, 0.77 after 56–60); {priced}")
             return
         cfg.epochs = max(1, min(target, int(total // full_cost)))
-        if cfg.epochs < MIN_EPOCHS <= target and price_pool and prunable and not overrides.get("epochs"):
+        if cfg.epochs < MIN_EPOCHS and priced_pool:
             return _unpriced_pool(cfg, why, n_cols, n_train, steps_full, budget, overrides, _count(cfg.epochs, "epoch"))
         cfg.epochs = target if overrides.get("epochs") else cfg.epochs
         why["epochs"] = f"{cfg.epochs} full passes of {steps_full} steps (every row each epoch); {priced}"
@@ -299,7 +301,6 @@ def _plan_cpu_epochs(cfg: TrainingConfig, why: dict, n_cols: int, n_train: int, 
     while steps > MIN_STEPS and target * epoch_cost(steps, target) > total:
         steps -= 1
     cfg.epochs = target if overrides.get("epochs") else max(1, min(target, int(total // epoch_cost(steps, target))))
-    priced_pool = price_pool and prunable and target >= MIN_EPOCHS and not overrides.get("epochs")
     if cfg.epochs < MIN_EPOCHS and priced_pool:  # no pruning then: re-plan without its tokens and forwards
         return _unpriced_pool(cfg, why, n_cols, n_train, steps_full, budget, overrides, _count(cfg.epochs, "epoch"))
     if priced_pool and cfg.device == "cpu" and steps < min(PRUNE_MIN_STEPS, steps_full) and \
