@@ -214,6 +214,22 @@ class ScalarCodec(Codec):
             clog = np.log1p(np.clip(x - st["min"], 0.0, st["p99"] - st["min"]) / st["iqr"])
         return {"log": log, "yeojohnson": yj, "winsor": win, "clipped_log": clog}
 
+    def _arrays(self) -> dict[str, np.ndarray]:
+        """The fitted state's arrays, converted once per state (a single row paid the conversions
+        and the knots' ``np.unique`` on every call)."""
+        st = self.state_
+        cached = self.__dict__.get("_arrays_cache")
+        if cached is not None and cached[0] is st:
+            return cached[1]
+        knots = np.asarray(st["knots"])
+        ukn, inv = np.unique(knots, return_inverse=True)  # tied knots → their mean level (mid-rank)
+        ulev = np.bincount(inv, np.linspace(0, 1, len(knots))) / np.bincount(inv)
+        arrays = {"knots": knots, "ukn": ukn, "ulev": ulev, "fv": np.asarray(st["freq_values"], dtype="float64"),
+                  "fshares": np.asarray(st["freq_shares"]), "bucket_edges": np.asarray(st["bucket_edges"]),
+                  "coarse_edges": np.asarray(st["coarse_edges"])}
+        self.__dict__["_arrays_cache"] = (st, arrays)
+        return arrays
+
     def transform(self, values: pd.Series) -> dict[str, torch.Tensor]:
         """Vectorised numpy (searchsorted / interp), no per-row Python; see the module docstring."""
         st = self.state_
@@ -221,21 +237,18 @@ class ScalarCodec(Codec):
         missing = np.isnan(x)
         x = np.where(missing, st["median"], x)
         raw = self._raw(x, st)
-        knots = np.asarray(st["knots"])
-        levels = np.linspace(0, 1, len(knots))
+        a = self._arrays()
+        knots, ukn, ulev, fv = a["knots"], a["ukn"], a["ulev"], a["fv"]
         with np.errstate(all="ignore"):
             z = (x - st["mean"]) / st["std"]
             zc = np.clip(z, -CLIP, CLIP)
-            ukn, inv = np.unique(knots, return_inverse=True)  # tied knots → their mean level (mid-rank)
-            ulev = np.bincount(inv, levels) / np.bincount(inv)
             rank = (np.searchsorted(knots, x, "left") + np.searchsorted(knots, x, "right")) / (2.0 * len(knots))
             quant = np.interp(x, ukn, ulev) if len(ukn) > 1 else np.full_like(x, 0.5)
             phase = 2 * np.pi * (x - st["min"]) / st["range"]
-            fv = np.asarray(st["freq_values"], dtype="float64")
             freq = np.zeros_like(x)
             if len(fv):
                 i = np.clip(np.searchsorted(fv, x), 0, len(fv) - 1)
-                freq = np.where(fv[i] == x, np.asarray(st["freq_shares"])[i], 0.0)
+                freq = np.where(fv[i] == x, a["fshares"][i], 0.0)
             std_ = {k: (raw[k] - st["feat_mean"][k]) / st["feat_std"][k] for k in _STANDARDISED}
             cols = [z, std_["log"], (x - st["median"]) / st["iqr"], rank, zc, (x - st["min"]) / st["range"], quant,
                     std_["yeojohnson"], std_["winsor"], 1 / (1 + np.exp(-zc)), 1 / (1 + np.abs(x) / st["inv_scale"]),
@@ -243,9 +256,9 @@ class ScalarCodec(Codec):
             cont = np.stack(cols, axis=1)
         cont = np.clip(np.nan_to_num(cont, nan=0.0, posinf=CLIP, neginf=-CLIP), -CLIP, CLIP)
         cont[missing] = 0.0
-        binned = np.stack([np.searchsorted(np.asarray(st["bucket_edges"]), x, "right"), x > 0, x < 0,
+        binned = np.stack([np.searchsorted(a["bucket_edges"], x, "right"), x > 0, x < 0,
                            (x < st["outlier_lo"]) | (x > st["outlier_hi"]),
-                           np.searchsorted(np.asarray(st["coarse_edges"]), x, "right")], axis=1).astype(np.int64)
+                           np.searchsorted(a["coarse_edges"], x, "right")], axis=1).astype(np.int64)
         binned[missing] = 0
         recon = np.where(missing, 0.0, np.nan_to_num(zc, nan=0.0))
         return {"continuous": torch.from_numpy(cont.astype(np.float32)),

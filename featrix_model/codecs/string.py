@@ -86,6 +86,8 @@ def column_texts(values: pd.Series, normalise: Callable[[str], str | None] | Non
 
     Python-level work is per distinct value only: ``pd.factorize`` on the raw values, ``to_text``
     (+ ``normalise``) on the uniques, then a second factorise so 1, 1.0 and "1" share one text."""
+    if len(values) <= SMALL:  # a few rows (single-row predictions): the same result without pandas' overhead
+        return _small_column_texts(values, normalise)
     s = pd.Series(values).reset_index(drop=True)
     try:
         codes, uniques = pd.factorize(s, use_na_sentinel=True)
@@ -99,6 +101,31 @@ def column_texts(values: pd.Series, normalise: Callable[[str], str | None] | Non
     codes2, uniq2 = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=True)
     inv = np.append(codes2, -1).astype(np.int64)[codes]
     return inv, [str(t) for t in uniq2]
+
+
+def _text(v, normalise) -> str | None:
+    t = to_text(v)
+    return normalise(t) if t is not None and normalise is not None else t
+
+
+SMALL = 64  # rows up to which column_texts factorises in plain Python
+
+
+def _small_column_texts(values, normalise) -> tuple[np.ndarray, list[str]]:
+    """``column_texts`` row by row, with the same result: texts in first-appearance order, and equal
+    raw values sharing the first one's text as ``pd.factorize`` has them (it counts True, 1 and 1.0
+    as one value, and so does a dict)."""
+    where: dict[str, int] = {}
+    first: dict = {}
+    inv = np.full(len(values), -1, dtype=np.int64)
+    for i, v in enumerate(values.tolist() if hasattr(values, "tolist") else list(values)):
+        try:
+            t = first[v] if v in first else first.setdefault(v, _text(v, normalise))
+        except TypeError:  # unhashable cells (lists)
+            t = _text(v, normalise)
+        if t is not None:
+            inv[i] = where.setdefault(str(t), len(where))
+    return inv, list(where)
 
 
 def gather(per_distinct: np.ndarray, inv: np.ndarray, fill: float | int = 0) -> np.ndarray:
