@@ -77,21 +77,28 @@ class RelationshipExtractor(nn.Module):
 
     def forward(self, cols: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """cols: (B, C, d) converted column tokens; visible: (B, C) bool → (B, n_tokens, d)."""
+        return self.masked(self.raw(cols), visible)
+
+    def raw(self, cols: torch.Tensor) -> torch.Tensor | None:
+        """The active pairs' tokens before visibility masking (B, n_tokens, d); None without pairs."""
         if self.n_pairs == 0 or not bool(self.active.any()):
-            return cols.new_zeros(cols.shape[0], 0, cols.shape[2])
+            return None
         on = self.active.nonzero().squeeze(1)
-        left, right = self.left[on], self.right[on]
-        a, b = cols[:, left], cols[:, right]  # (B, P, d)
+        a, b = cols[:, self.left[on]], cols[:, self.right[on]]  # (B, P, d)
         cos = F.cosine_similarity(a, b, dim=-1, eps=1e-6).unsqueeze(-1) * self.cos_vec
         ops = torch.stack([a * b, a + b, (a - b).abs(), cos, a - b, b - a, _safe_div(a, b), _safe_div(b, a)], dim=2)
         ops = self.norm(ops) + self.op_embedding  # (B, P, 8, d)
+        return self.fuse(ops.flatten(2)) if self.mode == "fused" else ops.flatten(1, 2)  # (B, P or P*8, d)
+
+    def masked(self, tokens: torch.Tensor | None, visible: torch.Tensor) -> torch.Tensor:
+        """``raw`` tokens with the learned masked token where either column of the pair is hidden."""
+        if tokens is None:
+            return visible.new_zeros(visible.shape[0], 0, self.masked_token.shape[0], dtype=self.masked_token.dtype)
+        on = self.active.nonzero().squeeze(1)
+        left, right = self.left[on], self.right[on]
         position = self.position.view(self.n_pairs, self.tokens_per_pair, -1)[on].flatten(0, 1)
-        if self.mode == "fused":
-            tokens = self.fuse(ops.flatten(2))  # (B, P, d)
-            both = (visible[:, left] & visible[:, right]).unsqueeze(-1)
-        else:
-            tokens = ops.flatten(1, 2)  # (B, P*8, d)
-            both = (visible[:, left] & visible[:, right]).repeat_interleave(N_OPS, dim=1).unsqueeze(-1)
+        both = (visible[:, left] & visible[:, right])
+        both = (both if self.mode == "fused" else both.repeat_interleave(N_OPS, dim=1)).unsqueeze(-1)
         if self.blank is not None:  # causal scoring: the relationship made uninformative, the sequence unchanged
             both = both & ~self.blank[on].repeat_interleave(self.tokens_per_pair).view(1, -1, 1)
         tokens = torch.where(both, tokens, self.masked_token.expand_as(tokens))
@@ -127,12 +134,27 @@ class JointEncoder(nn.Module):
         return 1 + self.n_cols + self.relationships.n_tokens
 
     def forward(self, cols: torch.Tensor, visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        converted = torch.stack([conv(cols[:, i]) for i, conv in enumerate(self.in_converters)], dim=1)
+        return self.attend(*self.prepare(cols), visible)
+
+    def prepare(self, cols: torch.Tensor, converters=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What depends on the column embeddings (B, C, d) only, not on which columns are visible: the
+        in-converted columns and the relationship tokens before masking. Encoding computes it once
+        per row for all of a row's visibility variants. ``converters``: a stacked form of the
+        in-converters (``encoders.bank.StackedMLP``, eval only) taking and giving (C, B, d)."""
+        if converters is None:
+            converted = torch.stack([conv(cols[:, i]) for i, conv in enumerate(self.in_converters)], dim=1)
+        else:
+            converted = converters(cols.transpose(0, 1)).transpose(0, 1)
         converted = self.in_norm(converted + cols)
+        return converted, self.relationships.raw(converted)
+
+    def attend(self, converted: torch.Tensor, rel: torch.Tensor | None,
+               visible: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prepare``'s output under a visibility mask (B, C) → (row embedding (B, d), short (B, 3))."""
         tokens = torch.where(visible.unsqueeze(-1), converted, self.marginal_token.expand_as(converted))
         tokens = tokens + self.column_position + self.groups()
-        rel = self.relationships(converted, visible)
-        cls = self.cls.expand(cols.shape[0], 1, -1)
+        rel = self.relationships.masked(rel, visible)
+        cls = self.cls.expand(converted.shape[0], 1, -1)
         h = self.transformer(torch.cat([cls, tokens, rel], dim=1))
         z = self.out_bn(self.out(self.final_norm(h[:, 0])))
         emb = F.normalize(z, dim=-1, eps=1e-8)

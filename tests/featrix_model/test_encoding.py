@@ -112,3 +112,58 @@ def test_a_timestamp_row_has_the_same_bytes_however_many_rows_beside_it_are_miss
             missing[ENCODE_BATCH - n_missing:] = True
             outputs.add(enc({"features": x, "missing": missing})[0][0].numpy().tobytes())
     assert len(outputs) == 1
+
+
+def test_stacked_encoders_compute_what_the_encoders_compute_one_by_one(fitted):
+    from featrix_model.encoders.bank import EncoderBank, bank_encode, stacked_converters
+
+    space, _, rows = fitted
+    net = space.net.eval()
+    bank = EncoderBank(net.encoders)
+    kinds = {type(net.encoders[i]).__name__ for positions, _ in bank.groups for i in positions}
+    assert kinds == {"AdaptiveScalarEncoder", "SetEncoder"} and len(bank.stacked) == 6  # 4 numbers, 2 categories
+    batch = gather(space.transform(rows.drop(columns=["y"])), torch.arange(ENCODE_BATCH))
+    with torch.no_grad():
+        one_by_one, short = net.encode_columns(batch)
+        stacked, stacked_short = bank_encode(net, batch)
+        assert torch.allclose(stacked, one_by_one, atol=1e-5) and torch.allclose(stacked_short, short, atol=1e-5)
+        (conv, rel), (conv_s, rel_s) = net.joint.prepare(one_by_one), net.joint.prepare(one_by_one, stacked_converters(net.joint))
+        assert torch.allclose(conv_s, conv, atol=1e-5) and torch.allclose(rel_s, rel, atol=1e-5)
+        visible = space.visibility(ENCODE_BATCH, ("x1",))
+        assert torch.equal(net.joint.attend(conv, rel, visible)[0], net.joint(one_by_one, visible)[0])
+
+
+def test_stacked_weights_follow_the_encoders_weights(fitted):
+    import copy
+
+    from featrix_model.encoders.bank import bank_encode
+
+    space, _, rows = fitted
+    net = copy.deepcopy(space.net).eval()
+    batch = gather(space.transform(rows.drop(columns=["y"])), torch.arange(ENCODE_BATCH))
+    with torch.no_grad():
+        before = bank_encode(net, batch)[0]
+        scalar = next(i for i, e in enumerate(net.encoders) if type(e).__name__ == "AdaptiveScalarEncoder")
+        net.encoders[scalar].out.weight.mul_(1.5)  # in place, as an optimizer step or load_state_dict does
+        after = bank_encode(net, batch)[0]
+        assert not torch.allclose(after[:, scalar], before[:, scalar])
+        assert torch.allclose(after, net.encode_columns(batch)[0], atol=1e-5)
+        for enc in net.encoders:  # a buffer too: the semantic floor of a fresh set encoder caps its gate
+            if type(enc).__name__ == "SetEncoder":
+                enc.semantic_floor.fill_(0.95)
+        capped = bank_encode(net, batch)[0]
+        assert not torch.allclose(capped, after) and torch.allclose(capped, net.encode_columns(batch)[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("cells", [[True, 1, 1.0, "1", None, float("nan")], ["a", " a", "b", None, "", "  "],
+                                   [pd.NA, pd.NaT, 3, 3.5, np.float64(3.5)], [[1, 2], [1, 2], None],
+                                   [b"x", "x"], [np.int64(7), 7.0], list("abcabc")])
+def test_a_few_rows_get_the_texts_the_pandas_path_gives(cells):
+    from featrix_model.codecs.string import SMALL, column_texts
+
+    few = pd.Series(cells, dtype=object)
+    many = pd.concat([few] * (SMALL // len(cells) + 1), ignore_index=True)  # past SMALL: the pandas path
+    for normalise in (None, str.upper):
+        inv, texts = column_texts(few, normalise)
+        inv_many, texts_many = column_texts(many, normalise)
+        assert texts == texts_many and inv.tolist() == inv_many[: len(cells)].tolist()
