@@ -39,15 +39,16 @@ def build_resources(spec: DatasetSpec) -> dict:
             "model_settings": build_model_settings()}
 
 
-def build_definitions(spec: DatasetSpec) -> dg.Definitions:
-    """Assets, jobs, schedule and resources of one spec. Steps run in one process: a fresh process per
-    step paid ~20 s of imports here, more than most steps take."""
+def build_definitions(spec: DatasetSpec, executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """Assets, jobs, schedule and resources of one spec. Steps run in one process by default: a fresh
+    process per step paid ~20 s of imports here, more than most steps take. ``executor`` replaces it
+    for deployments that spread steps over machines (deploy/: Kubernetes pods, Celery workers)."""
     topology = Topology.from_spec(spec)
     jobs = build_jobs(topology)
     return dg.Definitions(assets=build_assets(topology), jobs=list(jobs.values()),
                           schedules=build_schedules(topology, jobs),
                           sensors=[*build_sensors(topology, jobs), automation_sensor(), abandoned_run_sensor()],
-                          resources=build_resources(spec), executor=dg.in_process_executor)
+                          resources=build_resources(spec), executor=executor or dg.in_process_executor)
 
 
 defs = build_definitions(load_spec())
