@@ -153,7 +153,12 @@ def test_responses_validate_against_schema_and_explain_the_driver(binary, held):
     validate(res)
     imp = pd.DataFrame([r["feature_importance"] for r in res]).abs()
     assert (imp.idxmax(axis=1) == "driver").sum() >= 75
-    assert imp["driver"].mean() > 0.01 and imp["driver"].mean() > 5 * imp.drop(columns="driver").mean().max()
+    rest = imp.drop(columns="driver")
+    # Typical rows: the driver moves the score by ~1e-2, a noise column by ~1e-4. Means are led by the
+    # few rows near the threshold, where hiding any column moves the probability (0.28 for noise2 once),
+    # so they only need to keep the driver well ahead; a 5x ratio of means flipped with float rounding.
+    assert imp["driver"].median() > 0.003 and imp["driver"].median() > 20 * rest.median().max()
+    assert imp["driver"].mean() > 0.01 and imp["driver"].mean() > 2 * rest.mean().max()
     assert not set(TARGETS) & set(res[0]["feature_importance"])  # hidden columns are never explained
     meta = res[0]["metadata"]
     assert meta["class_distribution_train"] and meta["optimal_threshold"] == binary.summary()["threshold"]
