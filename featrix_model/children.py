@@ -11,16 +11,30 @@ time column, else table order); under a cutoff only children dated strictly befo
 ``cap`` children are thinned to ``cap`` evenly spaced ones — a deterministic rule that never
 duplicates a row — while counts and statistics use every child. Orphan children (null or
 unmatched key) and parents without children are counted.
+
+A saved relational space keeps each bank's embeddings beside its child space
+(``children/<link>.bank.safetensors`` + ``.bank.json``) with a digest of what they were encoded from:
+the child space's codecs and weights, the hidden columns, and every value, column name and dtype of
+the child rows. Loading the space with tables whose child rows give that digest reads the embeddings
+instead of encoding every child row again (336K flights: about a minute each time a predictor or its
+predictions load the space); other rows are encoded as before. The file is a cache of what the saved
+child space computes, not model state: deleting it changes nothing but time.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
+from safetensors.torch import load_file, save_file
 
+from featrix_model import io
 from featrix_model.codecs.timestamp import parse_timestamps
 from featrix_model.relationships import Relationship, denormalise
 
@@ -43,6 +57,7 @@ class ChildBank:
     keys: pd.DataFrame
     times: np.ndarray | None
     stats: np.ndarray
+    digest: str | None = None  # of the child rows the embeddings were encoded from (None: not saved)
 
     def _matches(self, parent_keys: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, dict]:
         """(child position, parent position) of every child whose key finds a parent, and orphan counts."""
@@ -138,11 +153,16 @@ class ChildLink:
         """The parent-space column that pools this link's children."""
         return f"{self.name}.children"
 
-    def build_bank(self, tables: dict[str, pd.DataFrame]) -> ChildBank:
-        """Encode the child table's rows once with the child space (join keys hidden) into the bank."""
+    def build_bank(self, tables: dict[str, pd.DataFrame], saved: Path | None = None) -> ChildBank:
+        """Encode the child table's rows once with the child space (join keys hidden) into the bank;
+        ``saved``: the folder of a saved space's banks, read instead when its rows are these rows."""
         frame = denormalise(tables[self.rel.child], self.lookups, tables)
-        self.space.attach(tables)
-        emb = self.space.encode(frame, hide=tuple(self.hide))
+        # a relational child space's encodings also depend on its own child tables: never cached
+        digest = None if hasattr(self.space, "links") else rows_digest(frame, self.hide, self.space)
+        emb = load_bank(saved, self.name, digest, self.space.d_model) if saved is not None and digest else None
+        if emb is None:
+            self.space.attach(tables)
+            emb = self.space.encode(frame, hide=tuple(self.hide))
         gone = [c for c in self.stat_columns if c not in frame.columns]
         if gone:
             warnings.warn(f"'{self.rel.child}' rows lack column(s) {gone} that the relational space summarises per "
@@ -152,7 +172,7 @@ class ChildLink:
             if c in frame.columns else np.full(len(frame), np.nan) for c in self.stat_columns
         ]) if self.stat_columns else np.zeros((len(frame), 0))
         times = time_ns(frame[self.time_column]) if self.time_column else None
-        self.bank = ChildBank(emb, frame[list(self.rel.child_keys)].reset_index(drop=True), times, stats)
+        self.bank = ChildBank(emb, frame[list(self.rel.child_keys)].reset_index(drop=True), times, stats, digest)
         return self.bank
 
     def aggregates(self, parents: pd.DataFrame, parent: str) -> tuple[dict[str, object], dict]:
@@ -185,6 +205,45 @@ class ChildLink:
                    [(Relationship.from_dict(x["relationship"]), x["name"]) for x in c["lookups"]],
                    c["time_column"], c["cutoff"], c["cap"], c["stat_columns"], c["hide"],
                    tuple(c.get("statistics", ("mean",))))
+
+
+def rows_digest(frame: pd.DataFrame, hide: list[str], space) -> str:
+    """sha256 of what the bank's embeddings follow from: the child space (its codecs and weights), the
+    hidden columns and every column's name, dtype and values in row order."""
+    h = hashlib.sha256(json.dumps([[str(c) for c in hide], space.plan.codecs_config()], sort_keys=True,
+                                  default=str).encode())
+    for name, t in space.net.state_dict().items():
+        h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().numpy().tobytes())
+    for c in frame.columns:
+        col = frame[c]
+        try:
+            values = pd.util.hash_pandas_object(col, index=False).to_numpy()
+        except TypeError:  # unhashable cells (lists, dicts): hash their text
+            values = pd.util.hash_pandas_object(col.map(repr), index=False).to_numpy()
+        h.update(str(c).encode() + b"\0" + str(col.dtype).encode() + b"\0")
+        h.update(np.ascontiguousarray(values).tobytes())
+    return h.hexdigest()
+
+
+def save_bank(folder: Path, name: str, bank: ChildBank) -> None:
+    """The bank's embeddings and the digest of their rows, into a space folder being saved."""
+    if bank.digest is None:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({"embeddings": torch.from_numpy(np.ascontiguousarray(bank.embeddings, dtype=np.float32))},
+              str(folder / f"{name}.bank.safetensors"), metadata={"format": "featrix-child-bank"})
+    io.write_json(folder / f"{name}.bank.json", {"digest": bank.digest, "rows": int(len(bank.embeddings))})
+
+
+def load_bank(folder: Path, name: str, digest: str, width: int) -> np.ndarray | None:
+    """A saved bank's embeddings when they were encoded from rows with ``digest`` (else None: encode)."""
+    doc, file = folder / f"{name}.bank.json", folder / f"{name}.bank.safetensors"
+    if not (doc.is_file() and file.is_file()) or io.read_json(doc).get("digest") != digest:
+        return None
+    emb = load_file(str(file)).get("embeddings")
+    if emb is None or emb.ndim != 2 or emb.shape[1] != width:
+        return None
+    return emb.numpy()
 
 
 def with_children(frame: pd.DataFrame, links: list[ChildLink], parent: str) -> tuple[pd.DataFrame, dict]:

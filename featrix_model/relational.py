@@ -34,7 +34,7 @@ from pathlib import Path
 import pandas as pd
 
 from featrix_model import io
-from featrix_model.children import STATISTICS, ChildLink, with_children
+from featrix_model.children import STATISTICS, ChildLink, save_bank, with_children
 from featrix_model.codecs.children import ChildrenCodec
 from featrix_model.columns import default_column_types, plan_columns
 from featrix_model.encoders.children import ChildrenEncoder
@@ -236,12 +236,14 @@ class RelationalSpace(EmbeddingSpace):
 
     def attach(self, tables: dict[str, pd.DataFrame]) -> "RelationalSpace":
         """Give the space its child (and lookup) tables: child rows are encoded once by the child spaces
-        and kept in memory, so ``encode`` of parent rows finds each parent's children by key."""
+        (or read from the loaded folder's saved banks when they are the rows it was saved with) and kept
+        in memory, so ``encode`` of parent rows finds each parent's children by key."""
+        saved = getattr(self, "saved_banks_", None)
         for link in self.links:
             if link.rel.child not in tables:
                 raise KeyError(f"the relational space of '{self.parent}' needs child table '{link.rel.child}' "
                                f"({link.rel.text}); tables given: {sorted(tables)}.")
-            self.plan.codecs[link.column].attach(link.build_bank(tables).embeddings)
+            self.plan.codecs[link.column].attach(link.build_bank(tables, saved).embeddings)
         self.tables_ = tables
         return self
 
@@ -288,6 +290,8 @@ class RelationalSpace(EmbeddingSpace):
         super()._write(path, figures)
         for link in self.links:
             link.space.save(path / "children" / link.name, figures=False)
+            if link.bank is not None:  # read back by ``attach`` when the same child rows come (a cache)
+                save_bank(path / "children", link.name, link.bank)
         io.write_json(path / "relational.json", {
             "parent": self.parent, "links": [lk.to_config() for lk in self.links],
             "parent_lookups": [{"relationship": r.to_dict(), "name": n} for r, n in self.parent_lookups],
@@ -314,7 +318,7 @@ class RelationalSpace(EmbeddingSpace):
             kind = io.space_kind(child, io.read_json(child / "config.json"))
             link.space = (RelationalSpace if kind == cls.kind else EmbeddingSpace).load(
                 child, column_types=column_types, verify=not covered)
-        rs.tables_ = None
+        rs.tables_, rs.saved_banks_ = None, path / "children"
         return rs.attach(tables) if tables is not None else rs
 
 

@@ -283,6 +283,36 @@ def test_save_load_round_trip_needs_the_child_tables(churn, split, relational_pr
         Predictor.load(tmp_path / "p").predict_frame(test, explain=False)
 
 
+def test_a_loaded_space_reads_its_saved_child_bank_only_for_the_same_child_rows(cut, tmp_path, monkeypatch):
+    parents, ch, rs = cut
+    rs.save(tmp_path / "rs", figures=False)
+    assert (tmp_path / "rs" / "children" / "transactions.bank.safetensors").is_file()
+    child = rs.links[0].space
+    calls = []
+    encode = type(child).encode
+    def counted(self, rows, *a, **k):  # encodes of child rows (the parent space encodes too)
+        if not hasattr(self, "links"):
+            calls.append(len(rows))
+        return encode(self, rows, *a, **k)
+    monkeypatch.setattr(type(child), "encode", counted)
+    same = RelationalSpace.load(tmp_path / "rs", tables={"transactions": ch})
+    assert calls == []  # the same child rows: their embeddings are read, not encoded again
+    assert same.encode(parents).tobytes() == rs.encode(parents).tobytes()
+    assert np.array_equal(same.links[0].bank.embeddings, rs.links[0].bank.embeddings)
+    changed = ch.copy()
+    changed.loc[changed.index[7], "amount"] += 1.0  # one child value differs: every child row is encoded
+    other = RelationalSpace.load(tmp_path / "rs", tables={"transactions": changed})
+    assert calls == [len(ch)]
+    fresh = child.encode(changed, hide=tuple(rs.links[0].hide))
+    assert np.array_equal(other.links[0].bank.embeddings, fresh)
+    # another child space (other weights) never reads the bank saved with this one
+    link = same.links[0]
+    with torch.no_grad():
+        next(link.space.net.parameters()).add_(0.01)
+    link.build_bank({"transactions": ch}, tmp_path / "rs" / "children")
+    assert calls == [len(ch), len(ch), len(ch)]
+
+
 def test_same_seed_same_embeddings(cut):
     parents, ch, rs = cut
     again = fit_small(parents, ch)
