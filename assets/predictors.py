@@ -9,7 +9,7 @@ from assets.automation import when_rebuilt
 from assets.checks import beats_baselines, beats_baselines_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import figure_metadata, numbers, row_metadata, version_metadata
-from assets.pools import TRAINING_POOL
+from assets.pools import TRAINING_POOL, training_tags
 from assets.progress import progress_to_run_log
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.predictions import ScoringRefused, score_rows
@@ -49,7 +49,7 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
     space_kind = "relational" if plan.table.has_relational_space else "embedding"
 
     @dg.asset(key=list(key), group_name=topology.group(plan), kinds={"pytorch"}, code_version=model_code_version(plan.table, plan.target),
-              pool=TRAINING_POOL,
+              pool=TRAINING_POOL, op_tags=training_tags(topology, key),
               automation_condition=when_rebuilt([plan.space_key]),
               ins={"raw": asset_in(plan.table.key("raw")), "filtered": asset_in(plan.table.key("filtered")),
                    "space": asset_in(plan.space_key), **other_ins},

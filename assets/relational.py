@@ -10,7 +10,7 @@ from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import row_metadata, space_metadata
-from assets.pools import TRAINING_POOL
+from assets.pools import TRAINING_POOL, training_tags
 from assets.progress import progress_to_run_log
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.relational import train_relational_space
@@ -34,7 +34,7 @@ def _relational_asset(topology: Topology, plan: TablePlan, store_dir: Path):
            **{f"{r.name}_join": asset_in(topology.join_key(r)) for r in plan.children}}  # their blocking checks gate this
 
     @dg.asset(key=list(key), group_name=parent, kinds={"pytorch"}, ins=ins, check_specs=[collapse_spec(key)],
-              pool=TRAINING_POOL,
+              pool=TRAINING_POOL, op_tags=training_tags(topology, key),
               code_version=model_code_version(plan),
               automation_condition=when_rebuilt([topology[c].key("embedding_space") for c in children]),
               description=f"Hierarchical embedding space of `{parent}`: each row with its "

@@ -9,7 +9,7 @@ from assets.automation import when_rebuilt
 from assets.checks import collapse_check, collapse_spec
 from assets.inputs import asset_in, rows_in, rows_of
 from assets.metadata import column_lineage, row_metadata, space_metadata
-from assets.pools import TRAINING_POOL
+from assets.pools import TRAINING_POOL, training_tags
 from assets.progress import progress_to_run_log
 from assets.versions import model_code_version, versioned_output
 from featrix_pipeline.resources import ModelSettings
@@ -28,7 +28,7 @@ def _space_assets(topology: Topology, plan: TablePlan, store_dir: Path) -> list:
     lookup_ins = rows_in(topology, plan.lookup_tables)
 
     @dg.asset(key=list(key), group_name=table, kinds={"pytorch"}, code_version=model_code_version(plan),
-              pool=TRAINING_POOL,
+              pool=TRAINING_POOL, op_tags=training_tags(topology, key),
               automation_condition=when_rebuilt(),
               ins={"filtered": asset_in(plan.key("filtered")), "profile": asset_in(plan.key("profile")), **lookup_ins},
               deps=[dg.AssetKey(list(topology.join_key(r))) for r in plan.lookups],  # their blocking checks gate this

@@ -23,9 +23,9 @@ from dagster_k8s.job import UserDefinedDagsterK8sConfig
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from assets.definitions import build_definitions
+from assets.definitions import STEP_PROCESSES, build_definitions, local_executor
 from assets.jobs import QUEUE_TAG, REFRESH, RETRAIN
-from assets.pools import TRAINING_POOL
+from assets.pools import PRIORITY_TAG, TRAINING_POOL
 from featrix_pipeline.spec import load_spec
 from featrix_pipeline.store import MODEL_STAGES
 from tests.conftest import DEMO_SPEC, REPO
@@ -89,6 +89,32 @@ def test_every_job_of_the_k8s_code_location_runs_on_the_k8s_job_executor(deploy_
 def test_the_local_code_location_keeps_running_steps_in_one_process(deploy_env):
     defs = build_definitions(load_spec())
     assert {job.executor_def for job in jobs(defs).values()} == {dg.in_process_executor}
+
+
+def test_step_processes_choose_a_forkserver_executor_with_that_many_steps_at_once(deploy_env, monkeypatch):
+    monkeypatch.setenv(STEP_PROCESSES, "2")
+    executors = {job.executor_def for job in jobs(build_definitions(load_spec())).values()}
+    assert len(executors) == 1
+    (ex,) = executors
+    assert ex.executor_creation_fn is dg.multiprocess_executor.executor_creation_fn
+    config = ex.apply_config_mapping({}).value["config"]  # what a run of these jobs gets
+    assert config["max_concurrent"] == 2 and config["start_method"] == {"forkserver": {}}
+    for unset in ({}, {STEP_PROCESSES: ""}, {STEP_PROCESSES: "1"}):
+        assert local_executor(unset) is dg.in_process_executor
+    for bad in ("two", "0", "-1", "1.5"):
+        with pytest.raises(ValueError, match=f"{STEP_PROCESSES}=.*whole number"):
+            local_executor({STEP_PROCESSES: bad})
+
+
+def test_training_steps_that_others_wait_on_go_first(deploy_env):
+    prio = {a.key.to_user_string(): int(a.op.tags.get(PRIORITY_TAG, 0)) for a in build_definitions(load_spec()).assets
+            if a.op.pool == TRAINING_POOL}
+    # flights' space feeds the planes' relational space, its predictor and the flights predictor
+    assert prio["flights/embedding_space"] == 3 and prio["planes/relational_space"] == 1
+    assert max(prio.values()) == prio["flights/embedding_space"]
+    for side in ("airports/embedding_space", "weather/embedding_space", "planes/embedding_space"):
+        assert prio[side] == 0 < prio["planes/relational_space"]
+    assert prio["arr_delay15/predictor"] == prio["plane_manufacturer/predictor"] == 0
 
 
 def test_training_assets_and_only_they_are_in_the_training_pool(deploy_env):
