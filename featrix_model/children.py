@@ -3,8 +3,9 @@
 A ``ChildLink`` is one child relationship of a relational space: how its child rows are built
 (lookups joined in), which space encodes them, how many a parent keeps and which numeric child
 columns become per-parent statistics. Its ``ChildBank`` holds the child rows once encoded —
-embeddings, keys, times, numeric values — as data, never as model state: it is rebuilt from the
-child table whenever the space is attached to its tables.
+embeddings, keys, times, numeric values — as data, never as model state: it is built from the
+child table whenever the space is attached to its tables (read from a saved copy when nothing it
+follows from has changed, below).
 
 Per parent (``ChildBank.select``): every child with the parent's key, in time order (the child's
 time column, else table order); under a cutoff only children dated strictly before it; more than
@@ -13,32 +14,39 @@ duplicates a row — while counts and statistics use every child. Orphan childre
 unmatched key) and parents without children are counted.
 
 A saved relational space keeps each bank's embeddings beside its child space
-(``children/<link>.bank.safetensors`` + ``.bank.json``) with a digest of what they were encoded from:
-the child space's codecs and weights, the hidden columns, and every value, column name and dtype of
-the child rows. Loading the space with tables whose child rows give that digest reads the embeddings
-instead of encoding every child row again (336K flights: about a minute each time a predictor or its
-predictions load the space); other rows are encoded as before. The file is a cache of what the saved
-child space computes, not model state: deleting it changes nothing but time.
+(``children/<link>.bank.safetensors``: one float32 row per child row, 336,776 × 64 for the demo's
+flights, ~86 MB, in the space's folder and in each predictor's copy of it) with a digest of all
+they follow from: the child space's codecs and weights, the hidden columns, every value (with its
+Python type), column name and dtype of the child rows, and the code and arithmetic that encode
+them (featrix_model's sources, the torch version, the device, torch's thread count). Loading the
+space with tables that give the same digest reads the embeddings instead of encoding every child
+row again (336K flights: about two minutes each time a predictor or its predictions load the
+space); anything else is encoded as before. The file is a cache of what encoding would give, not
+model state: deleting it changes nothing but time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 
-from featrix_model import io
 from featrix_model.codecs.timestamp import parse_timestamps
+from featrix_model.jsonable import to_jsonable
 from featrix_model.relationships import Relationship, denormalise
 
 STATISTICS = ("mean", "std", "min", "max")
+log = logging.getLogger("featrix_model")
 
 
 def time_ns(values: pd.Series) -> np.ndarray:
@@ -159,7 +167,8 @@ class ChildLink:
         frame = denormalise(tables[self.rel.child], self.lookups, tables)
         # a relational child space's encodings also depend on its own child tables: never cached
         digest = None if hasattr(self.space, "links") else rows_digest(frame, self.hide, self.space)
-        emb = load_bank(saved, self.name, digest, self.space.d_model) if saved is not None and digest else None
+        emb = load_bank(saved, self.name, digest, len(frame), self.space.d_model) if saved is not None and digest \
+            else None
         if emb is None:
             self.space.attach(tables)
             emb = self.space.encode(frame, hide=tuple(self.hide))
@@ -207,43 +216,71 @@ class ChildLink:
                    tuple(c.get("statistics", ("mean",))))
 
 
+BANK_KEY = "featrix-child-bank"  # the file's one metadata key (several are written in no fixed order): the digest
+
+
+@lru_cache(maxsize=1)
+def _code_digest() -> str:
+    """featrix_model's own sources (path and bytes) and the torch version."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _cells(col: pd.Series) -> pd.Series:
+    """What a column's hash covers: object cells as type-tagged text (``True`` and ``'True'``, ``1.0``
+    and ``'1.0'`` hash apart, as the codecs tell them apart), categories as their values."""
+    if col.dtype == object:
+        return col.map(lambda v: f"{type(v).__qualname__}:{v!r}")
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return _cells(col.astype(object))
+    return col
+
+
 def rows_digest(frame: pd.DataFrame, hide: list[str], space) -> str:
-    """sha256 of what the bank's embeddings follow from: the child space (its codecs and weights), the
-    hidden columns and every column's name, dtype and values in row order."""
-    h = hashlib.sha256(json.dumps([[str(c) for c in hide], space.plan.codecs_config()], sort_keys=True,
-                                  default=str).encode())
+    """sha256 of what a bank's embeddings follow from (the module docstring)."""
+    device = next(space.net.parameters()).device.type
+    h = hashlib.sha256(json.dumps(to_jsonable([_code_digest(), device, torch.get_num_threads(),
+                                               [str(c) for c in hide], space.plan.codecs_config()]),
+                                  sort_keys=True).encode())
     for name, t in space.net.state_dict().items():
         h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().numpy().tobytes())
     for c in frame.columns:
-        col = frame[c]
+        col = _cells(frame[c])
         try:
             values = pd.util.hash_pandas_object(col, index=False).to_numpy()
         except TypeError:  # unhashable cells (lists, dicts): hash their text
             values = pd.util.hash_pandas_object(col.map(repr), index=False).to_numpy()
-        h.update(str(c).encode() + b"\0" + str(col.dtype).encode() + b"\0")
+        h.update(str(c).encode() + b"\0" + str(frame[c].dtype).encode() + b"\0")
         h.update(np.ascontiguousarray(values).tobytes())
     return h.hexdigest()
 
 
 def save_bank(folder: Path, name: str, bank: ChildBank) -> None:
-    """The bank's embeddings and the digest of their rows, into a space folder being saved."""
+    """The bank's embeddings with the digest of what they follow from, into a space folder being saved."""
     if bank.digest is None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     save_file({"embeddings": torch.from_numpy(np.ascontiguousarray(bank.embeddings, dtype=np.float32))},
-              str(folder / f"{name}.bank.safetensors"), metadata={"format": "featrix-child-bank"})
-    io.write_json(folder / f"{name}.bank.json", {"digest": bank.digest, "rows": int(len(bank.embeddings))})
+              str(folder / f"{name}.bank.safetensors"), metadata={BANK_KEY: bank.digest})
 
 
-def load_bank(folder: Path, name: str, digest: str, width: int) -> np.ndarray | None:
-    """A saved bank's embeddings when they were encoded from rows with ``digest`` (else None: encode)."""
-    doc, file = folder / f"{name}.bank.json", folder / f"{name}.bank.safetensors"
-    if not (doc.is_file() and file.is_file()) or io.read_json(doc).get("digest") != digest:
+def load_bank(folder: Path, name: str, digest: str, rows: int, width: int) -> np.ndarray | None:
+    """A saved bank's embeddings when they follow from what gives ``digest`` (else None: encode)."""
+    file = folder / f"{name}.bank.safetensors"
+    if not file.is_file():
         return None
-    emb = load_file(str(file)).get("embeddings")
-    if emb is None or emb.ndim != 2 or emb.shape[1] != width:
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            if (f.metadata() or {}).get(BANK_KEY) != digest:
+                return None
+            emb = f.get_tensor("embeddings")
+    except Exception:  # safetensors' own errors: an unreadable cache is encoded again
+        log.warning("%s cannot be read: the child rows are encoded again", file)
         return None
-    return emb.numpy()
+    return emb.numpy() if tuple(emb.shape) == (rows, width) else None
 
 
 def with_children(frame: pd.DataFrame, links: list[ChildLink], parent: str) -> tuple[pd.DataFrame, dict]:

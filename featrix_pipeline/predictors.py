@@ -11,6 +11,7 @@ import pandas as pd
 from featrix_model import load_space
 from featrix_model.leakage import leaky_columns
 from featrix_model.predictor import Predictor
+from featrix_model.space import use_threads
 from featrix_pipeline import accounting
 from featrix_pipeline.evaluation import held_out_split, key_draws, lightgbm_baseline, naive_baseline, quality_gate
 from featrix_pipeline.figures import predictor_figures
@@ -114,6 +115,7 @@ def train_predictor(topology: Topology, plan: TargetPlan, raw: pd.DataFrame, fil
     serving version only when it is no worse on those rows. Returns the serving version's summary
     with the candidate and the promotion decision. ``space``: the space asset's summary; ``rows``:
     filtered rows of the other tables the table's models read (lookups; children and their lookups)."""
+    use_threads(settings.threads)  # before the space loads: a step process starts at torch's default count
     target = plan.target
     df, notes, excluded = training_frame(plan, raw, filtered, settings.predictor_max_rows, settings.seed)
     rows = {**(rows or {}), plan.table.name: filtered}

@@ -22,6 +22,7 @@ import pandas as pd
 from featrix_model import EmbeddingSpace
 from featrix_model.keys import comparable, compatible, key_family
 from featrix_model.relational import RelationalSpace
+from featrix_model.space import use_threads
 from featrix_model.relationships import Relationship
 from featrix_pipeline import accounting
 from featrix_pipeline.columns import analysis_of
@@ -65,6 +66,7 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
     summarised — or reused when the same code, spec, settings, rows and child spaces made it before.
     Child rows that find no parent are counted first (``orphans``); a relationship none of whose child
     rows finds a parent is warned of (``warnings``) before anything is fitted."""
+    use_threads(settings.threads)  # before anything encodes: a step process starts at torch's default count
     plan = topology[parent]
     frames = topology.model_tables(parent, rows)
     orphans = {r.name: key_match(frames[r.child], frames[parent], r) for r in plan.children}

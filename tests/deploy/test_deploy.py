@@ -44,6 +44,7 @@ def deploy_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FEATRIX_WAREHOUSE_URL", SECRET_URL)
     monkeypatch.setenv("FEATRIX_HOME", str(tmp_path))
     monkeypatch.setenv("FEATRIX_TORCH_THREADS", "2")
+    monkeypatch.delenv(STEP_PROCESSES, raising=False)  # the caller's own setting does not leak in
     return tmp_path
 
 

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from featrix_model import EmbeddingSpace, RelationalSpace, load_space
 from featrix_model.codecs.children import ChildrenCodec
 from featrix_model.predictor import Predictor
-from featrix_model.children import ChildBank
+from featrix_model.children import ChildBank, rows_digest
 from featrix_model.relationships import Relationship, denormalise, parse_relationship
 from featrix_model.training.sampler import epoch_batches
 
@@ -311,6 +311,15 @@ def test_a_loaded_space_reads_its_saved_child_bank_only_for_the_same_child_rows(
         next(link.space.net.parameters()).add_(0.01)
     link.build_bank({"transactions": ch}, tmp_path / "rs" / "children")
     assert calls == [len(ch), len(ch), len(ch)]
+    # the digest tells apart what encodes differently: cell types, the thread count
+    a, b = pd.DataFrame({"v": [True, "x"]}), pd.DataFrame({"v": ["True", "x"]})
+    assert rows_digest(a, [], child) != rows_digest(b, [], child) and rows_digest(a, [], child) == rows_digest(a, [], child)
+    one = rows_digest(ch, [], child)
+    torch.set_num_threads(2)
+    try:
+        assert rows_digest(ch, [], child) != one
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_same_seed_same_embeddings(cut):
