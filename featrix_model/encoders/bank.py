@@ -140,10 +140,11 @@ class EncoderBank:
 
 
 def _tensors(modules: list[nn.Module]) -> tuple:
-    """(id, version) of every parameter and buffer of ``modules``: it changes when one is updated in
-    place (an optimizer step, pruning, ``load_state_dict``) or replaced."""
-    return tuple((id(t), t._version) for m in modules for d in (m._parameters, m._buffers)
-                 for t in d.values() if t is not None)
+    """(id, version, storage, dtype, device) of every parameter and buffer of ``modules``: it changes
+    when one is updated in place (an optimizer step, pruning, ``load_state_dict``), replaced, given
+    new data through ``.data`` or moved (``.to``, which keeps id and version)."""
+    return tuple((id(t), t._version, t.data_ptr(), t.dtype, t.device) for m in modules
+                 for d in (m._parameters, m._buffers) for t in d.values() if t is not None)
 
 
 class StackedMLP:
