@@ -230,9 +230,10 @@ def _code_digest() -> str:
 
 
 def _cells(col: pd.Series) -> pd.Series:
-    """What a column's hash covers: object cells as type-tagged text (``True`` and ``'True'``, ``1.0``
-    and ``'1.0'`` hash apart, as the codecs tell them apart), categories as their values."""
-    if col.dtype == object:
+    """What a column's hash covers: cells of mixed types as type-tagged text (``True`` and ``'True'``,
+    ``1.0`` and ``'1.0'`` hash apart, as the codecs tell them apart), categories as their values. An
+    object column of strings only (the usual case) is hashed as it is: no Python per cell."""
+    if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) not in ("string", "empty"):
         return col.map(lambda v: f"{type(v).__qualname__}:{v!r}")
     if isinstance(col.dtype, pd.CategoricalDtype):
         return _cells(col.astype(object))
