@@ -26,6 +26,7 @@ from featrix_model.groups import detect_groups, groups_config, groups_from_confi
 from featrix_model.pairs import select_pairs
 from featrix_model.training.config import TrainingConfig, auto_config
 from featrix_model.training.losses import marginal_losses
+from featrix_model.training import parallel
 from featrix_model.training.split import split_divergence, split_warnings
 from featrix_model.training.trainer import Trainer, cuda_determinism, gather
 
@@ -104,6 +105,11 @@ class EmbeddingSpace:
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         cfg = auto_config(len(df), len(plan.columns), device=device, time_budget_s=time_budget_s, seed=seed,
                           threads=threads, **overrides)
+        cfg.world_size = parallel.world()[0]
+        if cfg.world_size > 1:
+            cfg.reasons["world_size"] = (f"{cfg.world_size} processes train data-parallel (torch.distributed, "
+                                         f"{torch.distributed.get_backend()}): each takes 1/{cfg.world_size} of every "
+                                         "batch and the gradients are averaged, so a step still sees the whole batch")
         decisions += [f"{k}: {v}" for k, v in cfg.reasons.items()]
         cuda_determinism(device, cfg.deterministic, cfg.allow_tf32)  # before the network meets the device
         train_df, sampled_out = df, 0

@@ -65,6 +65,7 @@ class TrainingConfig:
     val_fraction: float = 0.1
     seed: int = 0
     threads: int = 1
+    world_size: int = 1  # processes training data-parallel (training.parallel); it changes result bytes
     patience: int = 100
     min_delta: float = 1e-4
     clip_ratio: float = 2.0

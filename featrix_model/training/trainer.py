@@ -18,7 +18,7 @@ from featrix_model import io
 from featrix_model.codecs.base import take_rows
 from featrix_model.network import Batch, EmbeddingNetwork
 from featrix_model.progress import epoch_line
-from featrix_model.training import checkpoint
+from featrix_model.training import checkpoint, parallel
 from featrix_model.training import losses as L
 from featrix_model.training.config import TrainingConfig, curriculum_weights, dropout_at
 from featrix_model.training.sampler import epoch_batches
@@ -146,6 +146,12 @@ class Trainer:
         cfg, net = self.cfg, self.net
         torch.manual_seed(cfg.seed)
         gen = torch.Generator().manual_seed(cfg.seed)
+        size, rank = parallel.world()  # data-parallel in a process group (training.parallel)
+        if size > 1 and self.checkpoint_dir is not None:
+            raise ValueError("checkpoint_dir is not supported in data-parallel training (a process group of "
+                             f"{size}): train without it, or in one process to resume from checkpoints")
+        views = gen if size == 1 else torch.Generator().manual_seed(cfg.seed + 1 + rank)  # each rank's view masks
+        step_losses = parallel.objective(net, self._losses)
         split_gen = torch.Generator().manual_seed(cfg.seed + 42)  # spec §13: seed 42 for the initial split
         perm = torch.randperm(self.n_rows, generator=split_gen)
         n_val = max(1, int(round(self.n_rows * cfg.val_fraction))) if self.n_rows >= 20 else 0
@@ -195,7 +201,7 @@ class Trainer:
                     self.pruner.restore(saved["pruner"])
                 first_epoch = saved["epoch"] + 1
                 self.log(f"resumed after epoch {saved['epoch']} of {cfg.epochs} from checkpoint {self.checkpoint_dir}")
-        if progress:
+        if progress and rank == 0:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.epochs, desc="embedding space", unit="epoch")
@@ -212,12 +218,12 @@ class Trainer:
             col_sum, col_n = np.zeros(len(net.columns)), np.zeros(len(net.columns))
             notes: list[str] = []
             for idx in epoch_batches(order, bs, cfg.every_row_each_epoch):
-                parts = self._losses(gather(self.data, idx, net.device), gen, temperature)
+                parts = step_losses(gather(self.data, parallel.shard(idx), net.device), views, temperature)
                 loss = (weights["spread"] * parts["spread"] + weights["joint"] * parts["joint"]
                         + weights["marginal"] * parts["marginal"] + cfg.reconstruction_weight * parts["reconstruction"])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                loss_value = float(loss.detach())
+                loss_value = parallel.mean(float(loss.detach()))  # every rank clips at the same threshold
                 unclipped, threshold = clip_gradients(net.parameters(), loss_value, cfg.clip_ratio)
                 if gradient_warning(unclipped, loss_value) and "GRADIENT_WARNING" not in notes:
                     notes.append("GRADIENT_WARNING")
@@ -237,6 +243,11 @@ class Trainer:
                 col_sum[ok] += pc[ok]
                 col_n[ok] += 1
             n = steps_per_epoch
+            parallel.sync_buffers(net)
+            if size > 1:  # the epoch's losses over the whole batches: what the ladder and the timeline read
+                keys = list(sums)
+                totals, col_sum, col_n = parallel.sums(np.array([sums[k] for k in keys]), col_sum, col_n)
+                sums = {k: float(v) / size for k, v in zip(keys, totals)}
             self.column_losses = np.where(col_n > 0, col_sum / np.maximum(col_n, 1), np.nan)
             # strategy pruning and the semantic floor change the encoders *before* the validation pass,
             # so the state kept as the best one (and saved) is exactly the state that was validated
@@ -267,7 +278,7 @@ class Trainer:
                 best = (monitored, copy.deepcopy(net.state_dict()), epoch)
             if movie_rows is not None:
                 frames.append(self._short(movie_rows))
-            if self.timeline_path is not None:  # spec §12: the timeline is on disk while training runs
+            if self.timeline_path is not None and rank == 0:  # spec §12: the timeline is on disk while training runs
                 io.write_text_atomically(self.timeline_path, json.dumps(
                     {"metadata": {"total_epochs": cfg.epochs}, "timeline": history, "corrective_actions": ladder.actions},
                     default=float))
