@@ -58,11 +58,15 @@ def _rank_main(rank: int, world_size: int, backend: str, tmp: str, timeout_s: fl
                fit_kwargs: dict) -> None:
     from featrix_model.space import EmbeddingSpace
 
+    extra = {}
+    if backend == "nccl":  # the GPU collectives on NCCL, the trainer's few CPU ones (losses, digests) on gloo
+        torch.cuda.set_device(rank)
+        backend, extra = "cpu:gloo,cuda:nccl", {"device_id": torch.device("cuda", rank)}
     dist.init_process_group(backend, init_method=f"file://{tmp}/rendezvous", rank=rank, world_size=world_size,
-                            timeout=datetime.timedelta(seconds=timeout_s))
+                            timeout=datetime.timedelta(seconds=timeout_s), **extra)
     try:
         kwargs = dict(fit_kwargs)
-        if backend == "nccl":
+        if extra:
             kwargs["device"] = f"cuda:{rank}"
         if rank:
             kwargs["progress"] = False
@@ -87,9 +91,7 @@ def weights_digest(module: torch.nn.Module) -> bytes:
 
 def check_in_step(module: torch.nn.Module) -> None:
     """Raise on every rank unless all ranks hold the same weights."""
-    mine = torch.frombuffer(bytearray(weights_digest(module)), dtype=torch.uint8)
-    device = next(module.parameters()).device if dist.get_backend() == "nccl" else torch.device("cpu")
-    mine = mine.to(device)
+    mine = torch.frombuffer(bytearray(weights_digest(module)), dtype=torch.uint8)  # a CPU (gloo) collective
     every = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
     dist.all_gather(every, mine)
     apart = [r for r, d in enumerate(every) if not torch.equal(d, every[0])]

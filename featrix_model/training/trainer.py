@@ -150,6 +150,10 @@ class Trainer:
         if size > 1 and self.checkpoint_dir is not None:
             raise ValueError("checkpoint_dir is not supported in data-parallel training (a process group of "
                              f"{size}): train without it, or in one process to resume from checkpoints")
+        if size > 1 and min(cfg.batch_size, self.n_rows) < 2 * size:  # every rank raises, none waits alone
+            raise ValueError(f"data-parallel training over {size} processes needs batches of at least {2 * size} "
+                             f"rows (2 per process); this fit's batch is {min(cfg.batch_size, self.n_rows)}: "
+                             "train in fewer processes or on more rows")
         views = gen if size == 1 else torch.Generator().manual_seed(cfg.seed + 1 + rank)  # each rank's view masks
         step_losses = parallel.objective(net, self._losses)
         split_gen = torch.Generator().manual_seed(cfg.seed + 42)  # spec §13: seed 42 for the initial split

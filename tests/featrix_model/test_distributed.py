@@ -26,7 +26,7 @@ def rows():
 
 @pytest.fixture(scope="module")
 def two_ranks(rows):
-    return fit_data_parallel(rows[0], world_size=2, time_budget_s=BUDGET, seed=0, progress=False)
+    return fit_data_parallel(rows[0], world_size=2, time_budget_s=BUDGET, seed=0, progress=False, timeout_s=300)
 
 
 def test_two_processes_train_as_well_as_one(rows, two_ranks):
@@ -42,7 +42,7 @@ def test_two_processes_train_as_well_as_one(rows, two_ranks):
 
 
 def test_same_seed_and_world_size_give_the_same_bytes(rows, two_ranks):
-    again = fit_data_parallel(rows[0], world_size=2, time_budget_s=BUDGET, seed=0, progress=False)
+    again = fit_data_parallel(rows[0], world_size=2, time_budget_s=BUDGET, seed=0, progress=False, timeout_s=300)
     assert weights_digest(again.net) == weights_digest(two_ranks.net)
     held = rows[2].iloc[:50]
     assert np.array_equal(again.encode(held), two_ranks.encode(held))
