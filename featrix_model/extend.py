@@ -52,6 +52,7 @@ from featrix_model.columns import ColumnPlan, default_column_types, plan_columns
 from featrix_model.network import EmbeddingNetwork
 from featrix_model.building import build_network, use_threads
 from featrix_model.codecs.base import CodecContext
+from featrix_model.training import parallel
 from featrix_model.training.split import split_divergence, split_warnings
 from featrix_model.training.trainer import Trainer, cuda_determinism
 from featrix_model.types import INTERNAL_PREFIX
@@ -99,7 +100,9 @@ def extend_space(es: EmbeddingSpace, df: pd.DataFrame, *, epochs: int | None = N
     seed = base_cfg.seed if seed is None else int(seed)
     device = device or str(es.net.device)
     cfg = dataclasses.replace(base_cfg, epochs=total, seed=seed, threads=threads, device=device,
-                              reasons=dict(base_cfg.reasons))
+                              world_size=parallel.world()[0], reasons=dict(base_cfg.reasons))
+    if cfg.world_size == 1:
+        cfg.reasons.pop("world_size", None)  # the base space's data-parallel reason is not this run's
     why = ("set by the caller" if epochs is not None
            else f"a quarter of the base space's {base_epochs} epochs, at least 2")
     cfg.reasons["epochs"] = f"{total} (extend: {why}): phase 1 {p1} (new columns only), phase 2 {p2} (all jointly)"
