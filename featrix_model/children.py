@@ -42,6 +42,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from featrix_model.codecs.timestamp import parse_timestamps
+from featrix_model.io import hash_weights
 from featrix_model.jsonable import to_jsonable
 from featrix_model.relationships import Relationship, denormalise
 
@@ -246,8 +247,7 @@ def rows_digest(frame: pd.DataFrame, hide: list[str], space) -> str:
     h = hashlib.sha256(json.dumps(to_jsonable([_code_digest(), device, torch.get_num_threads(),
                                                [str(c) for c in hide], space.plan.codecs_config()]),
                                   sort_keys=True).encode())
-    for name, t in space.net.state_dict().items():
-        h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().numpy().tobytes())
+    hash_weights(h, space.net)
     for c in frame.columns:
         col = _cells(frame[c])
         try:

@@ -25,6 +25,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from featrix_model.io import hash_weights
+from featrix_model.training import parallel
+
 ARTIFACT = "space"
 
 
@@ -39,9 +42,8 @@ def fit_data_parallel(df: pd.DataFrame, world_size: int = 2, *, backend: str | N
 
     if world_size < 1:
         raise ValueError(f"world_size must be at least 1, got {world_size}")
-    if fit_kwargs.get("checkpoint_dir") is not None:
-        raise ValueError("checkpoint_dir is not supported in data-parallel training: train in one process to "
-                         "resume from checkpoints")
+    if fit_kwargs.get("checkpoint_dir") is not None:  # refused before any process starts
+        raise ValueError(parallel.NO_CHECKPOINTS)
     backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
     if backend == "nccl" and torch.cuda.device_count() < world_size:
         raise ValueError(f"backend nccl needs one GPU per rank: {world_size} ranks, "
@@ -81,11 +83,9 @@ def _rank_main(rank: int, world_size: int, backend: str, tmp: str, timeout_s: fl
 
 
 def weights_digest(module: torch.nn.Module) -> bytes:
-    """SHA-256 of every parameter and buffer, in name order."""
+    """SHA-256 of every parameter and buffer (``io.hash_weights``)."""
     h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    hash_weights(h, module)
     return h.digest()
 
 

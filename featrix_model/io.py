@@ -135,6 +135,13 @@ def load_weights(module: torch.nn.Module, state: dict[str, torch.Tensor], path: 
 # ---------------------------------------------------------------------------------- manifest
 
 
+def hash_weights(h, module: torch.nn.Module) -> None:
+    """Feed every parameter and buffer of ``module`` (name, then raw bytes, in ``state_dict`` order) to
+    the hashlib object ``h``: what a digest of a network's current weights covers."""
+    for name, t in module.state_dict().items():
+        h.update(name.encode() + b"\0" + t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -26,6 +26,9 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 
+NO_CHECKPOINTS = ("checkpoint_dir is not supported in data-parallel training: train without it, or in one process "
+                  "to resume from checkpoints")
+
 def world() -> tuple[int, int]:
     """(world size, rank): (1, 0) outside an initialised process group."""
     if dist.is_available() and dist.is_initialized():

@@ -148,8 +148,7 @@ class Trainer:
         gen = torch.Generator().manual_seed(cfg.seed)
         size, rank = parallel.world()  # data-parallel in a process group (training.parallel)
         if size > 1 and self.checkpoint_dir is not None:
-            raise ValueError("checkpoint_dir is not supported in data-parallel training (a process group of "
-                             f"{size}): train without it, or in one process to resume from checkpoints")
+            raise ValueError(parallel.NO_CHECKPOINTS)
         if size > 1 and min(cfg.batch_size, self.n_rows) < 2 * size:  # every rank raises, none waits alone
             raise ValueError(f"data-parallel training over {size} processes needs batches of at least {2 * size} "
                              f"rows (2 per process); this fit's batch is {min(cfg.batch_size, self.n_rows)}: "
