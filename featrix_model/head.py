@@ -182,13 +182,15 @@ class HeadTrainer:
 
     def run(self, X: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray, epochs: int, seed: int) -> list[dict]:
         """Train up to ``epochs`` epochs; keep the weights of the best validation (else training) loss."""
+        from featrix_model.training.trainer import adamw
+
         started = time.monotonic()
         g = torch.Generator().manual_seed(seed)
         params = [{"params": self.mlp.parameters(), "lr": HEAD_LR}]
         if self.space is not None:
             params.append({"params": self.space.net.parameters(), "lr": FINE_TUNE_LR})
             self.notes.append("fine-tuning: the space's encoders train too, at 1/10 of the head's learning rate")
-        opt = torch.optim.AdamW(params, weight_decay=HEAD_WEIGHT_DECAY)
+        opt = adamw(params, weight_decay=HEAD_WEIGHT_DECAY)
         bs = batch_size(len(tr))
         steps = max(1, len(tr) // bs)
         yt = torch.from_numpy(y)
@@ -207,7 +209,7 @@ class HeadTrainer:
                     continue
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self.mlp.parameters(), max(2.0 * float(loss.detach()), 1e-3))
+                torch.nn.utils.clip_grad_norm_(self.mlp.parameters(), max(2.0 * float(loss.detach()), 1e-3), foreach=True)
                 opt.step()
                 total += float(loss.detach())
             entry = {"epoch": epoch, "train_loss": total / steps}

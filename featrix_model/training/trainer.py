@@ -81,7 +81,15 @@ def clip_gradients(parameters, loss: float, clip_ratio: float) -> tuple[float, f
     """Spec §10 adaptive clipping: clip the total gradient norm at ``loss × clip_ratio`` (at least 1e-6).
     Returns (the unclipped norm, the threshold)."""
     threshold = max(loss * clip_ratio, 1e-6)
-    return float(torch.nn.utils.clip_grad_norm_(parameters, threshold)), threshold
+    return float(torch.nn.utils.clip_grad_norm_(parameters, threshold, foreach=True)), threshold
+
+
+def adamw(params, **kwargs) -> torch.optim.AdamW:
+    """AdamW with torch's multi-tensor (``foreach``) step, which torch enables by default on CUDA only.
+    On a CPU it gives the per-tensor loop's bytes exactly (same element-wise arithmetic, checked on a
+    whole fit) at about 70 % of its cost: the per-parameter Python loop of the default was 15 % of a
+    training step here (profiled). The fused kernel is faster still but changes the result bytes."""
+    return torch.optim.AdamW(params, foreach=True, **kwargs)
 
 
 def gradient_warning(unclipped: float, loss: float) -> bool:
@@ -168,7 +176,7 @@ class Trainer:
         per_epoch = cfg.rows_per_epoch if cfg.rows_per_epoch and not cfg.every_row_each_epoch else None
         steps_per_epoch = len(epoch_batches(train_idx[:per_epoch], bs, cfg.every_row_each_epoch))
         total = cfg.epochs * steps_per_epoch
-        opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr * cfg.max_lr_multiplier, weight_decay=cfg.weight_decay)
+        opt = adamw(net.parameters(), lr=cfg.lr * cfg.max_lr_multiplier, weight_decay=cfg.weight_decay)
         ladder = InterventionLadder()
         rel = net.joint.relationships
         trainable = any(p.requires_grad for p in rel.parameters())  # extend's first phase freezes the extractor
