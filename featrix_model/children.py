@@ -13,14 +13,18 @@ time column, else table order); under a cutoff only children dated strictly befo
 duplicates a row — while counts and statistics use every child. Orphan children (null or
 unmatched key) and parents without children are counted.
 
-A saved relational space keeps each bank's embeddings beside its child space
-(``children/<link>.bank.safetensors``: one float32 row per child row, 336,776 × 64 for the demo's
-flights, ~86 MB, in the space's folder and in each predictor's copy of it) with a digest of all
-they follow from: the child space's codecs and weights, the hidden columns, every value (with its
-Python type), column name and dtype of the child rows, and the code and arithmetic that encode
-them (featrix_model's sources, the torch version, the device, torch's thread count). Loading the
-space with tables that give the same digest reads the embeddings instead of encoding every child
-row again (336K flights: about two minutes each time a predictor or its predictions load the
+A bank encodes a child row the first time a parent needs it (``LazyEmbeddings``): a parent keeps
+at most ``cap`` children and orphans belong to none, so most rows are never read (the demo's planes
+read 142,198 of 336,776 flights), and encoding is row-wise, so a row encoded late has the bytes an
+up-front pass would give it.
+
+A saved relational space keeps each bank's rows encoded so far beside its child space
+(``children/<link>.bank.safetensors``: a float32 row per child row, zeros where not encoded, and a
+mask of the encoded ones) with a digest of all they follow from: the child space's codecs and
+weights, the hidden columns, every value (with its Python type), column name and dtype of the child
+rows, and the code and arithmetic that encode them (featrix_model's sources, the torch version, the
+device, torch's thread count). Loading the space with tables that give the same digest reads those
+rows instead of encoding them again (a predictor or its predictions loading the demo's planes
 space); anything else is encoded as before. The file is a cache of what encoding would give, not
 model state: deleting it changes nothing but time.
 """
@@ -58,11 +62,54 @@ def time_ns(values: pd.Series) -> np.ndarray:
     return ns
 
 
+class LazyEmbeddings:
+    """(n, d) embeddings of a child table's rows, each row encoded by ``space`` (``hide`` hidden) the
+    first time ``take`` asks for it. ``values``/``done``: rows read from a saved bank."""
+
+    def __init__(self, frame: pd.DataFrame, space, hide: tuple[str, ...], values: np.ndarray | None = None,
+                 done: np.ndarray | None = None):
+        n = len(frame)
+        self.frame, self.space, self.hide = frame.reset_index(drop=True), space, tuple(hide)
+        self.values = np.zeros((n, space.d_model), np.float32) if values is None else values
+        self.done = np.zeros(n, dtype=bool) if done is None else done
+        self.shape, self.ndim = self.values.shape, 2
+        self._weights, self._threads = self._state()
+
+    def _state(self) -> tuple[str, int]:
+        h = hashlib.sha256()
+        hash_weights(h, self.space.net)
+        return h.hexdigest(), torch.get_num_threads()
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """The embeddings of rows ``idx`` (any shape), encoding those not encoded yet."""
+        idx = np.asarray(idx, dtype=np.int64)
+        need = np.unique(idx[~self.done[idx]])
+        if len(need):
+            weights, threads = self._state()
+            if weights != self._weights:  # rows encoded before and after would not be one bank
+                raise RuntimeError("a child space's weights changed after its rows were attached to a relational "
+                                   "space: attach the child tables again (RelationalSpace.attach).")
+            if threads != self._threads:  # the thread count changes the bytes: encode as the bank began
+                torch.set_num_threads(self._threads)
+            try:
+                self.values[need] = self.space.encode(self.frame.iloc[need].reset_index(drop=True), hide=self.hide)
+            finally:
+                torch.set_num_threads(threads)
+            self.done[need] = True
+            if self.done.all():  # nothing left to encode: the child rows need not stay in memory
+                self.frame = self.frame.iloc[:0]
+        return self.values[idx]
+
+    def all(self) -> np.ndarray:
+        """Every row's embedding (encodes what is left)."""
+        return self.take(np.arange(len(self.done)))
+
+
 @dataclass
 class ChildBank:
     """One child table's rows for a relationship: their embeddings, keys, times and numeric values."""
 
-    embeddings: np.ndarray
+    embeddings: LazyEmbeddings
     keys: pd.DataFrame
     times: np.ndarray | None
     stats: np.ndarray
@@ -163,16 +210,16 @@ class ChildLink:
         return f"{self.name}.children"
 
     def build_bank(self, tables: dict[str, pd.DataFrame], saved: Path | None = None) -> ChildBank:
-        """Encode the child table's rows once with the child space (join keys hidden) into the bank;
-        ``saved``: the folder of a saved space's banks, read instead when its rows are these rows."""
+        """The bank of the child table's rows, each encoded with the child space (join keys hidden) when
+        a parent first needs it; ``saved``: the folder of a saved space's banks, whose encoded rows are
+        read when its rows are these rows."""
         frame = denormalise(tables[self.rel.child], self.lookups, tables)
         # a relational child space's encodings also depend on its own child tables: never cached
         digest = None if hasattr(self.space, "links") else rows_digest(frame, self.hide, self.space)
-        emb = load_bank(saved, self.name, digest, len(frame), self.space.d_model) if saved is not None and digest \
+        found = load_bank(saved, self.name, digest, len(frame), self.space.d_model) if saved is not None and digest \
             else None
-        if emb is None:
-            self.space.attach(tables)
-            emb = self.space.encode(frame, hide=tuple(self.hide))
+        self.space.attach(tables)
+        emb = LazyEmbeddings(frame, self.space, tuple(self.hide), *(found or (None, None)))
         gone = [c for c in self.stat_columns if c not in frame.columns]
         if gone:
             warnings.warn(f"'{self.rel.child}' rows lack column(s) {gone} that the relational space summarises per "
@@ -260,16 +307,20 @@ def rows_digest(frame: pd.DataFrame, hide: list[str], space) -> str:
 
 
 def save_bank(folder: Path, name: str, bank: ChildBank) -> None:
-    """The bank's embeddings with the digest of what they follow from, into a space folder being saved."""
+    """The bank's rows encoded so far (and which they are) with the digest of what they follow from,
+    into a space folder being saved."""
     if bank.digest is None:
         return
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({"embeddings": torch.from_numpy(np.ascontiguousarray(bank.embeddings, dtype=np.float32))},
+    emb = bank.embeddings
+    save_file({"embeddings": torch.from_numpy(np.ascontiguousarray(emb.values, dtype=np.float32)),
+               "encoded": torch.from_numpy(emb.done.astype(np.uint8))},
               str(folder / f"{name}.bank.safetensors"), metadata={BANK_KEY: bank.digest})
 
 
-def load_bank(folder: Path, name: str, digest: str, rows: int, width: int) -> np.ndarray | None:
-    """A saved bank's embeddings when they follow from what gives ``digest`` (else None: encode)."""
+def load_bank(folder: Path, name: str, digest: str, rows: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """A saved bank's (embeddings, which rows are encoded) when they follow from what gives ``digest``
+    (else None: encode)."""
     file = folder / f"{name}.bank.safetensors"
     if not file.is_file():
         return None
@@ -277,11 +328,13 @@ def load_bank(folder: Path, name: str, digest: str, rows: int, width: int) -> np
         with safe_open(str(file), framework="pt") as f:
             if (f.metadata() or {}).get(BANK_KEY) != digest:
                 return None
-            emb = f.get_tensor("embeddings")
+            emb, done = f.get_tensor("embeddings"), f.get_tensor("encoded")
     except Exception:  # safetensors' own errors: an unreadable cache is encoded again
         log.warning("%s cannot be read: the child rows are encoded again", file)
         return None
-    return emb.numpy() if tuple(emb.shape) == (rows, width) else None
+    if tuple(emb.shape) != (rows, width) or tuple(done.shape) != (rows,):
+        return None
+    return emb.numpy().copy(), done.numpy().astype(bool)
 
 
 def with_children(frame: pd.DataFrame, links: list[ChildLink], parent: str) -> tuple[pd.DataFrame, dict]:

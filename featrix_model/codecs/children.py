@@ -3,8 +3,8 @@ relationships ... aggregates transaction patterns up to the customer level").
 
 The column's values are ``(child positions, child count)`` per parent row, made by
 ``RelationalSpace``: positions index the *bank* — the child table's row embeddings from its own
-embedding space — attached with ``attach`` (the bank is data, not model state: it is rebuilt from the
-child table and never saved). ``transform`` gathers at most ``cap`` child embeddings per parent,
+embedding space, an array or ``children.LazyEmbeddings`` that encodes a row when first taken —
+attached with ``attach`` (the bank is data, not model state: it is rebuilt from the child table). ``transform`` gathers at most ``cap`` child embeddings per parent,
 padded, with a mask; ``count`` is the number of children before capping. A parent with no children
 is *missing*, so the encoder's learned replacement embedding stands for "no children".
 """
@@ -26,11 +26,12 @@ class ChildrenCodec(Codec):
         self.cap, self.d_child = int(cap), int(d_child)
         self.bank_: np.ndarray | None = None
 
-    def attach(self, bank: np.ndarray) -> "ChildrenCodec":
-        """(n_child_rows, d_child) child-row embeddings that the positions in the values index."""
+    def attach(self, bank) -> "ChildrenCodec":
+        """(n_child_rows, d_child) child-row embeddings that the positions in the values index: an array,
+        or an object whose ``take(positions)`` gives them (``children.LazyEmbeddings``)."""
         if bank.ndim != 2 or bank.shape[1] != self.d_child:
             raise ValueError(f"children of '{self.name}': expected (n, {self.d_child}) child embeddings, got {bank.shape}")
-        self.bank_ = np.ascontiguousarray(bank, dtype=np.float32)
+        self.bank_ = np.ascontiguousarray(bank, dtype=np.float32) if isinstance(bank, np.ndarray) else bank
         return self
 
     def fit(self, values: pd.Series) -> "ChildrenCodec":
@@ -54,7 +55,9 @@ class ChildrenCodec(Codec):
             idx[i, : len(sel)] = sel
             counts[i] = v[1]
         mask = idx >= 0
-        children = self.bank_[np.where(mask, idx, 0)] * mask[..., None]
+        where = np.where(mask, idx, 0)
+        rows = self.bank_[where] if isinstance(self.bank_, np.ndarray) else self.bank_.take(where)
+        children = rows * mask[..., None]
         return {"children": torch.from_numpy(children.astype(np.float32)), "mask": torch.from_numpy(mask),
                 "log_count": torch.from_numpy(((np.log1p(counts) - self.count_mean_) / self.count_std_).astype(np.float32)),
                 "missing": torch.from_numpy(counts == 0)}

@@ -3,6 +3,7 @@ parents, capping, time cutoffs, save/load, determinism, lookups at depth 2 and c
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from featrix_model import EmbeddingSpace, RelationalSpace, load_space
 from featrix_model.codecs.children import ChildrenCodec
 from featrix_model.predictor import Predictor
-from featrix_model.children import ChildBank, rows_digest
+from featrix_model.children import ChildBank, LazyEmbeddings, rows_digest
 from featrix_model.relationships import Relationship, denormalise, parse_relationship
 from featrix_model.training.sampler import epoch_batches
 
@@ -296,21 +297,26 @@ def test_a_loaded_space_reads_its_saved_child_bank_only_for_the_same_child_rows(
         return encode(self, rows, *a, **k)
     monkeypatch.setattr(type(child), "encode", counted)
     same = RelationalSpace.load(tmp_path / "rs", tables={"transactions": ch})
-    assert calls == []  # the same child rows: their embeddings are read, not encoded again
     assert same.encode(parents).tobytes() == rs.encode(parents).tobytes()
-    assert np.array_equal(same.links[0].bank.embeddings, rs.links[0].bank.embeddings)
+    assert calls == []  # the same child rows: the parents' children were saved encoded, read, not encoded again
+    saved, read = rs.links[0].bank.embeddings, same.links[0].bank.embeddings
+    assert saved.done.any() and np.array_equal(read.done, saved.done)
+    assert np.array_equal(read.values, saved.values)
     changed = ch.copy()
-    changed.loc[changed.index[7], "amount"] += 1.0  # one child value differs: every child row is encoded
+    changed.loc[changed.index[7], "amount"] += 1.0  # one child value differs: no saved row is read
     other = RelationalSpace.load(tmp_path / "rs", tables={"transactions": changed})
-    assert calls == [len(ch)]
+    assert calls == [] and not other.links[0].bank.embeddings.done.any()  # encoded when parents need them
+    other.encode(parents)
+    emb = other.links[0].bank.embeddings
+    assert len(calls) == 1 and calls[0] == int(emb.done.sum()) > 0
     fresh = child.encode(changed, hide=tuple(rs.links[0].hide))
-    assert np.array_equal(other.links[0].bank.embeddings, fresh)
+    assert np.array_equal(emb.values[emb.done], fresh[emb.done])
     # another child space (other weights) never reads the bank saved with this one
     link = same.links[0]
     with torch.no_grad():
         next(link.space.net.parameters()).add_(0.01)
     link.build_bank({"transactions": ch}, tmp_path / "rs" / "children")
-    assert calls == [len(ch), len(ch), len(ch)]
+    assert not link.bank.embeddings.done.any()
     # the digest tells apart what encodes differently: cell types, the thread count
     a, b = pd.DataFrame({"v": [True, "x"]}), pd.DataFrame({"v": ["True", "x"]})
     assert rows_digest(a, [], child) != rows_digest(b, [], child) and rows_digest(a, [], child) == rows_digest(a, [], child)
@@ -320,6 +326,28 @@ def test_a_loaded_space_reads_its_saved_child_bank_only_for_the_same_child_rows(
         assert rows_digest(ch, [], child) != one
     finally:
         torch.set_num_threads(1)
+
+
+def test_a_bank_encodes_only_the_children_parents_use_with_the_bytes_of_encoding_them_all(cut):
+    parents, ch, rs = cut
+    link = rs.links[0]
+    bank = link.build_bank({"transactions": ch})  # fresh: nothing encoded, nothing read from a file
+    rs.plan.codecs[link.column].attach(bank.embeddings)
+    assert not bank.embeddings.done.any()
+    few = parents.iloc[:5]
+    rs.encode(few)
+    used = {int(p) for sel in rs.prepare(few)[link.column] if sel is not None for p in sel[0]}
+    encoded = set(np.flatnonzero(bank.embeddings.done).tolist())
+    assert used <= encoded and len(encoded) <= len(used) + 1  # + the padding row that empty slots read
+    everything = link.space.encode(ch, hide=tuple(link.hide))
+    assert np.array_equal(bank.embeddings.all(), everything)  # rows encoded late: the bytes of one pass
+    assert np.array_equal(rs.encode(parents), rs.encode(parents))
+    space = copy.deepcopy(link.space)
+    lazy = LazyEmbeddings(ch, space, tuple(link.hide))
+    with torch.no_grad():
+        next(space.net.parameters()).add_(0.01)
+    with pytest.raises(RuntimeError, match="weights changed"):  # one bank never mixes two sets of weights
+        lazy.take(np.arange(3))
 
 
 def test_same_seed_same_embeddings(cut):
