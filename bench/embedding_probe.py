@@ -1,7 +1,7 @@
 """Embedding-space quality and speed: a linear probe on our embeddings vs a linear model on raw features.
 
     .venv/bin/python -m pip install -r bench/requirements.lock   # once, for the penguins task (palmerpenguins)
-    .venv/bin/python bench/embedding_probe.py [--tasks penguins,breast_cancer,flights10k] [--budget S]
+    .venv/bin/python bench/embedding_probe.py [--tasks penguins,breast_cancer,flights10k,mixed10k] [--budget S]
 
 For each task the space is fitted once on the feature columns only (never the label: it is
 self-supervised), then a logistic regression is cross-validated (5-fold stratified, shuffle,
@@ -37,7 +37,16 @@ def _with(metric, load):
 
 
 TASKS = {"penguins": _with("accuracy", tasks.penguins), "breast_cancer": _with("roc_auc", tasks.breast_cancer),
-         "flights10k": _with("roc_auc", lambda: (lambda X, y: (X, y.astype(int)))(*tasks.flights_delay(10_000)()))}
+         "flights10k": _with("roc_auc", lambda: (lambda X, y: (X, y.astype(int)))(*tasks.flights_delay(10_000)())),
+         "mixed10k": _with("roc_auc", lambda: _mixed(10_000))}
+
+
+def _mixed(n: int):
+    """bench/speed.py's 10K x 20 mixed table (numbers, categories, a timestamp, a flag, a short text)."""
+    from speed import mixed_table
+
+    df = mixed_table(n)
+    return df.drop(columns=["label"]), (df["label"] == "yes").astype(int)
 
 
 def raw_linear(X: pd.DataFrame):
@@ -72,6 +81,7 @@ def main() -> None:
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--budget", type=float, default=None, help="training seconds per space (default: automatic)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="embedding_probe.json", help="file name under bench/results")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
@@ -82,7 +92,7 @@ def main() -> None:
     print(table.to_markdown(index=False))
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "embedding_probe.json").write_text(json.dumps(rows, indent=1))
+    (out / args.out).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
