@@ -46,6 +46,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from featrix_model.codecs.timestamp import parse_timestamps
+from featrix_model.encoders.bank import _tensors
 from featrix_model.io import hash_weights
 from featrix_model.jsonable import to_jsonable
 from featrix_model.relationships import Relationship, denormalise
@@ -75,10 +76,10 @@ class LazyEmbeddings:
         self.shape, self.ndim = self.values.shape, 2
         self._weights, self._threads = self._state()
 
-    def _state(self) -> tuple[str, int]:
-        h = hashlib.sha256()
-        hash_weights(h, self.space.net)
-        return h.hexdigest(), torch.get_num_threads()
+    def _state(self) -> tuple[tuple, int]:
+        """The child net's weights key (``encoders.bank._tensors``: changes with any in-place update,
+        replacement or move, without hashing the bytes) and the thread count."""
+        return _tensors(list(self.space.net.modules())), torch.get_num_threads()
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         """The embeddings of rows ``idx`` (any shape), encoding those not encoded yet."""
