@@ -23,7 +23,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score, mean_squared_error, r2_score, roc_auc_score
 from torch import nn
 
-from featrix_model import inputs
+from featrix_model import inputs, intervals
 from featrix_model.calibration import Calibrator, best_threshold, expected_calibration_error
 from featrix_model.guardrails import confidence_label, predictor_failures
 from featrix_model.jsonable import to_jsonable
@@ -350,10 +350,10 @@ class _GaussianOutputs(nn.Module):
 
 class RegressionTask(Task):
     """Numeric targets: optional log1p + standardisation, random split, Gaussian NLL on (mean, log var),
-    and a σ scale so the 95 % interval covers 95 % of validation rows."""
+    and split-conformal 90 % / 95 % intervals from the validation rows (``intervals``)."""
 
     kind, primary_metric, higher_is_better = TaskType.REGRESSION, "rmse", False
-    STATE = ("log_target_", "y_mean_", "y_std_", "y_spread_", "sigma_scale_", "loss_", "loss_reason_")
+    STATE = ("log_target_", "y_mean_", "y_std_", "y_spread_", "sigma_scale_", "conformal_", "loss_", "loss_reason_")
     n_out = 2
 
     def fit_target(self, y_raw: pd.Series, positive_label, decisions: list[str]) -> np.ndarray:
@@ -389,12 +389,11 @@ class RegressionTask(Task):
         return {}
 
     def fit_outputs(self, out: np.ndarray, y: np.ndarray, settings, decisions: list[str]) -> None:
-        """Scale the predicted σ so the 95 % interval covers ~95 % of validation rows."""
+        """Split-conformal quantiles of the validation rows' residual / predicted σ, one per level
+        (``intervals.LEVELS``); ``std`` is the 95 % half-width over 1.96."""
         mean, var = out[:, 0], np.exp(out[:, 1])
-        r = np.abs(y - mean) / np.sqrt(var)
-        scale = float(np.quantile(r, 0.95) / INTERVAL_Z) if len(r) >= 20 else 1.0
-        self.sigma_scale_ = max(scale, 1e-3)
-        decisions.append(f"interval: predicted σ × {scale:.2f} so the 95% interval covers 95% of validation rows")
+        self.conformal_ = intervals.conformal_quantiles(np.abs(y - mean) / np.sqrt(var), decisions)
+        self.sigma_scale_ = max(self.conformal_[intervals.key(intervals.PRIMARY)] / INTERVAL_Z, 1e-3)
 
     def value(self, z: np.ndarray) -> np.ndarray:
         v = z * self.y_std_ + self.y_mean_
@@ -406,25 +405,36 @@ class RegressionTask(Task):
     def row_score(self, scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
         return scores
 
+    def _quantiles(self) -> dict[str, float]:
+        if self.conformal_ is None:  # a predictor saved before split-conformal intervals: its 95 % scale
+            return {intervals.key(intervals.PRIMARY): self.sigma_scale_ * INTERVAL_Z}
+        return self.conformal_
+
     def response(self, out: np.ndarray, value: float, sigma: float) -> dict:
-        mean_z, sd_z = out[0], math.sqrt(math.exp(out[1])) * self.sigma_scale_
-        lo, hi = self.value(np.array([mean_z - INTERVAL_Z * sd_z, mean_z + INTERVAL_Z * sd_z]))
+        mean_z, sd_z = out[0], math.sqrt(math.exp(out[1]))
+        bounds = {k: [float(v) for v in self.value(np.array([mean_z - q * sd_z, mean_z + q * sd_z]))]
+                  for k, q in self._quantiles().items()}
+        lo, hi = bounds[intervals.key(intervals.PRIMARY)]
         pred = float(self.value(np.array([mean_z]))[0])
-        r = {"prediction": round(pred, 6), "confidence_interval": [float(lo), float(hi)],
+        r = {"prediction": round(pred, 6), "confidence_interval": [lo, hi], "intervals": bounds,
              "std": float((hi - lo) / (2 * INTERVAL_Z))}
         r["confidence"] = confidence_label(None, sigma, (hi - lo) / (4 * self.y_spread_))
         return r
 
     def response_metadata(self) -> dict:
-        return {"interval_coverage": 0.95}
+        return {"interval_coverage": intervals.PRIMARY, "interval_levels": [float(k) / 100 for k in self._quantiles()],
+                "interval_method": "split-conformal on the validation rows (residual / predicted σ)"}
 
     def metrics(self, y_true, frame: pd.DataFrame) -> dict:
+        """RMSE and R²; with the responses' intervals also their empirical coverage on these rows."""
         t, p = np.asarray(y_true, dtype=float), frame["prediction"].to_numpy(float)
-        return {"rmse": float(np.sqrt(mean_squared_error(t, p))), "r2": float(r2_score(t, p))}
+        return {"rmse": float(np.sqrt(mean_squared_error(t, p))), "r2": float(r2_score(t, p)),
+                **intervals.coverages(t, frame)}
 
     def summary(self) -> dict:
         return {"loss": self.loss_, "loss_reason": self.loss_reason_, "log_target": self.log_target_,
-                "y_mean": self.y_mean_, "y_std": self.y_std_, "sigma_scale": self.sigma_scale_}
+                "y_mean": self.y_mean_, "y_std": self.y_std_, "sigma_scale": self.sigma_scale_,
+                "conformal_quantiles": self._quantiles()}
 
 
 TASKS = {TaskType.BINARY: BinaryTask, TaskType.MULTICLASS: ClassificationTask, TaskType.REGRESSION: RegressionTask}

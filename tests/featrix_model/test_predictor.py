@@ -262,7 +262,13 @@ def test_regression_intervals_cover_their_nominal_share(space_and_data, held):
     pred = np.array([r["prediction"] for r in res])
     assert np.corrcoef(np.log(pred), np.log(y))[0, 1] > 0.9
     m = p.task_.metrics(y, pd.DataFrame(res))
-    assert set(m) == {"rmse", "r2"} and m["r2"] > 0.5  # raw scale: the heavy tail caps R²
+    assert set(m) == {"rmse", "r2", "coverage_90", "coverage_95"} and m["r2"] > 0.5  # raw scale: the heavy tail caps R²
+    assert abs(m["coverage_90"] - 0.90) <= 0.03 and abs(m["coverage_95"] - 0.95) <= 0.03  # held-out rows
+    assert all(r["intervals"]["95"][0] <= r["intervals"]["90"][0] <= r["prediction"] <= r["intervals"]["90"][1]
+               <= r["intervals"]["95"][1] for r in res)
+    assert res[0]["confidence_interval"] == res[0]["intervals"]["95"]
+    assert res[0]["metadata"]["interval_levels"] == [0.9, 0.95]
+    assert any(d.startswith("intervals: split-conformal on") for d in s["decisions"])
     # After 3 epochs the head's σ is still far too wide (~99 % coverage unscaled): the interval scale fixes it.
     early = Predictor.fit(es, df, target="spend", exclude_features=others("spend"), seed=0, epochs=3, n_hidden_layers=2)
     assert early.summary()["sigma_scale"] < 0.85
