@@ -114,11 +114,12 @@ Analysis = tuple[ColumnProfile, UselessVerdict]
 
 def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | None = None,
                  context: CodecContext | None = None, analysis: dict[str, Analysis] | None = None,
-                 table: str | None = None) -> ColumnPlan:
+                 table: str | None = None, analysis_rows: int | None = None) -> ColumnPlan:
     """Profile, filter (spec §16) and fit codecs; every exclusion carries a plain-words reason.
 
     ``analysis``: {column: (profile, usefulness verdict)} already computed for these values (e.g. by
-    a pipeline's profiling step); those columns are not profiled again. ``context`` is handed to
+    a pipeline's profiling step); those columns are not profiled again. ``analysis_rows``: the rows
+    that analysis was made on when ``df`` is a chosen part of them (default: ``df``'s own count). ``context`` is handed to
     every codec (the seed; the space class for codecs that train one). Tables and values no codec
     can read are refused first, naming ``table`` (when given), the column and what to do
     (:mod:`featrix_model.inputs`); a table under ``inputs.SMALL_TABLE_ROWS`` rows trains with a warning."""
@@ -130,7 +131,7 @@ def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | 
     if unknown:
         raise KeyError(f"exclude/keep name columns that are not in the data: {unknown}. Columns: {list(df.columns)}")
     visible = [c for c in df.columns if not str(c).startswith(INTERNAL_PREFIX)]
-    profiles, verdicts = _analyse(df[visible], analysis or {})
+    profiles, verdicts = _analyse(df[visible], analysis or {}, analysis_rows)
     info, decisions, used, codecs, encoders = {}, [], [], {}, {}
     small = inputs.small_table_warning(len(df), table)
     if small:
@@ -162,12 +163,13 @@ def plan_columns(df: pd.DataFrame, *, exclude=(), keep=(), column_types: dict | 
     return ColumnPlan(used, visible, info, codecs, encoders, decisions)
 
 
-def _analyse(df: pd.DataFrame, known: dict[str, Analysis]) -> tuple[dict, dict]:
+def _analyse(df: pd.DataFrame, known: dict[str, Analysis], rows: int | None = None) -> tuple[dict, dict]:
     """Profiles and verdicts of every column: the known ones as given, the rest computed here."""
-    stale = [c for c in df.columns if c in known and known[c][0].n_rows != len(df)]
+    rows = len(df) if rows is None else rows
+    stale = [c for c in df.columns if c in known and known[c][0].n_rows != rows]
     if stale:
         raise ValueError(f"the profile handed in for column(s) {stale} was made on {known[stale[0]][0].n_rows:,} rows, "
-                         f"but the frame has {len(df):,}: profile these rows again (leave analysis= out).")
+                         f"but the frame has {rows:,}: profile these rows again (leave analysis= out).")
     rest = [c for c in df.columns if c not in known]
     profiles = {c: known[c][0] for c in df.columns if c in known}
     verdicts = {c: known[c][1] for c in df.columns if c in known}

@@ -82,6 +82,19 @@ def check_table(df, table: str | None = None) -> None:
                          f"drop '{c}'.")
 
 
+def chosen_rows(df: pd.DataFrame, mask, what: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of ``df`` a ``train_rows`` mask marks, and the decision that says so (none when it
+    marks every row); a mask of the wrong length or marking no row is refused."""
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != (len(df),) or not mask.any():
+        raise ValueError(f"train_rows must be a boolean mask over the {len(df):,} rows of {what} marking at least "
+                         f"one row; got {mask.dtype} of shape {mask.shape} marking {int(mask.sum()) if mask.dtype == bool else '?'}")
+    if mask.all():
+        return df, []
+    return df[mask].reset_index(drop=True), [f"trained on {int(mask.sum()):,} of the {len(df):,} rows of {what} "
+                                             "(train_rows); the others are encoded, never learned from"]
+
+
 def small_table_warning(n_rows: int, table: str | None = None) -> str | None:
     """The warning for a table too small to learn much from (None when it is big enough)."""
     if n_rows >= SMALL_TABLE_ROWS:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from featrix_model import io
+from featrix_model import inputs, io
 from featrix_model.children import STATISTICS, ChildLink, save_bank, with_children
 from featrix_model.codecs.children import ChildrenCodec
 from featrix_model.columns import default_column_types, plan_columns
@@ -70,8 +70,13 @@ class RelationalSpace(EmbeddingSpace):
             output_dir: str | Path | None = None, threads: int | None = None, epochs: int | None = None,
             max_epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
             d_model: int | None = None, deterministic: bool | None = None, allow_tf32: bool | None = None,
-            analysis: dict | None = None, checkpoint_dir: str | Path | None = None) -> "RelationalSpace":
+            analysis: dict | None = None, checkpoint_dir: str | Path | None = None,
+            train_rows: np.ndarray | None = None) -> "RelationalSpace":
         """Train child spaces (unless given), then the parent-level space.
+
+        ``train_rows``: a boolean mask over the parent table's rows, the parents the parent-level space
+        learns from (its codecs included); default all. The others (say, rows a predictor is measured
+        on) still count in the report of how children meet parents, and are encoded like any parent.
 
         ``child_time``: {table: time column} orders children (and enables ``cutoff``: a parent column,
         or {child table: column}, of times after which that parent's children are not used).
@@ -93,13 +98,14 @@ class RelationalSpace(EmbeddingSpace):
                         child_time=child_time or {}, cutoff=cutoff, max_children=max_children,
                         child_statistics=tuple(child_statistics), primary_keys=primary_keys, exclude=exclude,
                         keep=keep, child_time_budget_s=child_time_budget_s, child_hide=child_hide or {},
-                        output_dir=output_dir, ancestors=(), analysis=analysis, checkpoint_dir=checkpoint_dir)
+                        output_dir=output_dir, ancestors=(), analysis=analysis, checkpoint_dir=checkpoint_dir,
+                        train_rows=train_rows)
 
     @classmethod
     def _fit(cls, tables, relationships, parent, child_spaces, time_budget_s, seed, progress, settings, *,
              child_time, cutoff, max_children, child_statistics, primary_keys, exclude, keep,
              child_time_budget_s, child_hide, output_dir, ancestors, analysis=None,
-             checkpoint_dir=None) -> "RelationalSpace":
+             checkpoint_dir=None, train_rows=None) -> "RelationalSpace":
         started = time.monotonic()
         primary_keys = {t: [k] if isinstance(k, str) else list(k) for t, k in (primary_keys or {}).items()}
         unknown = set(child_statistics) - set(STATISTICS)
@@ -133,7 +139,12 @@ class RelationalSpace(EmbeddingSpace):
         for link in links:
             link.build_bank(tables)
         prepared, report = with_children(frame, links, parent)
-        plan = cls._plan(prepared, links, report, primary_keys.get(parent, []), exclude, keep, seed, analysis)
+        rows_in = len(frame)
+        if train_rows is not None:
+            prepared, note = inputs.chosen_rows(prepared, train_rows, f"'{parent}'")
+            frame = inputs.chosen_rows(frame, train_rows, f"'{parent}'")[0]
+            decisions += note
+        plan = cls._plan(prepared, links, report, primary_keys.get(parent, []), exclude, keep, seed, analysis, rows_in)
         plan.decisions[:0] = decisions
         # every parent each epoch; a warm start: the fewest epochs with which pruning and the ladder act (training.config)
         settings = {**settings, "every_row_each_epoch": True, "warm_start": True}
@@ -201,12 +212,12 @@ class RelationalSpace(EmbeddingSpace):
 
     @staticmethod
     def _plan(prepared: pd.DataFrame, links: list[ChildLink], report: dict, own_keys: list[str], exclude, keep,
-              seed: int, analysis: dict | None):
+              seed: int, analysis: dict | None, analysis_rows: int | None = None):
         """The parent-level plan: the parent's columns (its own key left out) plus one children column per link."""
         own_keys = [c for c in own_keys if c in prepared.columns and c not in keep]
         plan = plan_columns(prepared.drop(columns=[lk.column for lk in links]),
                             exclude=tuple(dict.fromkeys([*exclude, *own_keys])), keep=keep,
-                            context=codec_context(seed), analysis=analysis)
+                            context=codec_context(seed), analysis=analysis, analysis_rows=analysis_rows)
         for link in links:
             codec = ChildrenCodec(link.column, cap=link.cap, d_child=link.space.d_model).fit(prepared[link.column])
             codec.attach(link.bank.embeddings)

@@ -62,7 +62,7 @@ class EmbeddingSpace:
             epochs: int | None = None, max_epochs: int | None = None, lr: float | None = None,
             batch_size: int | None = None, d_model: int | None = None, deterministic: bool | None = None,
             allow_tf32: bool | None = None, analysis: dict | None = None,
-            checkpoint_dir: str | Path | None = None) -> "EmbeddingSpace":
+            checkpoint_dir: str | Path | None = None, train_rows: np.ndarray | None = None) -> "EmbeddingSpace":
         """Train on ``df`` with zero configuration.
 
         Every automatic choice is logged with its reason; ``epochs``, ``max_epochs`` (a cap below what
@@ -75,13 +75,19 @@ class EmbeddingSpace:
         every epoch (a later ``save`` into that folder replaces it with the artifact). With
         ``checkpoint_dir``, every epoch is checkpointed there, and a fit given the same folder again
         (after a crash or a kill) resumes after the last sound checkpoint and ends with the weights an
-        uninterrupted fit would have (``training.checkpoint``); delete the folder once the space is saved."""
+        uninterrupted fit would have (``training.checkpoint``); delete the folder once the space is saved.
+        ``train_rows``: a boolean mask of the rows the space learns from, codecs included (default all),
+        e.g. to keep out rows a predictor will be measured on; ``analysis`` is then of all of ``df``."""
         started = time.monotonic()
         inputs.check_table(df)
-        df = df.reset_index(drop=True)
+        df, rows_in = df.reset_index(drop=True), len(df)
+        note = []
+        if train_rows is not None:
+            df, note = inputs.chosen_rows(df, train_rows, "the table")
         threads = use_threads(threads)  # before the codecs: sentence embeddings depend on it too
         plan = plan_columns(df, exclude=exclude, keep=keep, column_types=column_types,
-                            context=codec_context(seed, column_types), analysis=analysis)
+                            context=codec_context(seed, column_types), analysis=analysis, analysis_rows=rows_in)
+        plan.decisions[:0] = note
         settings = training_settings(config, threads=threads, epochs=epochs, max_epochs=max_epochs, lr=lr,
                                      batch_size=batch_size, d_model=d_model, deterministic=deterministic,
                                      allow_tf32=allow_tf32)

@@ -15,6 +15,7 @@ from featrix_model.tasks import TaskType
 from featrix_pipeline.scoring import row_hashes
 
 TEST_FRACTION = 0.2
+SPLIT_SCHEME = "key-sha256-1"  # how held-out rows are drawn and rows hashed: change it when either changes
 
 
 def key_draws(keys: pd.DataFrame, seed: int) -> np.ndarray:

@@ -13,7 +13,8 @@ from featrix_model.leakage import leaky_columns
 from featrix_model.predictor import Predictor
 from featrix_model.space import use_threads
 from featrix_pipeline import accounting
-from featrix_pipeline.evaluation import held_out_split, key_draws, lightgbm_baseline, naive_baseline, quality_gate
+from featrix_pipeline.evaluation import (SPLIT_SCHEME, held_out_split, key_draws, lightgbm_baseline, naive_baseline,
+                                         quality_gate)
 from featrix_pipeline.figures import predictor_figures
 from featrix_pipeline.expressions import columns_read
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version, target_identity
@@ -27,7 +28,6 @@ from featrix_pipeline.topology import TargetPlan, Topology
 
 
 LABELS = "labels.parquet"  # every labelled row when a version was trained, for drift and fair comparisons
-SPLIT_SCHEME = "key-sha256-1"  # how held-out rows are drawn and rows hashed: change it when either changes
 
 
 def version_labels(folder: str | Path) -> pd.DataFrame | None:

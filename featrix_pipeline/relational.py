@@ -30,7 +30,8 @@ from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
 from featrix_pipeline.privacy import Masker
 from featrix_pipeline.reuse import ArtifactStore, reused
-from featrix_pipeline.spaces import space_summary, trained
+from featrix_pipeline.evaluation import SPLIT_SCHEME
+from featrix_pipeline.spaces import evaluation_rows, space_summary, trained
 from featrix_pipeline.spec import RelationshipSpec
 from featrix_pipeline.topology import Topology
 
@@ -74,15 +75,17 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
     for w in warnings:
         log.warning(w)
     checked = {"orphans": orphans, "warnings": warnings}
+    held = evaluation_rows(plan, frames[parent].reset_index(drop=True), settings.seed)
     key = digest({"code": model_code_version(), "spec": plan.describe(), "settings": settings.training(),
                   "data": {t: frame_fingerprint(f) for t, f in frames.items()},
-                  "child_spaces": {t: s["key"] for t, s in child_spaces.items()}})
+                  "child_spaces": {t: s["key"] for t, s in child_spaces.items()},
+                  "evaluation_rows": SPLIT_SCHEME if held.any() else None})
     if (found := store.find(key)) is not None:
         return {**reused(found), **checked}
     tmp = store.start(key)
     rels = link_relationships(topology, parent)
     child_time = {c: topology[c].spec.time_column for c in plan.child_tables if topology[c].spec.time_column}
-    rs = RelationalSpace.fit(frames, rels, parent,
+    rs = RelationalSpace.fit(frames, rels, parent, train_rows=~held,
                              child_spaces={t: EmbeddingSpace.load(s["path"]) for t, s in child_spaces.items()},
                              time_budget_s=settings.time_budget_s, seed=settings.seed, child_time=child_time,
                              cutoff=plan.spec.cutoff_column, child_hide=_hidden_child_columns(topology, parent, frames),
@@ -91,7 +94,7 @@ def train_relational_space(topology: Topology, parent: str, rows: dict[str, pd.D
                              analysis=analysis_of(profile, frames[parent].columns) if profile else None)
     rs.save(tmp)
     links = rs.report()["links"]
-    summary = store.publish(key, tmp, {**space_summary(rs, parent, len(frames[parent]), tmp), "links": links,
+    summary = store.publish(key, tmp, {**space_summary(rs, parent, len(frames[parent]), tmp, int(held.sum())), "links": links,
                                        "child_row_accounting": child_accounting(links, frames), **checked,
                                        **trained(key, run_id, [*warnings, *rs.decisions])})
     store.prune(protect={key})

@@ -11,6 +11,7 @@ from featrix_model import EmbeddingSpace
 from featrix_model.space import use_threads
 from featrix_pipeline import accounting
 from featrix_pipeline.columns import analysis_of
+from featrix_pipeline.evaluation import SPLIT_SCHEME, held_out_split
 from featrix_pipeline.fingerprint import digest, frame_fingerprint, model_code_version
 from featrix_pipeline.reuse import ArtifactStore, now_utc, reused
 from featrix_pipeline.scoring import HASH_COLUMN, row_hashes
@@ -25,8 +26,9 @@ FIGURES = {"timeline": "training_timeline.png", "mutual_information": "mutual_in
 def feature_frame(plan: TablePlan, filtered: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """The columns an embedding space learns from, and why any filtered column is left out.
 
-    The table's row id (``TablePlan.row_id``) is left out. Columns computed away by targets' ``exclude_features`` stay too: the space
-    is task-agnostic; predictors decide what they may use.
+    The table's row id (``TablePlan.row_id``) is left out. Columns computed away by targets' ``exclude_features`` stay: the space
+    is task-agnostic (predictors hide what they may not use), and it never trains on the rows its
+    predictors are measured on (``evaluation_rows``).
     """
     left_out = {}
     if plan.row_id in filtered.columns:
@@ -35,20 +37,32 @@ def feature_frame(plan: TablePlan, filtered: pd.DataFrame) -> tuple[pd.DataFrame
     return filtered.drop(columns=list(left_out)), left_out
 
 
-def space_accounting(es: EmbeddingSpace, rows_in: int, what: str) -> dict:
-    """Where a space's ``rows_in`` rows went in its training loop (``accounting``): trained on, held
-    out for its validation, or sampled out of the training batches (its codecs saw every row, and
-    every row gets an embedding)."""
+def evaluation_rows(plan: TablePlan, frame: pd.DataFrame, seed: int) -> np.ndarray:
+    """True for the rows of ``frame`` (the table's rows, key columns included) that the table's
+    predictors hold out to measure themselves (``held_out_split``: by key and seed, the same rows in
+    every run); none when the table has no target. The table's spaces never train on these rows, so
+    a held-out metric comes from a space that saw neither the row's target nor the columns computed
+    from it (the row is still embedded)."""
+    if not plan.targets:
+        return np.zeros(len(frame), dtype=bool)
+    return held_out_split(frame[list(plan.spec.primary_key)], seed)
+
+
+def space_accounting(es: EmbeddingSpace, rows_in: int, what: str, evaluation: int = 0) -> dict:
+    """Where a space's ``rows_in`` rows went: held out for the predictors' evaluation (``evaluation``
+    rows, never shown to the space), then in its training loop trained on, held out for its
+    validation, or sampled out of the training batches (every row gets an embedding)."""
     meta = es.timeline_["metadata"]
     train, validation = int(meta["n_train_rows"]), int(meta["n_validation_rows"])
     # counted where each happened (a space saved before the count: the rows neither trained nor validated)
-    sampled = int(meta.get("n_rows_sampled_out", rows_in - train - validation))
+    sampled = int(meta.get("n_rows_sampled_out", rows_in - evaluation - train - validation))
     return accounting.account(rows_in, {accounting.USED_FOR_TRAINING: train,
-                                        accounting.HELD_OUT_FOR_VALIDATION: validation},
+                                        accounting.HELD_OUT_FOR_VALIDATION: validation,
+                                        accounting.HELD_OUT_FOR_EVALUATION: evaluation},
                               {accounting.SAMPLED_OUT_SPACE: sampled}, what=what)
 
 
-def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path) -> dict:
+def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path, evaluation: int = 0) -> dict:
     """What a trained space's asset reports: size, where its rows went, columns, settings with
     reasons, final losses, collapse metrics, the top mutual-information pairs and its figures."""
     last = es.timeline[-1] if es.timeline else {}
@@ -56,7 +70,7 @@ def space_summary(es: EmbeddingSpace, table: str, rows: int, out_dir: Path) -> d
     pairs = sorted(((a, b, float(mi.loc[a, b])) for a in mi.index for b in mi.columns if a != b), key=lambda t: -t[2])
     return {
         "path": str(out_dir), "table": table, "rows": int(rows), "d_model": es.d_model, "columns": es.plan.columns,
-        "row_accounting": space_accounting(es, int(rows), f"space of '{table}'"),
+        "row_accounting": space_accounting(es, int(rows), f"space of '{table}'", evaluation),
         "excluded": {c: i["reason"] for c, i in es.plan.info.items() if i["excluded"]},
         "config": {k: v for k, v in es.config.to_dict().items() if k != "reasons"},
         "reasons": es.config.reasons, "epochs_run": len(es.timeline),
@@ -92,16 +106,23 @@ def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, s
     features = space_rows(plan, filtered, rows)
     left_out = feature_frame(plan, filtered)[1]
     data = frame_fingerprint(features)
-    key = digest({"code": model_code_version(), "spec": plan.describe(), "settings": settings.training(), "data": data})
+    held = evaluation_rows(plan, filtered.reset_index(drop=True), settings.seed)
+    key = digest({"code": model_code_version(), "spec": plan.describe(), "settings": settings.training(), "data": data,
+                  "evaluation_rows": SPLIT_SCHEME if held.any() else None})
     if (found := store.find(key)) is not None:
         return reused(found)
     tmp = store.start(key)
     es = EmbeddingSpace.fit(features, time_budget_s=settings.time_budget_s, seed=settings.seed, progress=False,
                             threads=settings.threads, output_dir=tmp, checkpoint_dir=store.checkpoints(key),
-                            analysis=analysis_of(profile, features.columns) if profile else None)
+                            analysis=analysis_of(profile, features.columns) if profile else None, train_rows=~held)
     es.save(tmp)
-    pd.DataFrame({HASH_COLUMN: row_hashes(features)}).to_parquet(tmp / TRAINING_HASHES, index=False)
-    summary = store.publish(key, tmp, {**space_summary(es, plan.name, len(features), tmp), "left_out": left_out,
+    # the rows the version knew: its training rows first (in the order of its training embeddings), then
+    # the evaluation rows it never trained on (known, so not new to drift)
+    known = pd.concat([features[~held], features[held]], ignore_index=True)
+    pd.DataFrame({HASH_COLUMN: row_hashes(known), "trained": np.arange(len(known)) < int((~held).sum())}).to_parquet(
+        tmp / TRAINING_HASHES, index=False)
+    summary = store.publish(key, tmp, {**space_summary(es, plan.name, len(features), tmp, int(held.sum())),
+                                       "left_out": left_out,
                                        "data_hash": data["hash"], **trained(key, run_id, es.decisions)})
     store.prune(protect={key})
     return summary
@@ -144,7 +165,10 @@ def _embeddings(es: EmbeddingSpace, path: Path, features: pd.DataFrame) -> tuple
     hashes = path / TRAINING_HASHES
     if es.train_embeddings_ is None or not hashes.exists():
         return es.encode(features), len(features)
-    trained = pd.read_parquet(hashes)[HASH_COLUMN].drop_duplicates()  # equal rows, equal embeddings
+    known = pd.read_parquet(hashes)
+    if "trained" in known.columns:  # the evaluation rows were never trained on: they have no training embedding
+        known = known[known["trained"]]
+    trained = known[HASH_COLUMN].drop_duplicates()  # equal rows, equal embeddings
     pos = pd.Index(trained).get_indexer(row_hashes(features))
     known = pos >= 0
     emb = np.empty((len(features), es.train_embeddings_.shape[1]), dtype=es.train_embeddings_.dtype)

@@ -13,6 +13,7 @@ import pytest
 from assets.definitions import build_assets, build_definitions, build_resources
 from featrix_model import EmbeddingSpace, columns
 from featrix_pipeline import demo
+from featrix_pipeline.evaluation import held_out_split
 from featrix_pipeline.spec import load_spec
 from featrix_pipeline.store import STORE
 from featrix_pipeline.topology import Topology
@@ -60,6 +61,14 @@ def test_definitions_load_from_default_spec(monkeypatch):
     assert not {k for k in refresh if k.path[-1] in ("embedding_space", "relational_space", "predictor")}
 
 
+def space_rows_meta(result, table: str) -> str:
+    """The row accounting (markdown) of the table's space asset: its relational space when it has one."""
+    keys = [dg.AssetKey([table, "relational_space"]), dg.AssetKey([table, "embedding_space"])]
+    mats = {m.asset_key: m.materialization.metadata for m in result.get_asset_materialization_events()
+            if m.asset_key in keys}
+    return str(next(mats[k] for k in keys if k in mats)["row_accounting"].value)
+
+
 def test_clean_slice_materializes_and_passes_every_check(trained_slice):
     spec, result, checks, tmp_path = load_spec(trained_slice.spec_path), trained_slice.result, trained_slice.checks, \
         trained_slice.home
@@ -103,6 +112,14 @@ def test_clean_slice_materializes_and_passes_every_check(trained_slice):
     # (weather.precip is 0 throughout the 2-day slice: weather/filtered drops it as constant, with its reason)
     assert {"dest.lat", "weather.visib", "weather.humid"} <= set(flights_space.plan.all_columns)
     assert "dest.faa" not in flights_space.plan.all_columns  # the lookup key equals the foreign key
+    # honest evaluation: no space learned from the rows its table's predictors are measured on
+    for table, key in (("flights", "flight_id"), ("planes", "tailnum")):  # planes: its relational space
+        held = held_out_split(pd.read_parquet(store / table / "filtered.parquet")[[key]], 0)
+        meta = space_rows_meta(result, table)
+        assert 0 < held.sum() and f"| used | held out for evaluation | {int(held.sum()):,} |" in meta, (table, meta)
+    meta = flights_space.timeline_["metadata"]
+    assert meta["n_train_rows"] + meta["n_validation_rows"] == len(filtered) - int(
+        held_out_split(filtered[["flight_id"]], 0).sum())
     # the planes' relational space: every plane once, its flights pooled in, orphans and childless planes counted
     assert checks[("planes/relational_space", "no_embedding_collapse")].passed
     rel_meta = [m for m in result.get_asset_materialization_events()

@@ -521,3 +521,19 @@ def test_relationship_objects_get_the_same_key_checks():
     rel = Relationship("orders", "customers", ("customer_id",), ("customer_id",))
     with pytest.raises(TypeError, match="customer_id"):
         parse_relationship(rel, tables)
+
+
+def test_train_rows_keep_parents_out_of_training_but_in_the_report(cut):
+    parents, ch, full = cut
+    keep = np.arange(len(parents)) % 4 != 0  # every fourth customer is held out
+    rs = RelationalSpace.fit({"customers": parents, "transactions": ch}, [JOIN], parent="customers",
+                             time_budget_s=1, seed=0, child_time={"transactions": "ts"}, cutoff="as_of",
+                             exclude=("customer_id",), epochs=2, train_rows=keep)
+    meta = rs.timeline_["metadata"]
+    assert meta["n_train_rows"] + meta["n_validation_rows"] == int(keep.sum()) < len(parents)
+    # how children meet parents is about every parent: a held-out customer's children are not orphans
+    assert rs.report()["links"]["transactions"]["unmatched_key"] == full.report()["links"]["transactions"]["unmatched_key"]
+    assert any(f"trained on {int(keep.sum())} of the {len(parents)} rows of 'customers'" in d for d in rs.decisions)
+    held = parents[~keep].reset_index(drop=True)
+    assert rs.prepare(held)["transactions.count"].tolist() == full.prepare(held)["transactions.count"].tolist()
+    assert np.isfinite(rs.encode(held)).all()

@@ -271,3 +271,22 @@ def test_bad_input_gets_a_clear_error():
         EmbeddingSpace.fit(pd.DataFrame({"x": [1.0, 2.0, 3.0] * 10, "c": ["same"] * 30}), progress=False, epochs=1)
     with pytest.raises(KeyError, match="not in the data"):
         EmbeddingSpace.fit(planted(100)[0], exclude=("nope",), progress=False, epochs=1)
+
+
+def test_train_rows_keep_the_other_rows_out_of_training_and_codecs():
+    df, _ = planted(600, seed=3)
+    df = df.drop(columns=["order_id"])
+    num = next(c for c in df.columns if pd.api.types.is_float_dtype(df[c]))
+    held = np.zeros(len(df), dtype=bool)
+    held[::5] = True
+    df.loc[held, num] = 1e6  # only the held-out rows have this value: no codec may have seen it
+    es = EmbeddingSpace.fit(df, seed=0, progress=False, epochs=2, train_rows=~held)
+    meta = es.timeline_["metadata"]
+    assert meta["n_train_rows"] + meta["n_validation_rows"] == int((~held).sum())
+    assert es.plan.codecs[num].state_["max"] < 1e6
+    assert any("trained on 480 of the 600 rows" in d for d in es.decisions)
+    assert np.isfinite(es.encode(df)).all()  # the held-out rows are still encoded
+    with pytest.raises(ValueError, match="train_rows must be a boolean mask over the 600 rows"):
+        EmbeddingSpace.fit(df, progress=False, epochs=1, train_rows=np.ones(10, dtype=bool))
+    with pytest.raises(ValueError, match="marking at least one row"):
+        EmbeddingSpace.fit(df, progress=False, epochs=1, train_rows=np.zeros(len(df), dtype=bool))
