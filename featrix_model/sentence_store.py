@@ -55,6 +55,7 @@ _SCHEMA, _SELECT, _INSERT = _statements()
 
 _lock = threading.Lock()
 _conns: dict[str, sqlite3.Connection | None] = {}  # path -> connection, None once it failed
+_pid = os.getpid()  # the process the connections belong to (a forked step process opens its own)
 _stats = {"disk_hits": 0, "disk_writes": 0}
 
 
@@ -91,7 +92,11 @@ def _connect(ns: str) -> sqlite3.Connection | None:
     if root is None:
         return None
     path = root / f"sentences-{ns}.sqlite"
+    global _pid
     with _lock:
+        if os.getpid() != _pid:  # forked: a SQLite connection must not cross a fork; left unclosed, unused
+            _conns.clear()
+            _pid = os.getpid()
         if str(path) in _conns:
             return _conns[str(path)]
         try:
