@@ -186,14 +186,15 @@ def embed(texts: Sequence[str]) -> np.ndarray:
 
 def store_namespace() -> str:
     """The on-disk store's file for vectors computed now: everything ``_encode``'s bytes depend on."""
-    import platform
+    from importlib.metadata import version
 
     import torch
 
     return sentence_store.namespace({
-        "model": MODEL_PACKAGE, "weights": MODEL_FILES["model.safetensors"], "shape_rows": SHAPE_ROWS,
-        "torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
-        "machine": platform.machine(), "threads": torch.get_num_threads(), "format": "float32-l2-v1"})
+        "model": MODEL_PACKAGE, "files": sorted(MODEL_FILES.items()), "shape_rows": SHAPE_ROWS,
+        **{lib: version(lib) for lib in ("torch", "transformers", "tokenizers", "sentence-transformers")},
+        "cpu": torch.backends.cpu.get_cpu_capability(), "cpu_model": sentence_store.cpu_identity(),
+        "threads": torch.get_num_threads(), "format": "float32-l2-v1"})
 
 
 def _lookup(keys: list[str]) -> dict[str, np.ndarray]:

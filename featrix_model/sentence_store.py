@@ -9,8 +9,9 @@ them.
   the torch build, the CPU kernel family and the torch thread count (``sentence._encode``). All of
   them name the file (``namespace``), so a vector is only ever read back by a process that would have
   computed the identical bytes; a model, torch or thread-count change opens a different file.
-* **No text on disk.** Rows are keyed by the SHA-256 of the string; the strings themselves (which
-  may be private) are never written.
+* **No text on disk.** Rows are keyed by an HMAC-SHA-256 of the string under a random key kept in
+  the folder (so a guessed value cannot be confirmed from the file alone); the strings themselves
+  (which may be private) are never written. The folder is 0700 and its files 0600.
 * **Bounded.** Writing stops once the file reaches ``FEATRIX_SENTENCE_CACHE_MB`` (default 1024 MB,
   about 680,000 strings); reads go on. Delete the folder to reset it.
 * **Never in the way.** A file that cannot be opened, read or written (read-only disk, corrupted
@@ -24,7 +25,9 @@ Settings: ``FEATRIX_SENTENCE_CACHE`` - the folder (default ``$XDG_CACHE_HOME/fea
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
+import platform
 import sqlite3
 import threading
 import warnings
@@ -72,9 +75,22 @@ def folder() -> Path | None:
 
 def max_bytes() -> int:
     try:
-        return int(float(os.environ.get("FEATRIX_SENTENCE_CACHE_MB", "1024")) * 2**20)
-    except ValueError:
+        return max(0, int(float(os.environ.get("FEATRIX_SENTENCE_CACHE_MB", "1024")) * 2**20))
+    except (ValueError, OverflowError):
         return 1024 * 2**20
+
+
+def cpu_identity() -> str:
+    """The CPU's model and feature flags (the math kernels torch picks depend on them), hashed."""
+    text = platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [ln.strip() for ln in f.read().split("\n\n")[0].splitlines()
+                     if ln.startswith(("vendor_id", "model name", "flags", "Features", "CPU implementer", "CPU part"))]
+        text += "\n" + "\n".join(lines)
+    except OSError:
+        text += platform.processor()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def namespace(parts: dict[str, object]) -> str:
@@ -83,11 +99,32 @@ def namespace(parts: dict[str, object]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def _key(text: str) -> bytes:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+_salts: dict[str, bytes] = {}
 
 
-def _connect(ns: str) -> sqlite3.Connection | None:
+def _salt(root: Path) -> bytes:
+    """The folder's random HMAC key, created once (0600) by whichever process gets there first."""
+    if str(root) not in _salts:
+        path = root / "key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+        except FileExistsError:
+            pass
+        salt = path.read_bytes()
+        if len(salt) != 32:
+            raise OSError(f"{path} is not a 32-byte key")
+        _salts[str(root)] = salt
+    return _salts[str(root)]
+
+
+def _key(salt: bytes, text: str) -> bytes:
+    return hmac.new(salt, text.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+
+
+def _connect(ns: str) -> tuple[sqlite3.Connection, bytes] | None:
+    """The open file for namespace ``ns`` and its folder's HMAC key; None when off or unusable."""
     root = folder()
     if root is None:
         return None
@@ -99,22 +136,23 @@ def _connect(ns: str) -> sqlite3.Connection | None:
             _pid = os.getpid()
         if str(path) in _conns:
             return _conns[str(path)]
+        entry = None
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
+            salt = _salt(root)
             conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            os.chmod(path, 0o600)
             conn.execute(_SCHEMA)
             conn.execute(_SELECT, (b"",)).fetchone()  # fails here if the file is not a database
+            entry = (conn, salt)
         except (sqlite3.Error, OSError) as exc:
             _give_up(path, exc)
-            conn = None
-        _conns[str(path)] = conn
-        return conn
+        _conns[str(path)] = entry
+        return entry
 
 
-def _size(ns: str) -> int:
-    root = folder()
-    path = (root or Path(".")) / f"sentences-{ns}.sqlite"
-    return path.stat().st_size if path.exists() else 0
+def _path(ns: str) -> Path:
+    return (folder() or Path(".")) / f"sentences-{ns}.sqlite"
 
 
 def _give_up(path: Path, exc: BaseException) -> None:
@@ -124,26 +162,26 @@ def _give_up(path: Path, exc: BaseException) -> None:
 
 
 def _fail(ns: str, exc: BaseException) -> None:
-    root = folder()
-    path = (root or Path(".")) / f"sentences-{ns}.sqlite"
+    path = _path(ns)
     with _lock:
-        conn = _conns.get(str(path))
+        entry = _conns.get(str(path))
         _conns[str(path)] = None
-    if conn is not None:
-        conn.close()
+    if entry is not None:
+        entry[0].close()
     _give_up(path, exc)
 
 
 def read(ns: str, texts: list[str], dim: int) -> dict[str, np.ndarray]:
     """Stored vectors for those of ``texts`` the store holds (distinct texts expected)."""
-    conn = _connect(ns)
-    if conn is None or not texts:
+    entry = _connect(ns)
+    if entry is None or not texts:
         return {}
+    conn, salt = entry
     found: dict[str, np.ndarray] = {}
     try:
         with _lock:
             for text in texts:
-                row = conn.execute(_SELECT, (_key(text),)).fetchone()
+                row = conn.execute(_SELECT, (_key(salt, text),)).fetchone()
                 if row is None:
                     continue
                 vec = np.frombuffer(row[0], dtype=np.float32)
@@ -158,20 +196,23 @@ def read(ns: str, texts: list[str], dim: int) -> dict[str, np.ndarray]:
 
 
 def write(ns: str, texts: list[str], vectors: np.ndarray) -> None:
-    """Store freshly computed vectors (rows of float32 ``vectors`` for ``texts``) while under the size
-    bound; a string already stored is left as it is (its bytes are the same by construction)."""
-    conn = _connect(ns)
-    if conn is None or not texts:
+    """Store freshly computed vectors (rows of float32 ``vectors`` for ``texts``) while the file stays
+    under the size bound (rows past it are not stored); a string already stored is left as it is
+    (its bytes are the same by construction)."""
+    entry = _connect(ns)
+    if entry is None or not texts:
         return
+    conn, salt = entry
     try:
         with _lock:
-            if _size(ns) >= max_bytes():
-                return
-            rows = [(_key(t), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for t, v in zip(texts, vectors)]
-            with conn:  # one transaction: all rows or none
-                conn.executemany(_INSERT, rows)
-            _stats["disk_writes"] += len(rows)
-    except sqlite3.Error as exc:
+            room = (max_bytes() - _path(ns).stat().st_size) // (2 * 4 * len(vectors[0]) + 64)  # ~2× a row: B-tree pages
+            rows = [(_key(salt, t), np.ascontiguousarray(v, dtype=np.float32).tobytes())
+                    for t, v in zip(texts[:max(0, room)], vectors)]
+            if rows:
+                with conn:  # one transaction: all rows or none
+                    conn.executemany(_INSERT, rows)
+                _stats["disk_writes"] += len(rows)
+    except (sqlite3.Error, OSError) as exc:
         _fail(ns, exc)
 
 
@@ -183,9 +224,10 @@ def stats() -> dict[str, int]:
 def reset() -> None:
     """Close every open file and reset counters (tests; a changed ``FEATRIX_SENTENCE_CACHE``)."""
     with _lock:
-        for conn in _conns.values():
-            if conn is not None:
-                conn.close()
+        for entry in _conns.values():
+            if entry is not None:
+                entry[0].close()
         _conns.clear()
+        _salts.clear()
         for k in _stats:
             _stats[k] = 0

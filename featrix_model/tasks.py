@@ -423,7 +423,8 @@ class RegressionTask(Task):
 
     def response_metadata(self) -> dict:
         return {"interval_coverage": intervals.PRIMARY, "interval_levels": [float(k) / 100 for k in self._quantiles()],
-                "interval_method": "split-conformal on the validation rows (residual / predicted σ)"}
+                "interval_method": "split-conformal on the validation rows (residual / predicted σ)"
+                if self.conformal_ is not None else "predicted σ scaled to cover 95 % of the validation rows"}
 
     def metrics(self, y_true, frame: pd.DataFrame) -> dict:
         """RMSE and R²; with the responses' intervals also their empirical coverage on these rows."""

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from featrix_model import EmbeddingSpace
+import torch
+
+from featrix_model import EmbeddingSpace, io
 from featrix_model.space import use_threads
 from featrix_pipeline import accounting
 from featrix_pipeline.columns import analysis_of
@@ -18,7 +20,8 @@ from featrix_pipeline.scoring import HASH_COLUMN, row_hashes
 from featrix_pipeline.settings import FitSettings
 from featrix_pipeline.topology import TablePlan
 
-TRAINING_HASHES = "training_hashes.parquet"  # content hashes of the rows a version was trained on (for drift)
+TRAINING_HASHES = "training_hashes.parquet"  # content hashes of the rows a version knew (for drift and reuse)
+EVALUATION_EMBEDDINGS = "evaluation_embeddings.safetensors"  # the held-out rows' embeddings, in TRAINING_HASHES order
 FIGURES = {"timeline": "training_timeline.png", "mutual_information": "mutual_information.png",
            "sphere": "sphere.html"}
 
@@ -121,6 +124,9 @@ def train_space(plan: TablePlan, filtered: pd.DataFrame, profile: dict | None, s
     known = pd.concat([features[~held], features[held]], ignore_index=True)
     pd.DataFrame({HASH_COLUMN: row_hashes(known), "trained": np.arange(len(known)) < int((~held).sum())}).to_parquet(
         tmp / TRAINING_HASHES, index=False)
+    if held.any():  # encoded once here, so a refresh encodes only new and changed rows
+        io.save_tensors(tmp / EVALUATION_EMBEDDINGS, {"embeddings": torch.from_numpy(
+            es.encode(features[held].reset_index(drop=True)))}, {}, format="featrix-evaluation-embeddings")
     summary = store.publish(key, tmp, {**space_summary(es, plan.name, len(features), tmp, int(held.sum())),
                                        "left_out": left_out,
                                        "data_hash": data["hash"], **trained(key, run_id, es.decisions)})
@@ -160,19 +166,24 @@ def row_embeddings(plan: TablePlan, filtered: pd.DataFrame, space: dict, setting
 
 
 def _embeddings(es: EmbeddingSpace, path: Path, features: pd.DataFrame) -> tuple[np.ndarray, int]:
-    """The rows' embeddings and how many were encoded: a row the space was trained on (same content
-    hash) takes its training embedding, so a refresh encodes only new and changed rows."""
+    """The rows' embeddings and how many were encoded: a row the space knew (same content hash) takes
+    the embedding kept with it (its training embedding, or the held-out rows' saved ones), so a
+    refresh encodes only new and changed rows."""
     hashes = path / TRAINING_HASHES
     if es.train_embeddings_ is None or not hashes.exists():
         return es.encode(features), len(features)
-    known = pd.read_parquet(hashes)
-    if "trained" in known.columns:  # the evaluation rows were never trained on: they have no training embedding
-        known = known[known["trained"]]
+    known, bank = pd.read_parquet(hashes), es.train_embeddings_
+    if "trained" in known.columns and not known["trained"].all():
+        if (path / EVALUATION_EMBEDDINGS).exists():
+            held = io.load_tensors(path / EVALUATION_EMBEDDINGS)[0]["embeddings"].numpy()
+            bank = np.concatenate([bank, held.astype(bank.dtype, copy=False)])
+        else:
+            known = known[known["trained"]]
     trained = known[HASH_COLUMN].drop_duplicates()  # equal rows, equal embeddings
     pos = pd.Index(trained).get_indexer(row_hashes(features))
     known = pos >= 0
-    emb = np.empty((len(features), es.train_embeddings_.shape[1]), dtype=es.train_embeddings_.dtype)
-    emb[known] = es.train_embeddings_[trained.index.to_numpy()[pos[known]]]
+    emb = np.empty((len(features), bank.shape[1]), dtype=bank.dtype)
+    emb[known] = bank[trained.index.to_numpy()[pos[known]]]
     if (~known).any():
         emb[~known] = es.encode(features[~known].reset_index(drop=True))
     return emb, int((~known).sum())

@@ -44,6 +44,9 @@ def test_vectors_come_back_from_disk_with_the_bytes_the_model_gives(store, model
     assert len(files) == 1
     raw = b"".join(p.read_bytes() for p in store.iterdir())
     assert all(t.encode() not in raw for t in TEXTS), "the strings themselves reached the disk"
+    assert all(hashlib.sha256(t.encode()).digest() not in raw for t in TEXTS), "keys a guess could confirm"
+    assert {oct(p.stat().st_mode & 0o777) for p in store.iterdir() if p.suffix != ".sqlite-journal"} == {"0o600"}
+    assert oct(store.stat().st_mode & 0o777) == "0o700"
 
 
 def test_another_process_reads_the_store_instead_of_running_the_model(store):
