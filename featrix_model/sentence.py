@@ -26,6 +26,7 @@ weight files: the weights load from ``model.safetensors`` only, so loading never
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -186,6 +187,13 @@ def embed(texts: Sequence[str]) -> np.ndarray:
 
 def store_namespace() -> str:
     """The on-disk store's file for vectors computed now: everything ``_encode``'s bytes depend on."""
+    import torch
+
+    return _namespace(torch.get_num_threads())
+
+
+@functools.lru_cache(maxsize=8)
+def _namespace(threads: int) -> str:
     from importlib.metadata import version
 
     import torch
@@ -194,7 +202,7 @@ def store_namespace() -> str:
         "model": MODEL_PACKAGE, "files": sorted(MODEL_FILES.items()), "shape_rows": SHAPE_ROWS,
         **{lib: version(lib) for lib in ("torch", "transformers", "tokenizers", "sentence-transformers")},
         "cpu": torch.backends.cpu.get_cpu_capability(), "cpu_model": sentence_store.cpu_identity(),
-        "threads": torch.get_num_threads(), "format": "float32-l2-v1"})
+        "threads": threads, "format": "float32-l2-v1"})
 
 
 def _lookup(keys: list[str]) -> dict[str, np.ndarray]:
