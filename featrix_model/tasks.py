@@ -406,9 +406,8 @@ class RegressionTask(Task):
         return scores
 
     def _quantiles(self) -> dict[str, float]:
-        if self.conformal_ is None:  # a predictor saved before split-conformal intervals: its 95 % scale
-            return {intervals.key(intervals.PRIMARY): self.sigma_scale_ * INTERVAL_Z}
-        return self.conformal_
+        # a predictor saved before split-conformal intervals: its 95 % scale
+        return self.conformal_ or {intervals.key(intervals.PRIMARY): self.sigma_scale_ * INTERVAL_Z}
 
     def response(self, out: np.ndarray, value: float, sigma: float) -> dict:
         mean_z, sd_z = out[0], math.sqrt(math.exp(out[1]))
