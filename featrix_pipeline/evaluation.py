@@ -98,5 +98,9 @@ def quality_gate(summary: dict, margin: float = 0.02) -> tuple[bool, str]:
         ok = ours > base and ours >= lgb * (1 - margin)
     else:
         ok = ours < base and ours <= lgb * (1 + margin)
-    return ok, (f"{m}: ours {ours:.4f} vs baseline {base:.4f} vs LightGBM {lgb:.4f} "
+    rows = summary.get("rows_test")
+    seen = ("" if rows is None else f" on {rows:,} held-out rows that neither the predictor nor its space trained on"
+            if summary.get("split_scheme") == SPLIT_SCHEME else f" on {rows:,} held-out rows (its space, from before "
+            "spaces left them out, trained on them)")
+    return ok, (f"{m}: ours {ours:.4f} vs baseline {base:.4f} vs LightGBM {lgb:.4f}{seen} "
                 f"(allowed to trail LightGBM by {margin:.0%})")

@@ -133,6 +133,7 @@ def test_clean_slice_materializes_and_passes_every_check(trained_slice):
     assert "LightGBM" in quality.description and "accuracy" in quality.description
     delay = checks[("arr_delay15/predictor", "beats_baselines")]  # a real margin, not "beats the majority"
     assert "roc_auc" in delay.description and "trail LightGBM by 10%" in delay.description
+    assert "held-out rows that neither the predictor nor its space trained on" in delay.description
 
     con = duckdb.connect(str(tmp_path / "wh.duckdb"), read_only=True)
     scored = con.execute("SELECT * FROM plane_manufacturer_predictions").df()
