@@ -32,6 +32,9 @@ import pandas as pd
 import torch
 
 from featrix_model import io
+from featrix_model.child_explain import explain_children
+from featrix_model.boosted import MIN_ROWS as TREES_MIN_ROWS
+from featrix_model.boosted import BoostedHead, blend, choose_blend
 from featrix_model.guardrails import OODDetector, ood_warning
 from featrix_model.head import (OVER_BUDGET_WARN, HeadTrainer, PredictorMLP, choose_depth, fixed_shape_outputs,
                                 hidden_width, plan_epochs)
@@ -43,6 +46,7 @@ from featrix_model.training.trainer import cuda_determinism
 
 log = logging.getLogger("featrix_model")
 FORMAT, VERSION = "featrix-predictor", 2
+HEADS = ("auto", "mlp", "trees")
 IMPORTANCE = ("column occlusion: each column hidden with the space's MARGINAL token; "
               "value = score with the column − score without it")
 
@@ -66,9 +70,12 @@ class PredictorConfig:
     validation_fraction: float = 0.2
     threads: int | None = None
     deterministic: bool = True  # CUDA: deterministic kernels when the space encodes on a GPU (no effect on a CPU)
+    head: str = "auto"  # "auto": the MLP, the trees or a blend, chosen on the validation rows; "mlp"; "trees"
 
     def __post_init__(self):
         object.__setattr__(self, "exclude_features", tuple(self.exclude_features))
+        if self.head not in HEADS:
+            raise ValueError(f"head={self.head!r} is not one of {list(HEADS)}: 'auto' chooses on the validation rows")
 
     @property
     def hidden(self) -> tuple[str, ...]:
@@ -94,12 +101,14 @@ class Predictor:
             fine_tune: bool | None = None, time_budget_s: float | None = None, *, seed: int = 0, loss: str = "auto",
             n_hidden_layers: int | None = None, exclude_features: tuple[str, ...] = (), epochs: int | None = None,
             validation_fraction: float = 0.2, threads: int | None = None,
-            deterministic: bool = True) -> "Predictor":
+            deterministic: bool = True, head: str = "auto") -> "Predictor":
         """``threads``: torch's thread count (None: the current one); recorded, as it changes result bytes.
-        ``deterministic``: deterministic CUDA kernels when the space encodes on a GPU (recorded)."""
+        ``deterministic``: deterministic CUDA kernels when the space encodes on a GPU (recorded).
+        ``head``: "auto" (the MLP on the embedding, gradient-boosted trees on the embedding and the raw
+        columns, or a blend — chosen on the validation rows, reason in the decisions), "mlp" or "trees"."""
         settings = PredictorConfig(target, kind, positive_label, cost_false_positive, cost_false_negative, fine_tune,
                                    time_budget_s, seed, loss, n_hidden_layers, exclude_features, epochs,
-                                   validation_fraction, use_threads(threads), bool(deterministic))
+                                   validation_fraction, use_threads(threads), bool(deterministic), head)
         return cls(space, settings)._fit(df)
 
     def _fit(self, df: pd.DataFrame) -> "Predictor":
@@ -112,6 +121,7 @@ class Predictor:
         out_va = self._train_head(X, y, tr, va, rows, criterion)
         if self.fine_tune_:  # the space changed: guardrails must see the embeddings predictions will use
             X = self.space.encode(rows, hide=self.hidden_)
+        out_va = self._fit_trees(rows, X, y, tr, va, out_va)
         self.task_.fit_outputs(out_va, y[va], s, self.decisions_)
         self.ood_ = OODDetector().fit(X[tr])
         self.model_version_ = self._content_hash()
@@ -183,6 +193,42 @@ class Predictor:
                 "machine ran slower than the fixed cost model assumes (the epochs were not cut, results are reproducible)")
         return trainer.outputs(X, va)
 
+    def _fit_trees(self, rows, X, y, tr, va, mlp_va) -> np.ndarray:
+        """The trees head (``featrix_model.boosted``) and the MLP's share of the blend; returns the
+        blended outputs on the validation rows. Trees the blend does not use are not kept."""
+        s, regression = self.settings, self.task_.kind.value == "regression"
+        self.trees_, self.blend_ = None, 1.0
+        if s.head == "mlp":
+            self.decisions_.append("head: the MLP alone (set by the caller)")
+            return mlp_va
+        trees = BoostedHead.fit(X, rows, self.space.plan, self.hidden_, y, tr, self.task_, seed=s.seed,
+                                threads=s.threads or 1)
+        if trees is None:
+            self.decisions_.append(f"head: the MLP alone (fewer than {TREES_MIN_ROWS} training rows for trees)")
+            return mlp_va
+        tree_va = trees.outputs(X[va], rows.iloc[va].reset_index(drop=True), self.space.plan)
+        if s.head == "trees":
+            w, why = 0.0, "the trees alone (set by the caller)"
+        else:
+            w, why, _ = choose_blend(mlp_va, tree_va, y[va], self.task_)
+        self.decisions_.append(f"trees: {trees.why}")
+        self.decisions_.append(f"head: {why}")
+        if w < 1.0:
+            self.trees_, self.blend_ = trees, w
+        return blend(mlp_va, tree_va, w, regression)
+
+    def _head_outputs(self, X: np.ndarray, rows: pd.DataFrame, blank=None) -> np.ndarray:
+        """The chosen head's outputs for embeddings ``X`` of ``rows``; ``blank``: columns whose raw values
+        the trees see as missing (the column hidden from the embedding too, for importance)."""
+        if self.mlp_.training:
+            self.mlp_.eval()
+        with torch.no_grad():
+            out = fixed_shape_outputs(self.mlp_, X)
+        if self.trees_ is None:
+            return out
+        return blend(out, self.trees_.outputs(X, rows, self.space.plan, blank or ()), self.blend_,
+                     self.task_.kind.value == "regression")
+
     def _content_hash(self) -> str:
         """Same data, settings and seed → same version: sha256 of the settings, the fitted state, the
         head's weights and the space (config and weights)."""
@@ -191,6 +237,8 @@ class Predictor:
         for state in (self.mlp_.state_dict(), self.space.net.state_dict()):
             for k in sorted(state):
                 h.update(k.encode() + state[k].detach().cpu().contiguous().numpy().tobytes())
+        if self.trees_ is not None:
+            h.update(self.trees_.model_string().encode())
         return f"{self.settings.target}-{h.hexdigest()[:12]}"
 
     # ------------------------------------------------------------------ what was decided
@@ -207,17 +255,21 @@ class Predictor:
             "higher_is_better": t.higher_is_better, **t.summary(), "fine_tune": self.fine_tune_,
             "hidden": list(self.hidden_), "n_hidden_layers": self.mlp_.shape["n_hidden"],
             "d_model": self.mlp_.shape["d_in"], "d_hidden": self.mlp_.shape["d_hidden"], "epochs": self.epochs_,
-            "epochs_run": len(self.timeline), "decisions": self.decisions_ + self.timeline_["metadata"]["warnings"],
+            "epochs_run": len(self.timeline), "head": self._head_summary(), "decisions": self.decisions_ + self.timeline_["metadata"]["warnings"],
             "model_version": self.model_version_, "fit_seconds": self.timeline_["metadata"].get("fit_seconds")})
+
+    def _head_summary(self) -> dict:
+        trees = self.trees_.get_state() if self.trees_ is not None else None
+        return {"chosen": "mlp" if trees is None else "trees" if self.blend_ == 0.0 else "blend",
+                "mlp_share": self.blend_, "trees": trees and {k: trees[k] for k in ("rounds", "why")},
+                "raw_columns": trees["raw"]["columns"] if trees else []}
 
     # ------------------------------------------------------------------ predict
 
     def _outputs(self, rows: pd.DataFrame, hide_extra: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
         cuda_determinism(self.space.net.device, self.settings.deterministic, self.space.config.allow_tf32)
         X = self.space.encode(rows, hide=self.hidden_ + hide_extra)
-        self.mlp_.eval()
-        with torch.no_grad():
-            return X, fixed_shape_outputs(self.mlp_, X)
+        return X, self._head_outputs(X, rows, hide_extra)
 
     def predict_frame(self, df: pd.DataFrame, explain: bool = True) -> pd.DataFrame:
         """The responses of ``predict`` as a frame (one row per input row, no metadata column)."""
@@ -242,19 +294,33 @@ class Predictor:
         hidden in turn, all encoded in one pass (``EmbeddingSpace.encode_variants``)."""
         cuda_determinism(self.space.net.device, self.settings.deterministic, self.space.config.allow_tf32)
         variants = self.space.encode_variants(df, [self.hidden_] + [self.hidden_ + (c,) for c in cols])
-        if self.mlp_.training:
-            self.mlp_.eval()
-        with torch.no_grad():
-            outs = fixed_shape_outputs(self.mlp_, variants.reshape(-1, variants.shape[-1])).reshape(
-                len(variants), len(df), -1)
+        outs = np.stack([self._head_outputs(variants[j], df, () if j == 0 else (cols[j - 1],))
+                         for j in range(len(variants))]) if self.trees_ is not None else self._head_outputs(
+            variants.reshape(-1, variants.shape[-1]), df).reshape(len(variants), len(df), -1)
         X, out = variants[0], outs[0]
         sigma = self.ood_.sigma(X)
         scores = self.task_.scores(out)
         importance = self._importance(cols, scores, outs[1:])
+        children = (explain_children(self.space, df, importance, lambda rows, of: self._margins(rows, scores[of]))
+                    if cols and getattr(self.space, "links", None) else None)
         return [to_jsonable({"ood_sigma": round(float(sigma[i]), 3), "feature_importance": importance[i],
                              "warnings": [w for w in [ood_warning(float(sigma[i]))] if w],
-                             **self.task_.response(out[i], scores[i], float(sigma[i])), "metadata": meta})
+                             **self.task_.response(out[i], scores[i], float(sigma[i])),
+                             **({"child_tables": children[i]} if children else {}), "metadata": meta})
                 for i in range(len(df))]
+
+    def _margins(self, rows: pd.DataFrame, reference: np.ndarray) -> np.ndarray:
+        """Prepared ``rows`` (variants of rows whose scores are ``reference``) on an unsaturated scale: the
+        head's log-odds of the class ``_importance`` tracks (binary: the positive one; multi-class: the
+        one predicted on the reference) before calibration, or the predicted value (regression)."""
+        out = self._head_outputs(self.space.encode(rows, hide=self.hidden_), rows).astype(np.float64)
+        if self.task_.kind.value == "regression":
+            return self.task_.scores(out)
+        c = np.full(len(out), self.task_.pos_index) if self.task_.kind.value == "binary" else reference.argmax(axis=1)
+        mine = out[np.arange(len(out)), c]
+        rest = np.where(np.arange(out.shape[1]) == c[:, None], -np.inf, out)
+        top = rest.max(axis=1, keepdims=True)
+        return mine - (top[:, 0] + np.log(np.exp(rest - top).sum(axis=1)))
 
     def _importance(self, cols: list[str], scores: np.ndarray, occluded: np.ndarray) -> list[dict]:
         """Signed per-row importance of each of ``cols``: how far the row's score moves when the column
@@ -270,7 +336,8 @@ class Predictor:
     def _fitted_state(self) -> dict:
         return {"kind": self.task_.kind.value, "hidden": list(self.hidden_), "fine_tune": self.fine_tune_,
                 "head": self.mlp_.shape, "epochs": self.epochs_, "decisions": self.decisions_,
-                "task": self.task_.get_state()}
+                "task": self.task_.get_state(), "blend_mlp_share": self.blend_,
+                "trees": self.trees_.get_state() if self.trees_ is not None else None}
 
     def save(self, path: str | Path) -> Path:
         """``config.json`` (settings and fitted state, separately), ``model.safetensors`` (the head),
@@ -283,6 +350,8 @@ class Predictor:
                 "fitted": {**self._fitted_state(), "ood": self.ood_.get_state(), "model_version": self.model_version_}})
             io.write_json(folder / "timeline.json", self.timeline_)
             io.save_tensors(folder / "model.safetensors", self.mlp_.state_dict(), {}, format=FORMAT)
+            if self.trees_ is not None:  # LightGBM's own text format, inside JSON (never pickle)
+                io.write_json(folder / "trees.json", {"format": "lightgbm-text", "model": self.trees_.model_string()})
         return Path(path)
 
     @classmethod
@@ -315,6 +384,13 @@ class Predictor:
         p.mlp_.eval()
         p.hidden_, p.fine_tune_, p.epochs_ = tuple(hidden), fine_tune, epochs
         p.decisions_, p.model_version_ = decisions, version
+        p.trees_, p.blend_ = None, float(fitted.get("blend_mlp_share", 1.0))  # before trees: the MLP alone
+        if fitted.get("trees"):
+            try:
+                p.trees_ = BoostedHead.from_state(fitted["trees"], io.read_json(path / "trees.json")["model"])
+            except (KeyError, TypeError, ValueError, OSError) as e:
+                raise io.ArtifactError(path, "trees.json", f"does not hold the predictor's trees ({type(e).__name__}: "
+                                       f"{e})", "fit the predictor again") from None
         p.timeline_ = io.read_json(path / "timeline.json")
         return p
 
