@@ -42,6 +42,16 @@ def _leakage(candidate: dict) -> dg.MetadataValue:
     return dg.MetadataValue.json(found)
 
 
+def _head(head: dict | None) -> str:
+    """Which head predicts: the MLP on the embedding, trees on the embedding and raw columns, or a blend."""
+    if not head:
+        return "the MLP on the embedding (a version trained before heads were chosen)"
+    if head["chosen"] == "mlp":
+        return "the MLP on the embedding"
+    what = "trees" if head["chosen"] == "trees" else f"{head['mlp_share']:g} × MLP + {1 - head['mlp_share']:g} × trees"
+    return f"{what} — {head['trees']['why']}" if head.get("trees") else what
+
+
 def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> list:
     table, key = plan.table.name, plan.key("predictor")
     store = ArtifactStore(store_dir.joinpath(*key), topology.spec.retention)
@@ -77,6 +87,8 @@ def _predictor_assets(topology: Topology, plan: TargetPlan, store_dir: Path) -> 
             "calibration": str(s["calibration"]), **figure_metadata(s["figures"]),
             **row_metadata(s["candidate"].get("row_accounting")),  # this run's rows, the candidate's training rows
             "leakage": _leakage(s["candidate"]),
+            "head": _head(s["candidate"].get("head")),
+            "explained_examples": dg.MetadataValue.json(s["candidate"].get("examples") or []),
             "hidden": dg.MetadataValue.json(s["candidate"].get("hidden_why") or {c: "" for c in s.get("hidden", [])})})
         yield beats_baselines(s, settings.margin_for(plan.target.lightgbm_margin), plan.target.note)
 

@@ -184,8 +184,24 @@ def _fit_candidate(plan: TargetPlan, es, train_df: pd.DataFrame, test_df: pd.Dat
                "metrics": task.metrics(y_te, resp), "lightgbm": task.metrics(y_te, lgb),
                "baseline": task.metrics(y_te, naive_baseline(task, y_tr, len(test_df))),
                "calibration": (fitted.get("calibration") or {}).get("method"),
-               "figures": predictor_figures(task, y_te, resp, tmp), **trained(key, run_id, fitted["decisions"])}
+               "figures": predictor_figures(task, y_te, resp, tmp), "head": fitted.get("head"),
+               "examples": explained_examples(p, test_df.drop(columns=[target.column])),
+               **trained(key, run_id, fitted["decisions"])}
     return store.publish(key, tmp, summary)
+
+
+EXAMPLE_ROWS, EXAMPLE_COLUMNS = 3, 5
+
+
+def explained_examples(p: Predictor, rows: pd.DataFrame) -> list[dict]:
+    """The first few held-out rows explained: prediction, the columns that moved it most and, on a
+    relational space, each child table's share and the child rows that weighed most."""
+    out = []
+    for r in p.predict(rows.head(EXAMPLE_ROWS)) if len(rows) else []:
+        top = dict(list(r["feature_importance"].items())[:EXAMPLE_COLUMNS])
+        out.append({"prediction": r["prediction"], "top_columns": top,
+                    **({"child_tables": r["child_tables"]} if "child_tables" in r else {})})
+    return out
 
 
 METRIC_NAMES = {"roc_auc": "AUC", "accuracy": "accuracy", "r2": "R²"}
