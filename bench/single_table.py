@@ -1,6 +1,6 @@
-"""Predictors on embedding spaces vs LightGBM, XGBoost and linear baselines (tasks in bench/README.md).
+"""Predictors on embedding spaces vs LightGBM, XGBoost, CatBoost and linear baselines (tasks in bench/README.md).
 
-    .venv/bin/python -m pip install -r bench/requirements.lock   # once: XGBoost, palmerpenguins
+    .venv/bin/python -m pip install -r bench/requirements.lock   # once: XGBoost, CatBoost, palmerpenguins
     .venv/bin/python bench/single_table.py [--tasks penguins,breast_cancer,wine,diabetes,flights40k] [--budget S]
 
 5-fold CV (StratifiedKFold for classification, KFold for regression; shuffle, seed 0), library
@@ -40,7 +40,8 @@ def _with(kind, load):
 
 TASKS = {"penguins": _with("multiclass", tasks.penguins), "breast_cancer": _with("binary", tasks.breast_cancer),
          "wine": _with("multiclass", tasks.wine), "diabetes": _with("regression", tasks.diabetes),
-         "flights40k": _with("binary", tasks.flights_delay(40_000))}
+         "flights40k": _with("binary", tasks.flights_delay(40_000)), "tweets": _with("binary", tasks.tweets)}
+TEXT = {"tweets": "text"}  # the free-text column of a text-heavy task: TF-IDF baselines read it
 
 
 def score(kind, y_true, pred, proba_pos=None) -> dict:
@@ -50,6 +51,11 @@ def score(kind, y_true, pred, proba_pos=None) -> dict:
     if kind == "binary" and proba_pos is not None:
         out["auc"] = float(roc_auc_score(y_true, proba_pos))
     return out
+
+
+def numeric_times(x):
+    """Timestamps as numbers (their epoch count), as a user would hand them to any of the baselines."""
+    return x.assign(**{c: x[c].astype("int64") for c in x.columns if pd.api.types.is_datetime64_any_dtype(x[c])})
 
 
 def tree_frame(X_tr, X_te):
@@ -62,11 +68,46 @@ def tree_frame(X_tr, X_te):
     return a.astype(float), b.astype(float)
 
 
+def catboost_frames(X_tr, X_te, cat):
+    """CatBoost reads categorical columns natively, as strings (missing: its own category)."""
+    a, b = X_tr.copy(), X_te.copy()
+    for c in cat:
+        a[c], b[c] = (v[c].astype(object).where(v[c].notna(), "missing").map(str) for v in (a, b))
+    return a, b
+
+
+def text_baselines(text, X_tr, y_tr, X_te) -> dict:
+    """TF-IDF + logistic regression on the text alone, and LightGBM on the other columns plus that
+    model's score (cross-fitted on the training rows, 5 folds) — what a user without embeddings runs."""
+    import lightgbm as lgb
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.model_selection import cross_val_predict
+
+    out, classes = {}, np.unique(y_tr)
+    t = time.perf_counter()
+    lr = make_pipeline(TfidfVectorizer(sublinear_tf=True), LogisticRegression(max_iter=2000))
+    ya = np.searchsorted(classes, y_tr)
+    lr.fit(X_tr[text], ya)
+    pp = lr.predict_proba(X_te[text])[:, 1]
+    out["tfidf_lr"] = (classes[(pp > 0.5).astype(int)], pp, time.perf_counter() - t)
+    t = time.perf_counter()
+    oof = cross_val_predict(make_pipeline(TfidfVectorizer(sublinear_tf=True), LogisticRegression(max_iter=2000)),
+                            X_tr[text], ya, cv=StratifiedKFold(5, shuffle=True, random_state=0),
+                            method="predict_proba")[:, 1]
+    a, b = tree_frame(numeric_times(X_tr.drop(columns=text)), numeric_times(X_te.drop(columns=text)))
+    m = lgb.LGBMClassifier(n_jobs=1, verbose=-1, random_state=0).fit(a.assign(text_score=oof), ya)
+    pp2 = m.predict_proba(b.assign(text_score=pp))[:, 1]
+    out["tfidf+lightgbm"] = (classes[(pp2 > 0.5).astype(int)], pp2, time.perf_counter() - t + out["tfidf_lr"][2])
+    return out
+
+
 def baselines(kind, X_tr, y_tr, X_te):
+    import catboost as cb
     import lightgbm as lgb
     import xgboost as xgb
 
     out = {}
+    X_tr, X_te = numeric_times(X_tr), numeric_times(X_te)
     a, b = tree_frame(X_tr, X_te)
     num = [c for c in X_tr.columns if pd.api.types.is_numeric_dtype(X_tr[c])]
     cat = [c for c in X_tr.columns if c not in num]
@@ -76,21 +117,26 @@ def baselines(kind, X_tr, y_tr, X_te):
     if kind == "regression":
         models = {"lightgbm": lgb.LGBMRegressor(n_jobs=1, verbose=-1, random_state=0),
                   "xgboost": xgb.XGBRegressor(n_jobs=1, random_state=0),
+                  "catboost": cb.CatBoostRegressor(thread_count=1, random_seed=0, verbose=0, cat_features=cat,
+                                                    allow_writing_files=False),
                   "linear": make_pipeline(ct, LinearRegression())}
     else:
         models = {"lightgbm": lgb.LGBMClassifier(n_jobs=1, verbose=-1, random_state=0),
                   "xgboost": xgb.XGBClassifier(n_jobs=1, random_state=0),
+                  "catboost": cb.CatBoostClassifier(thread_count=1, random_seed=0, verbose=0, cat_features=cat,
+                                                      allow_writing_files=False),
                   "linear": make_pipeline(ct, LogisticRegression(max_iter=3000))}
     classes = np.unique(y_tr)
     for name, m in models.items():
         t = time.perf_counter()
-        Xa, Xb = (X_tr, X_te) if name == "linear" else (a, b)
+        Xa, Xb = ((X_tr, X_te) if name == "linear" else catboost_frames(X_tr, X_te, cat) if name == "catboost"
+                  else (a, b))
         ya = y_tr if kind == "regression" else np.searchsorted(classes, y_tr)
         m.fit(Xa, ya)
         pred = m.predict(Xb)
         pp = None
         if kind != "regression":
-            pred = classes[np.asarray(pred).astype(int)]
+            pred = classes[np.asarray(pred).astype(int).reshape(-1)]
             if kind == "binary":
                 pp = m.predict_proba(Xb)[:, 1]
         out[name] = (pred, pp, time.perf_counter() - t)
@@ -105,7 +151,8 @@ def run(name, budget):
     es_s = time.perf_counter() - t
     folds = (KFold(5, shuffle=True, random_state=0) if kind == "regression"
              else StratifiedKFold(5, shuffle=True, random_state=0))
-    rows = {m: [] for m in ("ours", "lightgbm", "xgboost", "linear")}
+    rows = {m: [] for m in ("ours", "lightgbm", "xgboost", "catboost", "linear")
+            + (("tfidf_lr", "tfidf+lightgbm") if name in TEXT else ())}
     times = {m: [] for m in rows}
     for tr, te in folds.split(X, y):
         Xtr, Xte = X.iloc[tr].reset_index(drop=True), X.iloc[te].reset_index(drop=True)
@@ -121,7 +168,8 @@ def run(name, budget):
             pred = res["prediction"].to_numpy()
             pred = pred.astype(y.dtype) if y.dtype != object else pred
             rows["ours"].append(score(kind, y[te], pred, res["probability"].to_numpy() if kind == "binary" else None))
-        for m, (pred, pp, s) in baselines(kind, Xtr, y[tr], Xte).items():
+        extra = text_baselines(TEXT[name], Xtr, y[tr], Xte) if name in TEXT else {}
+        for m, (pred, pp, s) in {**baselines(kind, Xtr, y[tr], Xte), **extra}.items():
             rows[m].append(score(kind, y[te], pred, pp))
             times[m].append(s)
     out = []
@@ -136,6 +184,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", default=",".join(TASKS))
     ap.add_argument("--budget", type=float, default=None, help="embedding-space training seconds (default: automatic)")
+    ap.add_argument("--out", default="single_table.json", help="file name under bench/results/")
     args = ap.parse_args()
     torch.set_num_threads(1)
     results = []
@@ -144,7 +193,7 @@ def main():
         print(pd.DataFrame([r for r in results if r["task"] == t]).to_markdown(index=False), flush=True)
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "single_table.json").write_text(json.dumps(results, indent=1))
+    (out / args.out).write_text(json.dumps(results, indent=1))
     print(pd.DataFrame(results).to_markdown(index=False))
 
 
