@@ -130,9 +130,10 @@ def _params(task, seed: int, threads: int) -> dict:
 
 class BoostedHead:
     def __init__(self, booster, raw: RawColumns, text: TextScores | None, d_embedding: int, n_out: int,
-                 rounds: int, why: str, embedding: bool = True):
+                 rounds: int, why: str, embedding: bool = True, fill: list | None = None):
         self.booster, self.raw, self.text, self.d, self.n_out = booster, raw, text, d_embedding, n_out
         self.rounds, self.why, self.embedding = rounds, why, embedding
+        self.fill = None if fill is None else np.array([np.nan if v is None else v for v in fill], dtype=np.float64)
 
     def features(self, X: np.ndarray, rows: pd.DataFrame, plan, blank=(), out_of_fold: bool = False) -> np.ndarray:
         """``[X | R | T]`` for ``rows`` (``[R | T]`` when the trees do without the embedding); the
@@ -145,16 +146,30 @@ class BoostedHead:
                  **(self.text.spans(d + R.shape[1]) if self.text is not None else {})}
         for c in blank:
             Z[:, spans.get(c, [])] = np.nan
+        if self.fill is not None:  # a feature with no missing value in training: LightGBM would read NaN as 0
+            Z = np.where(np.isnan(Z) & ~np.isnan(self.fill), self.fill, Z)
         return Z
+
+    def _fill_values(self, Z: np.ndarray, cats: list[int]) -> list:
+        """Per feature: None where the training rows had missing values (the trees learned where they
+        go) or the feature is split as categories (missing goes to the "other" side); else the training
+        median, what a missing or hidden value reads as — the column at a typical value."""
+        out = []
+        for j in range(Z.shape[1]):
+            col = Z[:, j]
+            out.append(None if j in cats or np.isnan(col).any() or not len(col) else float(np.median(col)))
+        return out
 
     @classmethod
     def fit(cls, X: np.ndarray, rows: pd.DataFrame, plan, hidden, y: np.ndarray, tr: np.ndarray, task, *,
-            seed: int, threads: int) -> "BoostedHead | None":
+            seed: int, threads: int, embedding_allowed: bool = True) -> "BoostedHead | None":
         """Trees on the training rows ``tr``; None with fewer than ``MIN_ROWS`` rows. Two feature sets
         compete on an inner split of the training rows — with the embedding ``[X | R | T]`` and without
         it ``[R | T]`` (the embedding's many smooth dimensions can crowd out the raw columns' splits:
         flights 10K, 0.692 AUC on the raw columns, 0.672 with the embedding beside them) — and the one
-        with the lower inner loss is refit on all training rows with its early-stopped rounds."""
+        with the lower inner loss is refit on all training rows with its early-stopped rounds.
+        ``embedding_allowed=False`` (the space was fine-tuned on these rows' labels, so its embedding of a
+        training row has seen that row's target): ``[R | T]`` only."""
         import lightgbm as lgb
 
         if len(tr) < MIN_ROWS:
@@ -167,7 +182,10 @@ class BoostedHead:
         inner, fit_rows = np.sort(order[:n_inner]), np.sort(order[n_inner:])
         label = y.astype(np.float64)
         tried = {}
-        for embedding in ((True, False) if raw.columns or text is not None else (True,)):
+        has_raw = bool(raw.columns) or text is not None
+        if not has_raw and not embedding_allowed:
+            return None
+        for embedding in ((True, False) if has_raw and embedding_allowed else (True,) if not has_raw else (False,)):
             head = cls(None, raw, text, X.shape[1], task.n_out, 0, "", embedding)
             Z = head.features(X, rows, plan, out_of_fold=True)
             cats = [(X.shape[1] if embedding else 0) + i for i in raw.categorical]
@@ -183,6 +201,9 @@ class BoostedHead:
             tried[embedding] = (loss, max(1, int(probe.best_iteration or ROUNDS)), head, dataset)
         embedding = min(tried, key=lambda e: (tried[e][0], not e))  # equal losses: keep the embedding
         loss, rounds, head, dataset = tried[embedding]
+        head.fill = np.array([np.nan if v is None else v for v in head._fill_values(
+            head.features(X[tr], rows.iloc[tr].reset_index(drop=True), plan),
+            [(X.shape[1] if embedding else 0) + i for i in raw.categorical])], dtype=np.float64)
         head.booster, head.rounds = lgb.train(params, dataset(tr), rounds), rounds
         texts = f", the text scores of {', '.join(text.columns)} (cross-fitted)" if text is not None else ""
         losses = "; ".join(f"{'with' if e else 'without'} the embedding {v[0]:.4f}" for e, v in tried.items())
@@ -209,7 +230,8 @@ class BoostedHead:
     def get_state(self) -> dict:
         return {"raw": self.raw.to_dict(), "text": self.text.get_state() if self.text is not None else None,
                 "d_embedding": self.d, "n_out": self.n_out, "rounds": self.rounds, "why": self.why,
-                "embedding": self.embedding}
+                "embedding": self.embedding,
+                "fill": None if self.fill is None else [None if np.isnan(v) else float(v) for v in self.fill]}
 
     @classmethod
     def from_state(cls, state: dict, model: str) -> "BoostedHead":
@@ -217,7 +239,8 @@ class BoostedHead:
 
         return cls(lgb.Booster(model_str=model), RawColumns.from_dict(state["raw"]),
                    TextScores.from_state(state.get("text")), int(state["d_embedding"]),
-                   int(state["n_out"]), int(state["rounds"]), state["why"], bool(state.get("embedding", True)))
+                   int(state["n_out"]), int(state["rounds"]), state["why"], bool(state.get("embedding", True)),
+                   state.get("fill"))
 
 
 def blend(mlp_out: np.ndarray, tree_out: np.ndarray, w: float, regression: bool) -> np.ndarray:

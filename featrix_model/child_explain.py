@@ -11,7 +11,7 @@ Per link (``<link>``: the relationship's name in the space, e.g. ``flights``):
 * ``children`` — how many child rows the parent has (before the space's cap);
 * ``top_children`` — the child rows that weighed most on this prediction: each of the parent's
   children (up to ``MAX_LEFT_OUT``, those with the most attention first) is left out of the pooling in
-  turn and the row's score recomputed; ``effect`` is the score with the child minus the score without
+  turn (``<link>.count`` one lower; the statistics keep every child) and the row's score recomputed; ``effect`` is the score with the child minus the score without
   it, on a scale that does not saturate — the head's log-odds of the class ``feature_importance``
   tracks, before calibration (a calibrated 0.99999 hardly moves), or the predicted value — ``weight`` the child's attention weight in the
   space's pooling (the mean over the learned queries of each query's softmax over the children
@@ -58,6 +58,7 @@ def explain_children(space, rows: pd.DataFrame, importance: list[dict], score, t
     """``score(variant_rows, of)``: the predictor's row score of prepared ``variant_rows``, each the
     variant of row ``of[j]`` of ``rows`` (tracked against that row's own prediction)."""
     out = [{} for _ in range(len(rows))]
+    base = score(rows, np.arange(len(rows)))
     for link in space.links:
         positions, att = attention(space, rows, link)
         values = rows[link.column].tolist()
@@ -68,11 +69,13 @@ def explain_children(space, rows: pd.DataFrame, importance: list[dict], score, t
                 variants.append((kept.tolist(), max(int(v[1]) - 1, 0)) if len(kept) else None)
                 of.append(i)
                 which.append(int(j))
-        base = score(rows, np.arange(len(rows)))
         effect = np.zeros(0)
         if variants:
             frame = rows.iloc[of].reset_index(drop=True)
             frame[link.column] = pd.Series(variants, dtype=object)
+            count = f"{link.name}.count"
+            if count in frame.columns:  # the count column agrees with the pooled children (statistics keep every child)
+                frame[count] = pd.to_numeric(frame[count], errors="coerce") - 1
             effect = base[of] - score(frame, np.asarray(of))
         by_row: dict[int, list] = {}
         for k, (i, j) in enumerate(zip(of, which)):

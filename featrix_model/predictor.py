@@ -47,7 +47,8 @@ from featrix_model.training.trainer import cuda_determinism
 log = logging.getLogger("featrix_model")
 FORMAT, VERSION = "featrix-predictor", 2
 HEADS = ("auto", "mlp", "trees")
-IMPORTANCE = ("column occlusion: each column hidden with the space's MARGINAL token; "
+IMPORTANCE = ("column occlusion: each column hidden with the space's MARGINAL token (and, to the trees, "
+              "missing or at its training median); "
               "value = score with the column − score without it")
 
 
@@ -202,9 +203,13 @@ class Predictor:
             self.decisions_.append("head: the MLP alone (set by the caller)")
             return mlp_va
         trees = BoostedHead.fit(X, rows, self.space.plan, self.hidden_, y, tr, self.task_, seed=s.seed,
-                                threads=s.threads or 1)
+                                threads=s.threads or 1, embedding_allowed=not self.fine_tune_)
+        if self.fine_tune_:
+            self.decisions_.append("trees: without the embedding (the space was fine-tuned on the training rows' "
+                                   "target, so its embedding of a training row has seen that row's label)")
         if trees is None:
-            self.decisions_.append(f"head: the MLP alone (fewer than {TREES_MIN_ROWS} training rows for trees)")
+            self.decisions_.append(f"head: the MLP alone (fewer than {TREES_MIN_ROWS} training rows for trees, or "
+                                   "no raw or text column for them to read)")
             return mlp_va
         tree_va = trees.outputs(X[va], rows.iloc[va].reset_index(drop=True), self.space.plan)
         if s.head == "trees":
@@ -388,7 +393,7 @@ class Predictor:
         if fitted.get("trees"):
             try:
                 p.trees_ = BoostedHead.from_state(fitted["trees"], io.read_json(path / "trees.json")["model"])
-            except (KeyError, TypeError, ValueError, OSError) as e:
+            except Exception as e:  # noqa: BLE001 (LightGBM's own errors are plain Exceptions)
                 raise io.ArtifactError(path, "trees.json", f"does not hold the predictor's trees ({type(e).__name__}: "
                                        f"{e})", "fit the predictor again") from None
         p.timeline_ = io.read_json(path / "timeline.json")

