@@ -39,16 +39,18 @@ def _fit_linear(V: np.ndarray, y: np.ndarray, kind: str, n_out: int, seed: int) 
     if kind == "regression":
         m = Ridge(alpha=ALPHA).fit(V, y)
         return np.atleast_2d(m.coef_), np.atleast_1d(m.intercept_)
-    classes = np.unique(y)
+    classes = np.unique(y).astype(int)
     k = 1 if n_out == 2 else n_out
     coef, icpt = np.zeros((k, V.shape[1])), np.full(k, MISSING_CLASS)
-    if len(classes) < 2:
-        icpt[:] = 0.0
+    if len(classes) < 2:  # one class only: it scores 0, the absent ones MISSING_CLASS (binary: log-odds of class 1)
+        if k == 1:
+            icpt[0] = -MISSING_CLASS if classes[0] == 1 else MISSING_CLASS
+        else:
+            icpt[classes[0]] = 0.0
         return coef, icpt
     m = LogisticRegression(C=C, max_iter=1000, random_state=seed).fit(V, y.astype(int))
-    if k == 1:
-        sign = 1.0 if classes[-1] == 1 else -1.0  # decision_function scores class 1 (a fold may lack it)
-        return sign * m.coef_, sign * m.intercept_
+    if k == 1:  # both classes present: decision_function scores class 1
+        return m.coef_, m.intercept_
     if len(classes) == 2:  # a fold with two of the classes: one score, the second class's
         coef[classes[1]], icpt[classes[1]], icpt[classes[0]] = m.coef_[0], m.intercept_[0], 0.0
         return coef, icpt

@@ -67,3 +67,17 @@ def test_training_rows_get_cross_fitted_scores_that_cannot_memorise_a_random_lab
     in_sample = text.features(rows)[:, 0]
     assert roc_auc_score(y, in_sample) > 0.6  # a model scoring its own training rows has learned the noise
     assert abs(roc_auc_score(y, oof) - 0.5) < 0.1  # cross-fitted scores have not
+
+
+def test_folds_that_miss_classes_still_give_one_score_per_class():
+    from featrix_model.text_scores import MISSING_CLASS, _fit_linear
+
+    rng = np.random.default_rng(0)
+    V, y = rng.normal(size=(40, 384)), np.array([1, 3] * 20)
+    coef, icpt = _fit_linear(V, y, "multiclass", 4, seed=0)
+    assert coef.shape == (4, 384) and icpt[0] == icpt[2] == MISSING_CLASS and icpt[1] == 0.0
+    assert np.any(coef[3] != 0) and not np.any(coef[[0, 1, 2]])
+    coef, icpt = _fit_linear(V, np.full(40, 2), "multiclass", 4, seed=0)
+    assert icpt[2] == 0.0 and (icpt[[0, 1, 3]] == MISSING_CLASS).all()
+    coef, icpt = _fit_linear(V, np.zeros(40), "binary", 2, seed=0)
+    assert coef.shape == (1, 384) and icpt[0] == MISSING_CLASS  # class 1 absent: very unlikely
