@@ -55,7 +55,8 @@ def score(kind, y_true, pred, proba_pos=None) -> dict:
 
 def numeric_times(x):
     """Timestamps as numbers (their epoch count), as a user would hand them to any of the baselines."""
-    return x.assign(**{c: x[c].astype("int64") for c in x.columns if pd.api.types.is_datetime64_any_dtype(x[c])})
+    return x.assign(**{c: x[c].astype("int64").astype(float).where(x[c].notna()) for c in x.columns
+                       if pd.api.types.is_datetime64_any_dtype(x[c])})  # NaT stays missing
 
 
 def tree_frame(X_tr, X_te):

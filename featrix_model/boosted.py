@@ -135,11 +135,18 @@ class BoostedHead:
         self.rounds, self.why, self.embedding = rounds, why, embedding
         self.fill = None if fill is None else np.array([np.nan if v is None else v for v in fill], dtype=np.float64)
 
-    def features(self, X: np.ndarray, rows: pd.DataFrame, plan, blank=(), out_of_fold: bool = False) -> np.ndarray:
-        """``[X | R | T]`` for ``rows`` (``[R | T]`` when the trees do without the embedding); the
-        columns in ``blank`` read as missing (importance)."""
+    def side(self, rows: pd.DataFrame, plan, out_of_fold: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(R, T)``: the raw columns and text scores of ``rows`` — the same for every embedding of
+        them, so importance's variants of a row read them once."""
         R = self.raw.matrix(rows, plan)
         T = self.text.features(rows, out_of_fold) if self.text is not None else np.zeros((len(rows), 0))
+        return R, T
+
+    def features(self, X: np.ndarray, rows: pd.DataFrame, plan, blank=(), out_of_fold: bool = False,
+                 side: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """``[X | R | T]`` for ``rows`` (``[R | T]`` when the trees do without the embedding); the
+        columns in ``blank`` read as missing (importance); ``side``: ``side(rows, plan)`` when known."""
+        R, T = side if side is not None else self.side(rows, plan, out_of_fold)
         d = self.d if self.embedding else 0
         Z = np.hstack([X.astype(np.float64)[:, :d], R, T])
         spans = {**{c: [d + i for i in v] for c, v in self.raw.spans().items()},
@@ -150,15 +157,16 @@ class BoostedHead:
             Z = np.where(np.isnan(Z) & ~np.isnan(self.fill), self.fill, Z)
         return Z
 
-    def _fill_values(self, Z: np.ndarray, cats: list[int]) -> list:
+    @staticmethod
+    def _fill_values(Z: np.ndarray, cats: list[int]) -> np.ndarray:
         """Per feature: None where the training rows had missing values (the trees learned where they
         go) or the feature is split as categories (missing goes to the "other" side); else the training
         median, what a missing or hidden value reads as — the column at a typical value."""
         out = []
         for j in range(Z.shape[1]):
             col = Z[:, j]
-            out.append(None if j in cats or np.isnan(col).any() or not len(col) else float(np.median(col)))
-        return out
+            out.append(np.nan if j in cats or np.isnan(col).any() or not len(col) else float(np.median(col)))
+        return np.array(out, dtype=np.float64)
 
     @classmethod
     def fit(cls, X: np.ndarray, rows: pd.DataFrame, plan, hidden, y: np.ndarray, tr: np.ndarray, task, *,
@@ -201,9 +209,8 @@ class BoostedHead:
             tried[embedding] = (loss, max(1, int(probe.best_iteration or ROUNDS)), head, dataset)
         embedding = min(tried, key=lambda e: (tried[e][0], not e))  # equal losses: keep the embedding
         loss, rounds, head, dataset = tried[embedding]
-        head.fill = np.array([np.nan if v is None else v for v in head._fill_values(
-            head.features(X[tr], rows.iloc[tr].reset_index(drop=True), plan),
-            [(X.shape[1] if embedding else 0) + i for i in raw.categorical])], dtype=np.float64)
+        head.fill = cls._fill_values(head.features(X[tr], rows.iloc[tr].reset_index(drop=True), plan),
+                                     [(X.shape[1] if embedding else 0) + i for i in raw.categorical])
         head.booster, head.rounds = lgb.train(params, dataset(tr), rounds), rounds
         texts = f", the text scores of {', '.join(text.columns)} (cross-fitted)" if text is not None else ""
         losses = "; ".join(f"{'with' if e else 'without'} the embedding {v[0]:.4f}" for e, v in tried.items())
@@ -215,9 +222,9 @@ class BoostedHead:
             text._oof = None  # the cross-fitted scores served the training rows only
         return head
 
-    def outputs(self, X: np.ndarray, rows: pd.DataFrame, plan, blank=()) -> np.ndarray:
+    def outputs(self, X: np.ndarray, rows: pd.DataFrame, plan, blank=(), side=None) -> np.ndarray:
         """Raw scores in the MLP's output layout: logits (binary: [0, s]) or regression (mean, 0)."""
-        Z = self.features(X, rows, plan, blank)
+        Z = self.features(X, rows, plan, blank, side=side)
         s = np.asarray(self.booster.predict(Z, raw_score=True, num_threads=1), dtype=np.float64)
         if self.n_out == 2 or s.ndim == 1:
             s = s.reshape(len(Z))

@@ -222,16 +222,17 @@ class Predictor:
             self.trees_, self.blend_ = trees, w
         return blend(mlp_va, tree_va, w, regression)
 
-    def _head_outputs(self, X: np.ndarray, rows: pd.DataFrame, blank=None) -> np.ndarray:
-        """The chosen head's outputs for embeddings ``X`` of ``rows``; ``blank``: columns whose raw values
-        the trees see as missing (the column hidden from the embedding too, for importance)."""
+    def _head_outputs(self, X: np.ndarray, rows: pd.DataFrame | None, blank=None, side=None) -> np.ndarray:
+        """The chosen head's outputs for embeddings ``X`` of ``rows`` (not read by the MLP alone);
+        ``blank``: columns whose raw values the trees see as missing (the column hidden from the
+        embedding too, for importance); ``side``: the trees' ``side(rows)`` when already read."""
         if self.mlp_.training:
             self.mlp_.eval()
         with torch.no_grad():
             out = fixed_shape_outputs(self.mlp_, X)
         if self.trees_ is None:
             return out
-        return blend(out, self.trees_.outputs(X, rows, self.space.plan, blank or ()), self.blend_,
+        return blend(out, self.trees_.outputs(X, rows, self.space.plan, blank or (), side), self.blend_,
                      self.task_.kind.value == "regression")
 
     def _content_hash(self) -> str:
@@ -299,9 +300,12 @@ class Predictor:
         hidden in turn, all encoded in one pass (``EmbeddingSpace.encode_variants``)."""
         cuda_determinism(self.space.net.device, self.settings.deterministic, self.space.config.allow_tf32)
         variants = self.space.encode_variants(df, [self.hidden_] + [self.hidden_ + (c,) for c in cols])
-        outs = np.stack([self._head_outputs(variants[j], df, () if j == 0 else (cols[j - 1],))
-                         for j in range(len(variants))]) if self.trees_ is not None else self._head_outputs(
-            variants.reshape(-1, variants.shape[-1]), df).reshape(len(variants), len(df), -1)
+        if self.trees_ is None:  # the MLP alone: every variant in one pass
+            outs = self._head_outputs(variants.reshape(-1, variants.shape[-1]), None).reshape(len(variants), len(df), -1)
+        else:  # the raw columns and text scores read once, blanked per variant
+            side = self.trees_.side(df, self.space.plan)
+            outs = np.stack([self._head_outputs(variants[j], df, () if j == 0 else (cols[j - 1],), side)
+                             for j in range(len(variants))])
         X, out = variants[0], outs[0]
         sigma = self.ood_.sigma(X)
         scores = self.task_.scores(out)
