@@ -194,7 +194,8 @@ class BoostedHead:
         if not has_raw and not embedding_allowed:
             return None
         for embedding in ((True, False) if has_raw and embedding_allowed else (True,) if not has_raw else (False,)):
-            head = cls(None, raw, text, X.shape[1], task.n_out, 0, "", embedding)
+            n_out = 1 if task.kind.value == "regression" else task.n_out  # regression: one output, the mean
+            head = cls(None, raw, text, X.shape[1], n_out, 0, "", embedding)
             Z = head.features(X, rows, plan, out_of_fold=True)
             cats = [(X.shape[1] if embedding else 0) + i for i in raw.categorical]
 
@@ -226,7 +227,10 @@ class BoostedHead:
         """Raw scores in the MLP's output layout: logits (binary: [0, s]) or regression (mean, 0)."""
         Z = self.features(X, rows, plan, blank, side=side)
         s = np.asarray(self.booster.predict(Z, raw_score=True, num_threads=1), dtype=np.float64)
-        if self.n_out == 2 or s.ndim == 1:
+        if self.n_out == 1:  # regression: (mean, log variance 0); ``blend`` keeps the MLP's variance
+            s = s.reshape(len(Z))
+            return np.column_stack([s, np.zeros_like(s)]).astype(np.float32)
+        if self.n_out == 2:
             s = s.reshape(len(Z))
             return np.column_stack([np.zeros_like(s), s]).astype(np.float32)
         return s.reshape(len(Z), self.n_out).astype(np.float32)

@@ -128,6 +128,24 @@ def test_regression_blend_keeps_the_mlps_variance_and_mixes_the_means():
     assert np.array_equal(blend(mlp, trees, 1.0, regression=True), mlp)
 
 
+def test_the_trees_head_predicts_a_regression_target_as_well_as_raw_lightgbm(fitted):
+    """A step in the mean (the bands again, as a value): the trees' outputs are the mean, in the
+    MLP's (mean, log variance) layout; trees alone and the chosen head on held-out rows come within
+    10 % of raw LightGBM's RMSE, and the MLP's σ still gives intervals."""
+    es, df, held = fitted
+    value = (lambda d: 10.0 * (np.floor(d["signal"] * 8) % 2) + d["noise0"])
+    df, held = df.assign(value=value(df)), held.assign(value=value(held))
+    raw = lgb.LGBMRegressor(n_jobs=1, verbose=-1, random_state=0).fit(df[FEATURES[:-1]], df["value"])
+    rmse = (lambda pred: float(np.sqrt(np.mean((np.asarray(pred, float) - held["value"].to_numpy()) ** 2))))
+    raw_rmse = rmse(raw.predict(held[FEATURES[:-1]]))
+    for head in ("trees", "auto"):
+        p = Predictor.fit(es, df.drop(columns="label"), target="value", seed=0, head=head)
+        out = p.predict_frame(held.drop(columns=["label", "value"]), explain=False)
+        assert rmse(out["prediction"]) <= 1.1 * raw_rmse, (head, rmse(out["prediction"]), raw_rmse)
+        assert p.summary()["head"]["chosen"] in ("trees", "blend")
+    assert raw_rmse < 2.0  # the signal is learnable: noise0 alone has σ 1
+
+
 def test_head_setting_is_checked_and_respected(fitted):
     es, df, _ = fitted
     with pytest.raises(ValueError, match="head='forest' is not one of"):
